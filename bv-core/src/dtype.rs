@@ -114,13 +114,38 @@ impl fmt::Display for DType {
 pub trait Element: Copy + Send + Sync + 'static {
     /// The element type of this Rust type.
     const DTYPE: DType;
+
+    /// Appends the value's little-endian bytes (booleans as one byte, 0 or 1).
+    fn write_le(self, out: &mut Vec<u8>);
+
+    /// Reads a value from the first `DTYPE.size_in_bytes()` little-endian bytes of `b`
+    /// (any non-zero byte is `true`).
+    fn read_le(b: &[u8]) -> Self;
 }
 
 macro_rules! element {
-    ($($t:ty => $d:ident),* $(,)?) => { $(impl Element for $t { const DTYPE: DType = DType::$d; })* };
+    ($($t:ty => $d:ident),* $(,)?) => { $(impl Element for $t {
+        const DTYPE: DType = DType::$d;
+        fn write_le(self, out: &mut Vec<u8>) { out.extend_from_slice(&self.to_le_bytes()) }
+        fn read_le(b: &[u8]) -> Self {
+            let mut a = [0u8; std::mem::size_of::<$t>()];
+            a.copy_from_slice(&b[..std::mem::size_of::<$t>()]);
+            <$t>::from_le_bytes(a)
+        }
+    })* };
+}
+
+impl Element for bool {
+    const DTYPE: DType = DType::Bool;
+    fn write_le(self, out: &mut Vec<u8>) {
+        out.push(self as u8)
+    }
+    fn read_le(b: &[u8]) -> Self {
+        b[0] != 0
+    }
 }
 element!(
-    bool => Bool, i8 => I8, i16 => I16, i32 => I32, i64 => I64,
+    i8 => I8, i16 => I16, i32 => I32, i64 => I64,
     u8 => U8, u16 => U16, u32 => U32, u64 => U64,
     half::f16 => F16, half::bf16 => BF16, f32 => F32, f64 => F64,
 );
@@ -131,7 +156,10 @@ mod tests {
 
     #[test]
     fn sizes_match_rust_types() {
-        assert_eq!(DType::BF16.size_in_bytes(), std::mem::size_of::<half::bf16>());
+        assert_eq!(
+            DType::BF16.size_in_bytes(),
+            std::mem::size_of::<half::bf16>()
+        );
         assert_eq!(DType::Bool.size_in_bytes(), std::mem::size_of::<bool>());
         assert_eq!(DType::U64.size_in_bytes(), std::mem::size_of::<u64>());
     }

@@ -5,7 +5,12 @@
 //! Enumerations are plain integer constants, because a plugin may return values newer
 //! than this header knows. The safe layer lives in `bv-core::pjrt`.
 #![no_std]
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, clippy::all)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    clippy::all
+)]
 
 include!("bindings.rs");
 
