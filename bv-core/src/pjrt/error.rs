@@ -12,6 +12,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorCode(pub u32);
 
+impl ErrorCode {
+    /// The plugin does not implement the call.
+    pub const UNIMPLEMENTED: ErrorCode = ErrorCode(12);
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const NAMES: [&str; 17] = [

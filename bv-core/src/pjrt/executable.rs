@@ -8,7 +8,7 @@ use super::api::{args, call, string_from};
 use super::buffer::{from_pjrt, Buffer};
 use super::client::Client;
 use super::device::Device;
-use super::error::{Error, Result};
+use super::error::{Error, ErrorCode, Result};
 use super::named_value::{read_list, NamedValue};
 use super::signature::Signature;
 use crate::DType;
@@ -32,6 +32,17 @@ pub struct MemoryStats {
     pub alias_size: i64,
     pub temp_size: i64,
     pub peak_memory: i64,
+}
+
+/// `Some(())` for success, `None` where the plugin lacks the feature (an entry it does not
+/// have, or one that answers UNIMPLEMENTED).
+fn offered(result: Result<()>) -> Result<Option<()>> {
+    match result {
+        Ok(()) => Ok(Some(())),
+        Err(Error::Unsupported { .. }) => Ok(None),
+        Err(Error::Plugin { code, .. }) if code == ErrorCode::UNIMPLEMENTED => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A compiled program on its addressable devices. Freed on drop.
@@ -167,38 +178,36 @@ impl LoadedExecutable {
         })
     }
 
-    /// The compiler's cost estimates (`flops`, `bytes accessed`, ...), where the plugin
-    /// offers them.
-    pub fn cost_analysis(&self) -> Result<BTreeMap<String, NamedValue>> {
+    /// The compiler's cost estimates (`flops`, `bytes accessed`, ...), or `None` where the
+    /// plugin does not offer them (XLA's CPU plugins do not).
+    pub fn cost_analysis(&self) -> Result<Option<BTreeMap<String, NamedValue>>> {
+        let api = &self.client.inner.plugin.api;
         self.with_executable(|e| {
             let mut a = args!(PJRT_Executable_GetCostAnalysis_Args { executable: e });
-            call!(
-                &self.client.inner.plugin.api,
-                PJRT_Executable_GetCostAnalysis,
-                &mut a
-            )?;
+            if offered(call!(api, PJRT_Executable_GetCostAnalysis, &mut a))?.is_none() {
+                return Ok(None);
+            }
             // SAFETY: the properties live as long as the executable.
-            Ok(unsafe { read_list(a.properties, a.num_properties) })
+            Ok(Some(unsafe { read_list(a.properties, a.num_properties) }))
         })
     }
 
-    /// The compiled program's memory use, where the plugin offers it.
-    pub fn memory_stats(&self) -> Result<MemoryStats> {
+    /// The compiled program's memory use, or `None` where the plugin does not offer it.
+    pub fn memory_stats(&self) -> Result<Option<MemoryStats>> {
+        let api = &self.client.inner.plugin.api;
         self.with_executable(|e| {
             let mut a = args!(PJRT_Executable_GetCompiledMemoryStats_Args { executable: e });
-            call!(
-                &self.client.inner.plugin.api,
-                PJRT_Executable_GetCompiledMemoryStats,
-                &mut a
-            )?;
-            Ok(MemoryStats {
+            if offered(call!(api, PJRT_Executable_GetCompiledMemoryStats, &mut a))?.is_none() {
+                return Ok(None);
+            }
+            Ok(Some(MemoryStats {
                 generated_code_size: a.generated_code_size_in_bytes,
                 argument_size: a.argument_size_in_bytes,
                 output_size: a.output_size_in_bytes,
                 alias_size: a.alias_size_in_bytes,
                 temp_size: a.temp_size_in_bytes,
                 peak_memory: a.peak_memory_in_bytes,
-            })
+            }))
         })
     }
 
@@ -362,5 +371,14 @@ impl Drop for LoadedExecutable {
             PJRT_LoadedExecutable_Destroy,
             &mut a
         );
+    }
+}
+
+impl std::fmt::Debug for LoadedExecutable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedExecutable")
+            .field("devices", &self.devices.len())
+            .field("outputs", &self.num_outputs)
+            .finish()
     }
 }
