@@ -1,2 +1,16 @@
 //! big_vision's trainer in Rust: configs, the TFDS input pipeline and preprocessing ops,
 //! optimizers and schedules, evaluators, checkpoints and the training loop.
+//!
+//! ```no_run
+//! use bv_train::data::TfdsDataset;
+//! let ds = TfdsDataset::open("fashion_mnist", None)?;
+//! let reads = ds.reads(&ds.ranges("train[:99%]")?);
+//! for rec in ds.stream(&reads, Default::default()).take(3) {
+//!     let ex = ds.example(&rec?)?;
+//!     println!("{:?}", ex["label"]);
+//! }
+//! # Ok::<(), bv_train::data::DataError>(())
+//! ```
+
+pub mod data;
+pub mod pp;

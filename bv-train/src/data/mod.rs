@@ -1,0 +1,20 @@
+//! Datasets: the TFDS directory format (TFRecord shards, `tf.train.Example`, split strings),
+//! raw-file preparation, and the training and eval input pipelines.
+
+pub mod error;
+pub mod example;
+pub mod fashion_mnist;
+pub mod idx;
+pub mod info;
+pub mod split;
+pub mod tfds;
+pub mod tfrecord;
+pub mod value;
+pub mod writer;
+
+pub use error::DataError;
+pub use info::{DatasetInfo, FeatureKind, FeatureSpec, SplitInfo};
+pub use split::{even_split, ShardRead, SplitRange, SplitSpec};
+pub use tfds::{data_dir, Record, RecordStream, TfdsDataset};
+pub use tfrecord::{Corruption, TfRecordReader, TfRecordWriter};
+pub use value::{Array, Example, Value};
