@@ -12,5 +12,6 @@
 //! # Ok::<(), bv_train::data::DataError>(())
 //! ```
 
+pub mod cli;
 pub mod data;
 pub mod pp;

@@ -70,7 +70,11 @@ pub struct Int64List {
 }
 
 fn resolve_shape(key: &str, shape: &[i64], len: usize) -> Result<Vec<usize>> {
-    let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let known: usize = shape
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
     let unknown = shape.iter().filter(|&&d| d < 0).count();
     let bad = || DataError::Feature {
         key: key.to_string(),
@@ -78,7 +82,7 @@ fn resolve_shape(key: &str, shape: &[i64], len: usize) -> Result<Vec<usize>> {
     };
     match unknown {
         0 if known == len => Ok(shape.iter().map(|&d| d as usize).collect()),
-        1 if known > 0 && len % known == 0 => Ok(shape
+        1 if known > 0 && len.is_multiple_of(known) => Ok(shape
             .iter()
             .map(|&d| if d < 0 { len / known } else { d as usize })
             .collect()),
@@ -127,7 +131,9 @@ pub fn to_example(proto: ExampleProto, specs: &[FeatureSpec]) -> Result<Example>
         let spec = specs.iter().find(|s| s.key == key).map(|s| &s.kind);
         let n = list_len(&list);
         let shape = match spec {
-            Some(FeatureKind::Image { .. } | FeatureKind::ClassLabel { .. } | FeatureKind::Text) => {
+            Some(
+                FeatureKind::Image { .. } | FeatureKind::ClassLabel { .. } | FeatureKind::Text,
+            ) => {
                 if n != 1 {
                     return Err(DataError::Feature {
                         key,

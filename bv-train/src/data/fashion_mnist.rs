@@ -111,7 +111,9 @@ fn fetch_with_apt(dest: &Path) -> Result<PathBuf> {
         Command::new("apt-get")
             .args(["download", PACKAGE])
             .current_dir(&work),
-        &format!("{hint}: `apt-get download {PACKAGE}` (try `apt-get update` first, or pass --idx-dir)"),
+        &format!(
+            "{hint}: `apt-get download {PACKAGE}` (try `apt-get update` first, or pass --idx-dir)"
+        ),
     )?;
     let deb = std::fs::read_dir(&work)
         .map_err(|e| DataError::io(&work, e))?
@@ -171,9 +173,7 @@ pub fn read_raw(idx_dir: &Path, split: &str) -> Result<RawSplit> {
     let lp = format!("{s}-labels-idx1-ubyte");
     let images = read_idx_u8(&find_file(idx_dir, &ip).ok_or_else(|| missing(&ip))?)?;
     let labels = read_idx_u8(&find_file(idx_dir, &lp).ok_or_else(|| missing(&lp))?)?;
-    if images.shape.len() != 3
-        || images.shape[1..] != [28, 28]
-        || labels.shape != [images.shape[0]]
+    if images.shape.len() != 3 || images.shape[1..] != [28, 28] || labels.shape != [images.shape[0]]
     {
         return Err(DataError::Idx {
             path: idx_dir.join(&ip),
@@ -218,11 +218,11 @@ pub fn features_json() -> serde_json::Value {
     })
 }
 
-/// Writes `data_dir/fashion_mnist/3.0.1` from the IDX files in `idx_dir`; `limit` keeps only
-/// the first examples of each split. Returns the dataset folder.
-pub fn prepare(idx_dir: &Path, data_dir: &Path, limit: Option<usize>) -> Result<PathBuf> {
+/// Writes `data_dir/fashion_mnist/3.0.1` from the IDX files in `idx_dir`; `limits` (train,
+/// test) keep only the first examples of a split. Returns the dataset folder.
+pub fn prepare(idx_dir: &Path, data_dir: &Path, limits: [Option<usize>; 2]) -> Result<PathBuf> {
     let mut w = DatasetWriter::new(data_dir, "fashion_mnist", VERSION)?;
-    for split in ["train", "test"] {
+    for (split, limit) in ["train", "test"].into_iter().zip(limits) {
         let raw = read_raw(idx_dir, split)?;
         let n = limit.map_or(raw.len(), |l| l.min(raw.len()));
         let records = (0..n)
@@ -251,7 +251,10 @@ pub fn prepare(idx_dir: &Path, data_dir: &Path, limit: Option<usize>) -> Result<
         "location".into(),
         json!({"urls": ["https://github.com/zalandoresearch/fashion-mnist"]}),
     );
-    info.other.insert("moduleName".into(), json!("tensorflow_datasets.image_classification.mnist"));
+    info.other.insert(
+        "moduleName".into(),
+        json!("tensorflow_datasets.image_classification.mnist"),
+    );
     w.write_file("label.labels.txt", &(LABELS.join("\n") + "\n"))?;
     w.finish(&features_json())
 }

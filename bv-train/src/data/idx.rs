@@ -62,8 +62,13 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let ok = [0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 2, 7, 9];
-        assert_eq!(parse_idx_u8(&ok).unwrap(), Array::new(vec![1, 2], vec![7, 9]));
+        assert_eq!(
+            parse_idx_u8(&ok).unwrap(),
+            Array::new(vec![1, 2], vec![7, 9])
+        );
         assert!(parse_idx_u8(&ok[..13]).unwrap_err().contains("needs 2"));
-        assert!(parse_idx_u8(&[0, 0, 0x0d, 1]).unwrap_err().contains("dtype"));
+        assert!(parse_idx_u8(&[0, 0, 0x0d, 1])
+            .unwrap_err()
+            .contains("dtype"));
     }
 }

@@ -116,7 +116,10 @@ impl DatasetInfo {
 
 /// The shard file names of a split, in shard order.
 pub fn shard_file_names(info: &DatasetInfo, split: &SplitInfo) -> Vec<String> {
-    let template = split.filepath_template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
+    let template = split
+        .filepath_template
+        .as_deref()
+        .unwrap_or(DEFAULT_TEMPLATE);
     let n = split.shard_lengths.len();
     (0..n)
         .map(|i| {

@@ -6,6 +6,7 @@ pub mod example;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod info;
+pub mod inspect;
 pub mod split;
 pub mod tfds;
 pub mod tfrecord;

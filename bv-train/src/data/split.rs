@@ -112,7 +112,9 @@ impl SplitSpec {
                 None => (None, None),
                 Some(s) => {
                     let (a, b) = s.split_once(':').ok_or_else(|| {
-                        err(format!("slice '[{s}]' needs a ':' as in `[10:20]` or `[:99%]`"))
+                        err(format!(
+                            "slice '[{s}]' needs a ':' as in `[10:20]` or `[:99%]`"
+                        ))
                     })?;
                     (parse_bound(spec, a)?, parse_bound(spec, b)?)
                 }
@@ -130,7 +132,11 @@ impl SplitSpec {
     }
 
     /// Resolves the terms against split sizes; `size(name)` is `None` for an unknown split.
-    pub fn resolve(&self, size: impl Fn(&str) -> Option<u64>, known: &[&str]) -> Result<Vec<SplitRange>> {
+    pub fn resolve(
+        &self,
+        size: impl Fn(&str) -> Option<u64>,
+        known: &[&str],
+    ) -> Result<Vec<SplitRange>> {
         self.terms
             .iter()
             .map(|t| {
@@ -165,7 +171,12 @@ impl SplitSpec {
 /// The share of host `index` of `count` hosts, as `tfds.even_splits(split, count)[index]`:
 /// each range is cut into `count` contiguous parts, the first `len % count` one example larger.
 /// With `drop_remainder`, every part has `len / count` examples.
-pub fn even_split(ranges: &[SplitRange], index: usize, count: usize, drop_remainder: bool) -> Vec<SplitRange> {
+pub fn even_split(
+    ranges: &[SplitRange],
+    index: usize,
+    count: usize,
+    drop_remainder: bool,
+) -> Vec<SplitRange> {
     assert!(index < count, "host index {index} out of {count} hosts");
     ranges
         .iter()
@@ -224,7 +235,10 @@ mod tests {
     fn resolve(spec: &str, n: u64) -> Vec<(u64, u64)> {
         SplitSpec::parse(spec)
             .unwrap()
-            .resolve(|s| (s == "train" || s == "test").then_some(n), &["train", "test"])
+            .resolve(
+                |s| (s == "train" || s == "test").then_some(n),
+                &["train", "test"],
+            )
             .unwrap()
             .iter()
             .map(|r| (r.start, r.end))
@@ -248,7 +262,13 @@ mod tests {
 
     #[test]
     fn bad_strings_are_explained() {
-        for bad in ["train[:99", "train[1-2]", "[0:10]", "train[a:b]", "train[:101%]"] {
+        for bad in [
+            "train[:99",
+            "train[1-2]",
+            "[0:10]",
+            "train[a:b]",
+            "train[:101%]",
+        ] {
             let e = SplitSpec::parse(bad).unwrap_err();
             assert!(e.to_string().contains(bad), "{e}");
         }
@@ -261,8 +281,14 @@ mod tests {
 
     #[test]
     fn even_splits_give_the_remainder_to_the_first_hosts() {
-        let r = [SplitRange { name: "train".into(), start: 0, end: 11 }];
-        let sizes: Vec<u64> = (0..3).map(|i| even_split(&r, i, 3, false)[0].len()).collect();
+        let r = [SplitRange {
+            name: "train".into(),
+            start: 0,
+            end: 11,
+        }];
+        let sizes: Vec<u64> = (0..3)
+            .map(|i| even_split(&r, i, 3, false)[0].len())
+            .collect();
         assert_eq!(sizes, [4, 4, 3]);
         assert_eq!(even_split(&r, 2, 3, false)[0].start, 8);
         assert_eq!(even_split(&r, 2, 3, true)[0].len(), 3);
@@ -270,7 +296,11 @@ mod tests {
 
     #[test]
     fn shard_reads_cross_shards() {
-        let r = SplitRange { name: "train".into(), start: 8, end: 25 };
+        let r = SplitRange {
+            name: "train".into(),
+            start: 8,
+            end: 25,
+        };
         let reads = shard_reads(&r, &[10, 10, 10]);
         let got: Vec<_> = reads.iter().map(|s| (s.shard, s.skip, s.take)).collect();
         assert_eq!(got, [(0, 8, 2), (1, 0, 10), (2, 0, 5)]);

@@ -67,7 +67,10 @@ impl TfdsDataset {
                     .filter_map(|e| {
                         let n = e.file_name().to_string_lossy().into_owned();
                         let v = parse_version(&n)?;
-                        e.path().join("dataset_info.json").is_file().then(|| (v, e.path()))
+                        e.path()
+                            .join("dataset_info.json")
+                            .is_file()
+                            .then(|| (v, e.path()))
                     })
                     .max()
                     .map(|(_, p)| p)
@@ -80,7 +83,10 @@ impl TfdsDataset {
             }
         };
         if !dir.join("dataset_info.json").is_file() {
-            return Err(not_found(format!("no {}", dir.join("dataset_info.json").display())));
+            return Err(not_found(format!(
+                "no {}",
+                dir.join("dataset_info.json").display()
+            )));
         }
         Self::from_dir(&dir)
     }
@@ -166,11 +172,12 @@ impl TfdsDataset {
 
     /// Decodes one record into an example dict.
     pub fn example(&self, rec: &Record) -> Result<Example> {
-        let proto = ExampleProto::decode(rec.data.as_slice()).map_err(|source| DataError::Example {
-            path: rec.path.to_path_buf(),
-            offset: rec.offset,
-            source,
-        })?;
+        let proto =
+            ExampleProto::decode(rec.data.as_slice()).map_err(|source| DataError::Example {
+                path: rec.path.to_path_buf(),
+                offset: rec.offset,
+                source,
+            })?;
         to_example(proto, &self.features)
     }
 }

@@ -218,7 +218,10 @@ pub fn decode_png(bytes: &[u8], channels: usize) -> Result<Array<u8>, String> {
             .flat_map(|p| [p[0], p[0], p[0]])
             .collect(),
         (3, 3) => buf,
-        (4, 3) => buf.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        (4, 3) => buf
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         (3 | 4, 1) => buf
             .chunks_exact(src_c)
             .map(|p| {

@@ -20,7 +20,9 @@ pub fn fashion_mnist_idx() -> Option<PathBuf> {
     match bv_train::data::fashion_mnist::provide_idx_dir(None) {
         Ok(d) => Some(d),
         Err(e) => {
-            let apt = std::process::Command::new("apt-get").arg("--version").output();
+            let apt = std::process::Command::new("apt-get")
+                .arg("--version")
+                .output();
             if apt.is_ok_and(|o| o.status.success()) {
                 panic!("apt is available but Fashion-MNIST could not be provisioned: {e}");
             }
