@@ -1,7 +1,18 @@
 //! bv-core: a JAX-style array library. Rust code is traced into StableHLO, compiled by XLA
 //! and run through PJRT plugins for CPU, GPU and TPU.
 
+pub mod array;
 pub mod dtype;
+pub mod emit;
+pub mod jit;
 pub mod pjrt;
+pub mod prim;
+pub mod trace;
+pub mod tree;
 
+pub use array::{Array, ArrayError};
 pub use dtype::{DType, Element};
+pub use jit::{
+    default_client, jit, jit_static, set_default_client, Jit, JitError, JitStats, Lowered,
+};
+pub use trace::{Aval, Spec, Tensor, TraceError};

@@ -1,0 +1,283 @@
+//! StableHLO text emission: a traced [`Graph`] becomes a `func.func public @main` module in
+//! StableHLO's readable (pretty) syntax; ops with regions use the generic form with `{...}`
+//! attribute dictionaries, as the StableHLO spec's own examples do.
+
+pub mod literal;
+
+use std::fmt::Write as _;
+
+use crate::trace::{Aval, Graph, ValueDef};
+
+/// An operand as a primitive's emitter sees it: its SSA name and abstract value.
+#[derive(Clone, Copy, Debug)]
+pub struct Operand<'a> {
+    /// SSA name, e.g. `%3`, `%arg0` or `%5#1`.
+    pub name: &'a str,
+    /// Its abstract value.
+    pub aval: &'a Aval,
+}
+
+/// What a primitive's emitter gets: operands, result avals and a prefix for naming values
+/// inside its regions (unique per op).
+#[derive(Clone, Copy, Debug)]
+pub struct EmitCx<'a> {
+    /// Operands in order.
+    pub ins: &'a [Operand<'a>],
+    /// Result avals in order.
+    pub outs: &'a [Aval],
+    /// A letter-led prefix (`r7`) for SSA names inside regions.
+    pub scope: &'a str,
+}
+
+impl EmitCx<'_> {
+    /// Operand `i`'s SSA name.
+    pub fn name(&self, i: usize) -> &str {
+        self.ins[i].name
+    }
+
+    /// Operand `i`'s tensor type.
+    pub fn ty(&self, i: usize) -> String {
+        ty(self.ins[i].aval)
+    }
+
+    /// The first result's tensor type.
+    pub fn out_ty(&self) -> String {
+        ty(&self.outs[0])
+    }
+
+    /// All operand names joined by `, `.
+    pub fn names(&self) -> String {
+        let v: Vec<&str> = self.ins.iter().map(|o| o.name).collect();
+        v.join(", ")
+    }
+
+    /// `(operand types) -> result type(s)`.
+    pub fn fn_type(&self) -> String {
+        let ins: Vec<String> = self.ins.iter().map(|o| ty(o.aval)).collect();
+        let outs: Vec<String> = self.outs.iter().map(ty).collect();
+        if outs.len() == 1 {
+            format!("({}) -> {}", ins.join(", "), outs[0])
+        } else {
+            format!("({}) -> ({})", ins.join(", "), outs.join(", "))
+        }
+    }
+}
+
+/// The StableHLO tensor type of an aval: `tensor<2x3xf32>`, `tensor<i1>`.
+pub fn ty(a: &Aval) -> String {
+    let mut s = String::from("tensor<");
+    for d in &a.shape {
+        let _ = write!(s, "{d}x");
+    }
+    s.push_str(a.dtype.mlir_name());
+    s.push('>');
+    s
+}
+
+/// The rank-0 tensor type of an aval's element type: `tensor<f32>`.
+pub fn scalar_ty(a: &Aval) -> String {
+    format!("tensor<{}>", a.dtype.mlir_name())
+}
+
+/// A bracketed integer list: `[0, 1]`.
+pub fn list<T: ToString>(v: &[T]) -> String {
+    let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// A dense i64 array attribute: `array<i64: 0, 1>` (`array<i64>` when empty).
+pub fn i64_array<T: ToString>(v: &[T]) -> String {
+    if v.is_empty() {
+        return "array<i64>".into();
+    }
+    let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    format!("array<i64: {}>", parts.join(", "))
+}
+
+/// A region with one block, in generic form:
+/// `({\n^bb0(args):\n  body\n  stablehlo.return ...\n})`.
+pub fn region(args: &[(String, String)], body: &[String], ret: &[(String, String)]) -> String {
+    let args: Vec<String> = args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+    let mut s = format!("({{\n  ^bb0({}):\n", args.join(", "));
+    for line in body {
+        let _ = writeln!(s, "    {line}");
+    }
+    let names: Vec<&str> = ret.iter().map(|(n, _)| n.as_str()).collect();
+    let tys: Vec<&str> = ret.iter().map(|(_, t)| t.as_str()).collect();
+    let _ = write!(
+        s,
+        "    stablehlo.return {} : {}\n}})",
+        names.join(", "),
+        tys.join(", ")
+    );
+    s
+}
+
+/// Per-argument and per-result attributes and module-level settings for [`module`].
+#[derive(Clone, Debug, Default)]
+pub struct ModuleOptions {
+    /// The module's symbol name (`@jit_name`).
+    pub name: String,
+    /// For each flat argument, the output index it is donated to (`tf.aliasing_output`).
+    pub aliases: Vec<Option<usize>>,
+    /// For each flat result, its path in the result tree (`jax.result_info`).
+    pub result_names: Vec<String>,
+}
+
+/// Why a graph cannot be emitted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// An output depends on a rejected op; the trace's own error says which.
+    #[error("output {0} depends on a rejected op")]
+    Poisoned(usize),
+}
+
+/// Emits the whole module: `func.func public @main` computing `outputs` (value ids) of
+/// `graph`. Only ops that an output depends on are emitted.
+pub fn module(graph: &Graph, outputs: &[usize], opts: &ModuleOptions) -> Result<String, EmitError> {
+    let live = live_nodes(graph, outputs);
+    let mut names: Vec<String> = vec![String::new(); graph.values.len()];
+    for (vid, def) in graph.values.iter().enumerate() {
+        if let ValueDef::Param(i) = def {
+            names[vid] = format!("%arg{i}");
+        }
+    }
+    let mut body = String::new();
+    let mut counter = 0usize;
+    for (ni, node) in graph.nodes.iter().enumerate() {
+        if !live[ni] {
+            continue;
+        }
+        let n = counter;
+        counter += 1;
+        let lhs = if node.outputs.len() == 1 {
+            names[node.outputs[0]] = format!("%{n}");
+            format!("%{n}")
+        } else {
+            for (k, &o) in node.outputs.iter().enumerate() {
+                names[o] = format!("%{n}#{k}");
+            }
+            format!("%{n}:{}", node.outputs.len())
+        };
+        let ins: Vec<Operand> = node
+            .inputs
+            .iter()
+            .map(|&v| Operand {
+                name: &names[v],
+                aval: &graph.avals[v],
+            })
+            .collect();
+        let outs: Vec<Aval> = node
+            .outputs
+            .iter()
+            .map(|&o| (*graph.avals[o]).clone())
+            .collect();
+        let scope = format!("r{n}");
+        let rhs = node.prim.emit(&EmitCx {
+            ins: &ins,
+            outs: &outs,
+            scope: &scope,
+        });
+        let rhs = rhs.replace('\n', "\n    ");
+        let _ = writeln!(body, "    {lhs} = {rhs}");
+    }
+    let mut ret_names = Vec::with_capacity(outputs.len());
+    for (i, &o) in outputs.iter().enumerate() {
+        if matches!(graph.values[o], ValueDef::Poison) {
+            return Err(EmitError::Poisoned(i));
+        }
+        ret_names.push(names[o].clone());
+    }
+    let args: Vec<String> = graph
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, a)| match opts.aliases.get(i).copied().flatten() {
+            Some(k) => format!("%arg{i}: {} {{tf.aliasing_output = {k} : i32}}", ty(a)),
+            None => format!("%arg{i}: {}", ty(a)),
+        })
+        .collect();
+    let results: Vec<String> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, &o)| match opts.result_names.get(i) {
+            Some(p) => format!(
+                "{} {{jax.result_info = \"{}\"}}",
+                ty(&graph.avals[o]),
+                escape(p)
+            ),
+            None => ty(&graph.avals[o]),
+        })
+        .collect();
+    let ret_tys: Vec<String> = outputs.iter().map(|&o| ty(&graph.avals[o])).collect();
+    let name = if opts.name.is_empty() {
+        "jit_main"
+    } else {
+        &opts.name
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "module @{} attributes {{mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32}} {{",
+        symbol(name)
+    );
+    let _ = writeln!(
+        s,
+        "  func.func public @main({}) -> ({}) {{",
+        args.join(", "),
+        results.join(", ")
+    );
+    s.push_str(&body);
+    if outputs.is_empty() {
+        s.push_str("    return\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "    return {} : {}",
+            ret_names.join(", "),
+            ret_tys.join(", ")
+        );
+    }
+    s.push_str("  }\n}\n");
+    Ok(s)
+}
+
+/// Marks the nodes some output depends on.
+fn live_nodes(graph: &Graph, outputs: &[usize]) -> Vec<bool> {
+    let mut live_val = vec![false; graph.values.len()];
+    for &o in outputs {
+        live_val[o] = true;
+    }
+    let mut live = vec![false; graph.nodes.len()];
+    for (ni, node) in graph.nodes.iter().enumerate().rev() {
+        if node.outputs.iter().any(|&o| live_val[o]) {
+            live[ni] = true;
+            for &i in &node.inputs {
+                live_val[i] = true;
+            }
+        }
+    }
+    live
+}
+
+/// Keeps `[A-Za-z0-9_.$-]` of a module name and replaces anything else with `_`.
+fn symbol(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.$-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match s.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => s,
+        _ => format!("_{s}"),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}

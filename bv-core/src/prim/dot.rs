@@ -1,0 +1,173 @@
+//! `dot_general`: contraction with batch dimensions (matmul, einsum, attention).
+
+use crate::dtype::DType;
+use crate::emit::{list, EmitCx};
+use crate::prim::{arity, check_axes, Class, Primitive};
+use crate::trace::error::ensure;
+use crate::trace::{bind1, Aval, OpError, Tensor};
+
+/// Dimension numbers of a contraction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DotDims {
+    /// Contracted dimensions of the left operand.
+    pub lhs_contracting: Vec<usize>,
+    /// Contracted dimensions of the right operand (paired in order).
+    pub rhs_contracting: Vec<usize>,
+    /// Batch dimensions of the left operand.
+    pub lhs_batch: Vec<usize>,
+    /// Batch dimensions of the right operand (paired in order).
+    pub rhs_batch: Vec<usize>,
+}
+
+/// Arithmetic precision requested from the backend (`jax.lax.Precision`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// The backend's fastest mode (e.g. bf16 passes on TPU).
+    #[default]
+    Default,
+    /// More accurate (e.g. 3 bf16 passes).
+    High,
+    /// Full f32 accuracy.
+    Highest,
+}
+
+impl Precision {
+    /// StableHLO's spelling.
+    pub fn mlir(self) -> &'static str {
+        match self {
+            Precision::Default => "DEFAULT",
+            Precision::High => "HIGH",
+            Precision::Highest => "HIGHEST",
+        }
+    }
+}
+
+/// Result dimensions: batch, then the left operand's free dimensions, then the right's
+/// (`stablehlo.dot_general`). Operands share an element type; the result has
+/// `preferred` (e.g. f32 accumulation of bf16) or that type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DotGeneral {
+    /// Dimension numbers.
+    pub dims: DotDims,
+    /// Precision for both operands.
+    pub precision: Precision,
+    /// Result element type, if not the operands'.
+    pub preferred: Option<DType>,
+}
+
+/// See [`DotGeneral`].
+#[track_caller]
+pub fn dot_general(
+    x: &Tensor,
+    y: &Tensor,
+    dims: DotDims,
+    precision: Precision,
+    preferred: Option<DType>,
+) -> Tensor {
+    bind1(
+        DotGeneral {
+            dims,
+            precision,
+            preferred,
+        },
+        &[x, y],
+    )
+}
+
+impl Primitive for DotGeneral {
+    fn name(&self) -> &'static str {
+        "dot_general"
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        arity(ins, 2)?;
+        let (l, r) = (ins[0], ins[1]);
+        let d = &self.dims;
+        ensure!(
+            l.dtype == r.dtype,
+            "operand element types must be equal (convert them first)"
+        );
+        ensure!(
+            Class::Num.accepts(l.dtype),
+            "element type must be numeric, got {}",
+            l.dtype
+        );
+        ensure!(
+            d.lhs_batch.len() == d.rhs_batch.len(),
+            "batch dimensions must pair up"
+        );
+        ensure!(
+            d.lhs_contracting.len() == d.rhs_contracting.len(),
+            "contracting dimensions must pair up"
+        );
+        let lhs_used: Vec<usize> = d
+            .lhs_batch
+            .iter()
+            .chain(&d.lhs_contracting)
+            .copied()
+            .collect();
+        let rhs_used: Vec<usize> = d
+            .rhs_batch
+            .iter()
+            .chain(&d.rhs_contracting)
+            .copied()
+            .collect();
+        check_axes(&lhs_used, l.rank(), "lhs dimension")?;
+        check_axes(&rhs_used, r.rank(), "rhs dimension")?;
+        for (&a, &b) in d.lhs_batch.iter().zip(&d.rhs_batch) {
+            ensure!(
+                l.shape[a] == r.shape[b],
+                "batch dimension sizes differ: lhs {a} is {}, rhs {b} is {}",
+                l.shape[a],
+                r.shape[b]
+            );
+        }
+        for (&a, &b) in d.lhs_contracting.iter().zip(&d.rhs_contracting) {
+            ensure!(
+                l.shape[a] == r.shape[b],
+                "contracting dimension sizes differ: lhs {a} is {}, rhs {b} is {}",
+                l.shape[a],
+                r.shape[b]
+            );
+        }
+        let mut shape: Vec<usize> = d.lhs_batch.iter().map(|&a| l.shape[a]).collect();
+        shape.extend(
+            (0..l.rank())
+                .filter(|i| !lhs_used.contains(i))
+                .map(|i| l.shape[i]),
+        );
+        shape.extend(
+            (0..r.rank())
+                .filter(|i| !rhs_used.contains(i))
+                .map(|i| r.shape[i]),
+        );
+        let dtype = self.preferred.unwrap_or(l.dtype);
+        Ok(vec![Aval {
+            shape,
+            dtype,
+            weak: l.weak && r.weak && self.preferred.is_none(),
+        }])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        let d = &self.dims;
+        let batch = if d.lhs_batch.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "batching_dims = {} x {}, ",
+                list(&d.lhs_batch),
+                list(&d.rhs_batch)
+            )
+        };
+        let p = self.precision.mlir();
+        format!(
+            "stablehlo.dot_general {}, {}, {batch}contracting_dims = {} x {}, precision = [{p}, {p}] : {}",
+            cx.name(0),
+            cx.name(1),
+            list(&d.lhs_contracting),
+            list(&d.rhs_contracting),
+            cx.fn_type()
+        )
+    }
+}

@@ -1,0 +1,170 @@
+//! Primitives: the strict ops the tracer records. Each file holds one primitive or family,
+//! with the function users call, its shape/dtype rule and its StableHLO emission. These ops
+//! do not promote or broadcast (that is [`crate::numpy`]'s job): operands must already agree.
+//!
+//! Autodiff (a later issue) adds `jvp` and, for linear primitives, `transpose` to
+//! [`Primitive`]; each primitive then gets its rules in its own file, beside `infer` and
+//! `emit`.
+
+pub mod binary;
+pub mod broadcast;
+pub mod compare;
+pub mod constant;
+pub mod conv;
+pub mod convert;
+pub mod cumulative;
+pub mod dot;
+pub mod gather;
+pub mod pad;
+pub mod reduce;
+pub mod reduce_window;
+pub mod reshape;
+pub mod scatter;
+pub mod select;
+pub mod slice;
+pub mod sort;
+pub mod transpose;
+pub mod unary;
+
+use std::fmt;
+
+use crate::dtype::DType;
+use crate::emit::EmitCx;
+use crate::trace::error::{bail, ensure};
+use crate::trace::{Aval, OpError};
+
+pub use binary::*;
+pub use broadcast::broadcast_in_dim;
+pub use compare::{compare, CompareDir};
+pub use constant::{constant, full, iota, scalar, scalar_weak, Scalar};
+pub use conv::{conv_general_dilated, ConvDims, Convolution};
+pub use convert::{bitcast_convert, convert};
+pub use cumulative::{cummax, cummin, cumsum};
+pub use dot::{dot_general, DotDims, Precision};
+pub use gather::{gather, GatherDims};
+pub use pad::{concatenate, pad};
+pub use reduce::{argreduce, reduce, ArgKind, ReduceKind};
+pub use reduce_window::{reduce_window, Window};
+pub use reshape::{reshape, squeeze_dims};
+pub use scatter::{scatter, ScatterDims, ScatterKind};
+pub use select::{clamp, select};
+pub use slice::{dynamic_slice, dynamic_update_slice, slice};
+pub use sort::sort;
+pub use transpose::{reverse, transpose};
+pub use unary::*;
+
+/// A primitive operation with its static parameters (the struct's fields).
+pub trait Primitive: fmt::Debug + 'static {
+    /// The name used in errors, e.g. `"add"`.
+    fn name(&self) -> &'static str;
+
+    /// Shape and dtype rule: the result avals for these operand avals, or why not.
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError>;
+
+    /// The StableHLO text after `%n = ` (may span lines; regions use `cx.scope` for names).
+    fn emit(&self, cx: &EmitCx) -> String;
+
+    /// How many results the primitive has (used to shape poisoned results).
+    fn num_outputs(&self) -> usize {
+        1
+    }
+}
+
+/// Which element types an op accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Floating point only.
+    Float,
+    /// Integers or floats.
+    Num,
+    /// Signed integers or floats.
+    Signed,
+    /// Integers only.
+    Int,
+    /// Integers or booleans.
+    IntOrBool,
+    /// Any element type.
+    Any,
+}
+
+impl Class {
+    /// True when `d` is accepted.
+    pub fn accepts(self, d: DType) -> bool {
+        let int = d.is_signed_int() || d.is_unsigned_int();
+        match self {
+            Class::Float => d.is_float(),
+            Class::Num => int || d.is_float(),
+            Class::Signed => d.is_signed_int() || d.is_float(),
+            Class::Int => int,
+            Class::IntOrBool => int || d == DType::Bool,
+            Class::Any => true,
+        }
+    }
+
+    /// Words for errors: "a floating-point type".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Class::Float => "a floating-point type",
+            Class::Num => "a numeric (integer or floating-point) type",
+            Class::Signed => "a signed integer or floating-point type",
+            Class::Int => "an integer type",
+            Class::IntOrBool => "an integer or boolean type",
+            Class::Any => "any type",
+        }
+    }
+}
+
+/// Checks that all operands have the same shape and element type and that the element type
+/// is in `class`; returns the common aval (weak only if every operand is weak).
+pub(crate) fn same_shape_dtype(ins: &[&Aval], class: Class) -> Result<Aval, OpError> {
+    let first = ins[0];
+    for a in &ins[1..] {
+        ensure!(
+            a.shape == first.shape,
+            "operand shapes must be equal (broadcast them first)"
+        );
+        ensure!(
+            a.dtype == first.dtype,
+            "operand element types must be equal (convert them first)"
+        );
+    }
+    ensure!(
+        class.accepts(first.dtype),
+        "element type must be {}, got {}",
+        class.describe(),
+        first.dtype
+    );
+    Ok(Aval {
+        shape: first.shape.clone(),
+        dtype: first.dtype,
+        weak: ins.iter().all(|a| a.weak),
+    })
+}
+
+/// Checks that `n` operands were given.
+pub(crate) fn arity(ins: &[&Aval], n: usize) -> Result<(), OpError> {
+    if ins.len() != n {
+        bail!("expected {n} operands, got {}", ins.len());
+    }
+    Ok(())
+}
+
+/// Checks that `axes` are distinct and below `rank`.
+pub(crate) fn check_axes(axes: &[usize], rank: usize, what: &str) -> Result<(), OpError> {
+    for (i, &a) in axes.iter().enumerate() {
+        ensure!(a < rank, "{what} {a} is out of range for rank {rank}");
+        ensure!(!axes[..i].contains(&a), "{what} {a} is repeated");
+    }
+    Ok(())
+}
+
+/// The compare type StableHLO wants for an element type.
+pub(crate) fn compare_type(d: DType) -> &'static str {
+    if d.is_float() {
+        "FLOAT"
+    } else if d.is_signed_int() {
+        "SIGNED"
+    } else {
+        "UNSIGNED"
+    }
+}

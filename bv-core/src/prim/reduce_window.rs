@@ -1,0 +1,157 @@
+//! `reduce_window`: a monoid over sliding windows (max/avg pooling, cumulative sums).
+
+use crate::emit::{i64_array, EmitCx};
+use crate::prim::{arity, scalar_weak, Primitive, ReduceKind};
+use crate::trace::error::ensure;
+use crate::trace::{bind1, Aval, OpError, Tensor};
+
+/// Window geometry, one entry per operand dimension.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// Window size.
+    pub dims: Vec<usize>,
+    /// Step between windows.
+    pub strides: Vec<usize>,
+    /// `(low, high)` padding (with the monoid's identity).
+    pub padding: Vec<(i64, i64)>,
+    /// Spacing inserted between operand elements (1 = none).
+    pub base_dilation: Vec<usize>,
+    /// Spacing between window taps (1 = none).
+    pub window_dilation: Vec<usize>,
+}
+
+impl Window {
+    /// A window of `dims` with the given strides, no padding and no dilation.
+    pub fn new(dims: &[usize], strides: &[usize]) -> Window {
+        let n = dims.len();
+        Window {
+            dims: dims.to_vec(),
+            strides: strides.to_vec(),
+            padding: vec![(0, 0); n],
+            base_dilation: vec![1; n],
+            window_dilation: vec![1; n],
+        }
+    }
+
+    /// The same window with `(low, high)` padding per dimension.
+    pub fn with_padding(mut self, padding: &[(i64, i64)]) -> Window {
+        self.padding = padding.to_vec();
+        self
+    }
+
+    /// The same window with base and window dilation per dimension.
+    pub fn with_dilation(mut self, base: &[usize], window: &[usize]) -> Window {
+        self.base_dilation = base.to_vec();
+        self.window_dilation = window.to_vec();
+        self
+    }
+
+    /// The output shape for an operand shape, or why the window does not fit it.
+    pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>, OpError> {
+        let n = shape.len();
+        ensure!(
+            self.dims.len() == n
+                && self.strides.len() == n
+                && self.padding.len() == n
+                && self.base_dilation.len() == n
+                && self.window_dilation.len() == n,
+            "window dims, strides, padding and dilations need {n} entries each"
+        );
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            ensure!(
+                self.dims[i] >= 1 && self.strides[i] >= 1,
+                "window sizes and strides must be at least 1"
+            );
+            ensure!(
+                self.base_dilation[i] >= 1 && self.window_dilation[i] >= 1,
+                "dilations must be at least 1"
+            );
+            let dilated = if shape[i] == 0 {
+                0
+            } else {
+                (shape[i] as i64 - 1) * self.base_dilation[i] as i64 + 1
+            };
+            let padded = dilated + self.padding[i].0 + self.padding[i].1;
+            let span = (self.dims[i] as i64 - 1) * self.window_dilation[i] as i64 + 1;
+            ensure!(
+                padded >= 0,
+                "padding of dimension {i} leaves a negative size"
+            );
+            out.push(if padded < span {
+                0
+            } else {
+                ((padded - span) / self.strides[i] as i64 + 1) as usize
+            });
+        }
+        Ok(out)
+    }
+
+    /// The window attributes in StableHLO's property syntax.
+    fn attrs(&self) -> String {
+        let pads: Vec<String> = self
+            .padding
+            .iter()
+            .map(|(l, h)| format!("[{l}, {h}]"))
+            .collect();
+        format!(
+            "base_dilations = {}, padding = dense<[{}]> : tensor<{}x2xi64>, window_dilations = {}, window_dimensions = {}, window_strides = {}",
+            i64_array(&self.base_dilation),
+            pads.join(", "),
+            self.dims.len(),
+            i64_array(&self.window_dilation),
+            i64_array(&self.dims),
+            i64_array(&self.strides)
+        )
+    }
+}
+
+/// Reduces each window of the operand with a monoid, starting from a scalar `init`
+/// (`stablehlo.reduce_window`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReduceWindow {
+    /// The monoid.
+    pub kind: ReduceKind,
+    /// The window geometry.
+    pub window: Window,
+}
+
+/// Reduces every window of `x` with `kind`, starting from the monoid's identity.
+#[track_caller]
+pub fn reduce_window(x: &Tensor, kind: ReduceKind, window: &Window) -> Tensor {
+    let init = scalar_weak(kind.identity(x.dtype()), x.dtype());
+    bind1(
+        ReduceWindow {
+            kind,
+            window: window.clone(),
+        },
+        &[x, &init],
+    )
+}
+
+impl Primitive for ReduceWindow {
+    fn name(&self) -> &'static str {
+        "reduce_window"
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        arity(ins, 2)?;
+        let (x, init) = (ins[0], ins[1]);
+        ensure!(
+            init.rank() == 0 && init.dtype == x.dtype,
+            "init must be a scalar of the operand's type"
+        );
+        Ok(vec![x.with_shape(self.window.output_shape(&x.shape)?)])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        let t = crate::emit::scalar_ty(cx.ins[0].aval);
+        format!(
+            "\"stablehlo.reduce_window\"({}) <{{{}}}> {} : {}",
+            cx.names(),
+            self.window.attrs(),
+            self.kind.region(cx.scope, &t),
+            cx.fn_type()
+        )
+    }
+}

@@ -1,0 +1,179 @@
+//! `scatter`: write or add update slices into an operand at run-time indices.
+
+use crate::emit::{list, region, scalar_ty, EmitCx};
+use crate::prim::gather::{batch_shape, vector_len};
+use crate::prim::{arity, check_axes, Class, Primitive};
+use crate::trace::error::ensure;
+use crate::trace::{bind1, Aval, OpError, Tensor};
+
+/// StableHLO's scatter dimension numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ScatterDims {
+    /// Update dimensions that are window (slice) dimensions.
+    pub update_window_dims: Vec<usize>,
+    /// Operand dimensions with window size 1 that updates do not carry.
+    pub inserted_window_dims: Vec<usize>,
+    /// Operand dimensions batched with `scatter_indices_batching_dims`.
+    pub input_batching_dims: Vec<usize>,
+    /// Index dimensions matched one-to-one with `input_batching_dims`.
+    pub scatter_indices_batching_dims: Vec<usize>,
+    /// Which operand dimension each entry of an index vector addresses.
+    pub scatter_dims_to_operand_dims: Vec<usize>,
+    /// The index dimension holding index vectors.
+    pub index_vector_dim: usize,
+}
+
+/// How an update combines with the value already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScatterKind {
+    /// Overwrite (with duplicate indices, which write wins is unspecified).
+    Replace,
+    /// Accumulate.
+    Add,
+}
+
+/// Combines update slices into the operand at the indexed positions; out-of-range windows
+/// are skipped (`stablehlo.scatter`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scatter {
+    /// Dimension numbers.
+    pub dims: ScatterDims,
+    /// Combination rule.
+    pub kind: ScatterKind,
+}
+
+/// See [`Scatter`].
+#[track_caller]
+pub fn scatter(
+    x: &Tensor,
+    indices: &Tensor,
+    updates: &Tensor,
+    dims: ScatterDims,
+    kind: ScatterKind,
+) -> Tensor {
+    bind1(Scatter { dims, kind }, &[x, indices, updates])
+}
+
+impl Primitive for Scatter {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            ScatterKind::Replace => "scatter",
+            ScatterKind::Add => "scatter_add",
+        }
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        arity(ins, 3)?;
+        let (x, idx, upd) = (ins[0], ins[1], ins[2]);
+        let d = &self.dims;
+        ensure!(
+            Class::Int.accepts(idx.dtype),
+            "indices must be integers, got {}",
+            idx.dtype
+        );
+        ensure!(
+            upd.dtype == x.dtype,
+            "updates must have the operand's element type"
+        );
+        ensure!(
+            d.index_vector_dim <= idx.rank(),
+            "index_vector_dim {} is out of range",
+            d.index_vector_dim
+        );
+        check_axes(
+            &d.inserted_window_dims,
+            x.rank(),
+            "inserted_window_dims entry",
+        )?;
+        check_axes(
+            &d.input_batching_dims,
+            x.rank(),
+            "input_batching_dims entry",
+        )?;
+        check_axes(
+            &d.scatter_dims_to_operand_dims,
+            x.rank(),
+            "scatter_dims_to_operand_dims entry",
+        )?;
+        check_axes(
+            &d.update_window_dims,
+            upd.rank(),
+            "update_window_dims entry",
+        )?;
+        ensure!(
+            d.scatter_dims_to_operand_dims.len() == vector_len(idx, d.index_vector_dim),
+            "scatter_dims_to_operand_dims {:?} must have one entry per index vector element",
+            d.scatter_dims_to_operand_dims
+        );
+        let batch = batch_shape(idx, d.index_vector_dim);
+        let upd_scatter: Vec<usize> = (0..upd.rank())
+            .filter(|i| !d.update_window_dims.contains(i))
+            .map(|i| upd.shape[i])
+            .collect();
+        ensure!(
+            upd_scatter == batch,
+            "update scatter dimensions {:?} must equal the index batch shape {:?}",
+            upd_scatter,
+            batch
+        );
+        let window_operand: Vec<usize> = (0..x.rank())
+            .filter(|i| !d.inserted_window_dims.contains(i) && !d.input_batching_dims.contains(i))
+            .collect();
+        ensure!(
+            window_operand.len() == d.update_window_dims.len(),
+            "update_window_dims {:?} need {} entries",
+            d.update_window_dims,
+            window_operand.len()
+        );
+        for (&ud, &od) in d.update_window_dims.iter().zip(&window_operand) {
+            ensure!(
+                upd.shape[ud] <= x.shape[od],
+                "update window size {} exceeds operand dimension {od} ({})",
+                upd.shape[ud],
+                x.shape[od]
+            );
+        }
+        Ok(vec![x.clone()])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        let d = &self.dims;
+        let mut dn = format!(
+            "update_window_dims = {}, inserted_window_dims = {}",
+            list(&d.update_window_dims),
+            list(&d.inserted_window_dims)
+        );
+        if !d.input_batching_dims.is_empty() {
+            dn += &format!(
+                ", input_batching_dims = {}, scatter_indices_batching_dims = {}",
+                list(&d.input_batching_dims),
+                list(&d.scatter_indices_batching_dims)
+            );
+        }
+        dn += &format!(
+            ", scatter_dims_to_operand_dims = {}, index_vector_dim = {}",
+            list(&d.scatter_dims_to_operand_dims),
+            d.index_vector_dim
+        );
+        let t = scalar_ty(cx.ins[0].aval);
+        let (a, b, c) = (
+            format!("%{}_old", cx.scope),
+            format!("%{}_new", cx.scope),
+            format!("%{}_sum", cx.scope),
+        );
+        let reg = match self.kind {
+            ScatterKind::Replace => {
+                region(&[(a, t.clone()), (b.clone(), t.clone())], &[], &[(b, t)])
+            }
+            ScatterKind::Add => {
+                let body = [format!("{c} = stablehlo.add {a}, {b} : {t}")];
+                region(&[(a, t.clone()), (b, t.clone())], &body, &[(c, t)])
+            }
+        };
+        format!(
+            "\"stablehlo.scatter\"({}) <{{indices_are_sorted = false, scatter_dimension_numbers = #stablehlo.scatter<{dn}>, unique_indices = false}}> {reg} : {}",
+            cx.names(),
+            cx.fn_type()
+        )
+    }
+}

@@ -1,0 +1,105 @@
+//! `select` and `clamp`: elementwise choice and bounding.
+
+use crate::dtype::DType;
+use crate::emit::EmitCx;
+use crate::prim::{arity, Primitive};
+use crate::trace::error::ensure;
+use crate::trace::{bind1, Aval, OpError, Tensor};
+
+/// `pred ? on_true : on_false` elementwise (`stablehlo.select`). `pred` is bool, of the
+/// branches' shape or a scalar; the branches have equal shape and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Select;
+
+/// See [`Select`].
+#[track_caller]
+pub fn select(pred: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Tensor {
+    bind1(Select, &[pred, on_true, on_false])
+}
+
+impl Primitive for Select {
+    fn name(&self) -> &'static str {
+        "select"
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        arity(ins, 3)?;
+        let (p, t, f) = (ins[0], ins[1], ins[2]);
+        ensure!(
+            p.dtype == DType::Bool,
+            "predicate must be bool, got {}",
+            p.dtype
+        );
+        ensure!(
+            t.shape == f.shape && t.dtype == f.dtype,
+            "branches must have equal shapes and types"
+        );
+        ensure!(
+            p.shape.is_empty() || p.shape == t.shape,
+            "predicate must be a scalar or of the branches' shape"
+        );
+        Ok(vec![Aval {
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            weak: t.weak && f.weak,
+        }])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        format!(
+            "stablehlo.select {}, {}, {} : {}, {}",
+            cx.name(0),
+            cx.name(1),
+            cx.name(2),
+            cx.ty(0),
+            cx.out_ty()
+        )
+    }
+}
+
+/// `min(max(x, lo), hi)` elementwise (`stablehlo.clamp`); `lo` and `hi` are scalars or of
+/// `x`'s shape, all of one element type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clamp;
+
+/// See [`Clamp`].
+#[track_caller]
+pub fn clamp(lo: &Tensor, x: &Tensor, hi: &Tensor) -> Tensor {
+    bind1(Clamp, &[lo, x, hi])
+}
+
+impl Primitive for Clamp {
+    fn name(&self) -> &'static str {
+        "clamp"
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        arity(ins, 3)?;
+        let x = ins[1];
+        ensure!(
+            x.dtype != DType::Bool,
+            "element type must be numeric, got bool"
+        );
+        for b in [ins[0], ins[2]] {
+            ensure!(
+                b.dtype == x.dtype,
+                "bounds must have the operand's element type"
+            );
+            ensure!(
+                b.shape.is_empty() || b.shape == x.shape,
+                "bounds must be scalars or of the operand's shape"
+            );
+        }
+        Ok(vec![x.clone()])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        format!(
+            "stablehlo.clamp {}, {}, {} : {}",
+            cx.name(0),
+            cx.name(1),
+            cx.name(2),
+            cx.fn_type()
+        )
+    }
+}

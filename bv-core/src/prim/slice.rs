@@ -1,0 +1,202 @@
+//! `slice` (static), `dynamic_slice` and `dynamic_update_slice` (start indices are tensors).
+
+use crate::emit::{list, EmitCx};
+use crate::prim::{arity, Class, Primitive};
+use crate::trace::error::ensure;
+use crate::trace::{bind1, Aval, OpError, Tensor};
+
+/// Elements `start[i] .. limit[i]` with step `strides[i]` of each dimension
+/// (`stablehlo.slice`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// Inclusive start per dimension.
+    pub start: Vec<usize>,
+    /// Exclusive limit per dimension.
+    pub limit: Vec<usize>,
+    /// Step per dimension (at least 1).
+    pub strides: Vec<usize>,
+}
+
+/// See [`Slice`]; `strides` may be empty for all ones.
+#[track_caller]
+pub fn slice(x: &Tensor, start: &[usize], limit: &[usize], strides: &[usize]) -> Tensor {
+    let strides = if strides.is_empty() {
+        vec![1; start.len()]
+    } else {
+        strides.to_vec()
+    };
+    bind1(
+        Slice {
+            start: start.to_vec(),
+            limit: limit.to_vec(),
+            strides,
+        },
+        &[x],
+    )
+}
+
+impl Primitive for Slice {
+    fn name(&self) -> &'static str {
+        "slice"
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        arity(ins, 1)?;
+        let x = ins[0];
+        let r = x.rank();
+        ensure!(
+            self.start.len() == r && self.limit.len() == r && self.strides.len() == r,
+            "start {:?}, limit {:?} and strides {:?} need {} entries each",
+            self.start,
+            self.limit,
+            self.strides,
+            r
+        );
+        let mut shape = Vec::with_capacity(r);
+        for i in 0..r {
+            let (s, l, st) = (self.start[i], self.limit[i], self.strides[i]);
+            ensure!(st >= 1, "strides must be at least 1");
+            ensure!(
+                s <= l && l <= x.shape[i],
+                "slice {s}..{l} of dimension {i} (size {}) is out of range",
+                x.shape[i]
+            );
+            shape.push((l - s).div_ceil(st));
+        }
+        Ok(vec![x.with_shape(shape)])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        let ranges: Vec<String> = (0..self.start.len())
+            .map(|i| match self.strides[i] {
+                1 => format!("{}:{}", self.start[i], self.limit[i]),
+                s => format!("{}:{}:{}", self.start[i], self.limit[i], s),
+            })
+            .collect();
+        format!(
+            "stablehlo.slice {} [{}] : {}",
+            cx.name(0),
+            ranges.join(", "),
+            cx.fn_type()
+        )
+    }
+}
+
+/// A `sizes`-shaped window starting at run-time indices (one scalar integer per
+/// dimension), clamped so the window stays inside (`stablehlo.dynamic_slice`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicSlice {
+    /// Window size per dimension.
+    pub sizes: Vec<usize>,
+}
+
+/// See [`DynamicSlice`].
+#[track_caller]
+pub fn dynamic_slice(x: &Tensor, starts: &[&Tensor], sizes: &[usize]) -> Tensor {
+    let mut ins = vec![x];
+    ins.extend_from_slice(starts);
+    bind1(
+        DynamicSlice {
+            sizes: sizes.to_vec(),
+        },
+        &ins,
+    )
+}
+
+fn check_starts(x: &Aval, starts: &[&Aval]) -> Result<(), OpError> {
+    ensure!(
+        starts.len() == x.rank(),
+        "needs {} start indices, got {}",
+        x.rank(),
+        starts.len()
+    );
+    for s in starts {
+        ensure!(
+            s.rank() == 0 && Class::Int.accepts(s.dtype),
+            "start indices must be integer scalars"
+        );
+        ensure!(
+            s.dtype == starts[0].dtype,
+            "start indices must share one integer type"
+        );
+    }
+    Ok(())
+}
+
+impl Primitive for DynamicSlice {
+    fn name(&self) -> &'static str {
+        "dynamic_slice"
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        ensure!(!ins.is_empty(), "needs an operand");
+        let x = ins[0];
+        check_starts(x, &ins[1..])?;
+        ensure!(
+            self.sizes.len() == x.rank(),
+            "sizes {:?} need {} entries",
+            self.sizes,
+            x.rank()
+        );
+        for (i, (&s, &d)) in self.sizes.iter().zip(&x.shape).enumerate() {
+            ensure!(
+                s <= d,
+                "size {s} of dimension {i} exceeds the operand's {d}"
+            );
+        }
+        Ok(vec![x.with_shape(self.sizes.clone())])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        format!(
+            "stablehlo.dynamic_slice {}, sizes = {} : {}",
+            cx.names(),
+            list(&self.sizes),
+            cx.fn_type()
+        )
+    }
+}
+
+/// Writes `update` into `x` at run-time start indices, clamped so it fits
+/// (`stablehlo.dynamic_update_slice`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DynamicUpdateSlice;
+
+/// See [`DynamicUpdateSlice`].
+#[track_caller]
+pub fn dynamic_update_slice(x: &Tensor, update: &Tensor, starts: &[&Tensor]) -> Tensor {
+    let mut ins = vec![x, update];
+    ins.extend_from_slice(starts);
+    bind1(DynamicUpdateSlice, &ins)
+}
+
+impl Primitive for DynamicUpdateSlice {
+    fn name(&self) -> &'static str {
+        "dynamic_update_slice"
+    }
+
+    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        ensure!(ins.len() >= 2, "needs an operand and an update");
+        let (x, u) = (ins[0], ins[1]);
+        ensure!(
+            u.dtype == x.dtype && u.rank() == x.rank(),
+            "update must have the operand's rank and element type"
+        );
+        for (i, (&s, &d)) in u.shape.iter().zip(&x.shape).enumerate() {
+            ensure!(
+                s <= d,
+                "update size {s} of dimension {i} exceeds the operand's {d}"
+            );
+        }
+        check_starts(x, &ins[2..])?;
+        Ok(vec![x.clone()])
+    }
+
+    fn emit(&self, cx: &EmitCx) -> String {
+        format!(
+            "stablehlo.dynamic_update_slice {} : {}",
+            cx.names(),
+            cx.fn_type()
+        )
+    }
+}

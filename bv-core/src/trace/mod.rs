@@ -1,0 +1,342 @@
+//! The tracer: while a function is staged, every op on a [`Tensor`] appends a node to the
+//! graph of the innermost active trace. Shape and dtype rules run at each op; the first error
+//! is recorded with the op, the operand shapes and the caller's location, and later ops on
+//! the poisoned result are recorded no further. `jit`/`lower` report the error, so user code
+//! needs no `?` per op.
+
+pub mod aval;
+pub mod error;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use aval::{Aval, Spec};
+pub use error::{CallSite, OpError, TraceError};
+
+use crate::dtype::DType;
+use crate::prim::Primitive;
+
+/// A value inside a function being traced: a cheap handle (an id and its abstract value).
+/// Arithmetic on tensors records ops; nothing is computed until the program runs.
+#[derive(Clone)]
+pub struct Tensor {
+    trace: u64,
+    id: usize,
+    aval: Rc<Aval>,
+}
+
+impl Tensor {
+    /// The abstract value (shape, element type, weak typing).
+    pub fn aval(&self) -> &Aval {
+        &self.aval
+    }
+
+    /// Dimension sizes.
+    pub fn shape(&self) -> &[usize] {
+        &self.aval.shape
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.aval.dtype
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.aval.rank()
+    }
+
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.aval.size()
+    }
+
+    /// True when the element type is weak (the tensor came from a Rust scalar).
+    pub fn is_weak(&self) -> bool {
+        self.aval.weak
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor({})", self.aval)
+    }
+}
+
+/// How a value of the graph is defined.
+#[derive(Clone, Debug)]
+pub enum ValueDef {
+    /// The function's i-th flat argument.
+    Param(usize),
+    /// Output `index` of node `node`.
+    Node { node: usize, index: usize },
+    /// The result of a rejected op (or of an op on such a result).
+    Poison,
+}
+
+/// One recorded op application.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The primitive and its static parameters.
+    pub prim: Rc<dyn Primitive>,
+    /// Value ids of the operands.
+    pub inputs: Vec<usize>,
+    /// Value ids of the results.
+    pub outputs: Vec<usize>,
+    /// Where user code applied it.
+    pub site: CallSite,
+}
+
+/// A traced program: parameters, values and nodes in program order (a topological order).
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// Abstract values of the parameters (value ids `0..params.len()`).
+    pub params: Vec<Aval>,
+    /// Definition of every value, by id.
+    pub values: Vec<ValueDef>,
+    /// Abstract value of every value, by id.
+    pub avals: Vec<Rc<Aval>>,
+    /// The recorded ops.
+    pub nodes: Vec<Node>,
+}
+
+impl Graph {
+    fn new_value(&mut self, def: ValueDef, aval: Aval) -> (usize, Rc<Aval>) {
+        let aval = Rc::new(aval);
+        self.values.push(def);
+        self.avals.push(aval.clone());
+        (self.values.len() - 1, aval)
+    }
+}
+
+/// A finished trace: the graph and the first error, if any.
+#[derive(Debug)]
+pub struct Trace {
+    id: u64,
+    /// The recorded program.
+    pub graph: Graph,
+    /// The first error recorded.
+    pub error: Option<TraceError>,
+}
+
+impl Trace {
+    /// Checks that `t` was computed inside this trace and returns its value id.
+    pub fn value_of(&self, t: &Tensor, path: &str) -> Result<usize, TraceError> {
+        if t.trace != self.id {
+            return Err(TraceError::ForeignOutput {
+                path: path.to_string(),
+            });
+        }
+        Ok(t.id)
+    }
+}
+
+static NEXT_TRACE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static STACK: RefCell<Vec<Trace>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Pops a trace from the stack if the traced function unwinds.
+struct PopOnDrop(u64);
+
+impl Drop for PopOnDrop {
+    fn drop(&mut self) {
+        let id = self.0;
+        STACK.with(|s| s.borrow_mut().retain(|t| t.id != id));
+    }
+}
+
+/// Runs `f` on fresh parameter tensors with the given avals inside a new trace, and returns
+/// its result with the finished trace.
+pub fn trace<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
+    let id = NEXT_TRACE.fetch_add(1, Ordering::Relaxed);
+    let mut graph = Graph {
+        params: params.to_vec(),
+        ..Graph::default()
+    };
+    let tensors: Vec<Tensor> = params
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let (vid, aval) = graph.new_value(ValueDef::Param(i), a.clone());
+            Tensor {
+                trace: id,
+                id: vid,
+                aval,
+            }
+        })
+        .collect();
+    STACK.with(|s| {
+        s.borrow_mut().push(Trace {
+            id,
+            graph,
+            error: None,
+        })
+    });
+    let guard = PopOnDrop(id);
+    let out = f(tensors);
+    let finished = STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        s.iter().position(|t| t.id == id).map(|i| s.remove(i))
+    });
+    drop(guard);
+    // The trace was pushed above and only this function removes it.
+    let finished = finished.unwrap_or(Trace {
+        id,
+        graph: Graph::default(),
+        error: None,
+    });
+    (out, finished)
+}
+
+/// True while some function is being traced on this thread.
+pub fn is_tracing() -> bool {
+    STACK.with(|s| !s.borrow().is_empty())
+}
+
+/// Applies a primitive to operands in their trace and returns its results. A rejected
+/// application records the error (the first one only) and returns poisoned results with a
+/// plausible aval, so tracing continues.
+#[track_caller]
+pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
+    let site = CallSite::here();
+    let in_avals: Vec<&Aval> = inputs.iter().map(|t| &*t.aval).collect();
+    let inferred = prim.infer(&in_avals);
+    let name = prim.name();
+    let n_out = prim.num_outputs();
+    let poison_avals = |inferred: &Result<Vec<Aval>, OpError>| -> Vec<Aval> {
+        match inferred {
+            Ok(outs) => outs.clone(),
+            Err(_) => {
+                let a = in_avals
+                    .first()
+                    .map(|a| (*a).clone())
+                    .unwrap_or(Aval::new([], DType::F32));
+                vec![a; n_out]
+            }
+        }
+    };
+    STACK.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        let target = inputs
+            .first()
+            .map(|t| t.trace)
+            .or_else(|| stack.last().map(|t| t.id));
+        let pos = target.and_then(|id| stack.iter().position(|t| t.id == id));
+        let Some(pos) = pos else {
+            if let Some(top) = stack.last_mut() {
+                top.error.get_or_insert(TraceError::Leak { op: name, site });
+                return poison(top, poison_avals(&inferred));
+            }
+            return poison_avals(&inferred)
+                .into_iter()
+                .map(|a| Tensor {
+                    trace: 0,
+                    id: usize::MAX,
+                    aval: Rc::new(a),
+                })
+                .collect();
+        };
+        let tr = &mut stack[pos];
+        if inputs.iter().any(|t| t.trace != tr.id) {
+            tr.error.get_or_insert(TraceError::Leak { op: name, site });
+            return poison(tr, poison_avals(&inferred));
+        }
+        if inputs
+            .iter()
+            .any(|t| matches!(tr.graph.values[t.id], ValueDef::Poison))
+        {
+            return poison(tr, poison_avals(&inferred));
+        }
+        match inferred {
+            Ok(outs) => {
+                let node = tr.graph.nodes.len();
+                let mut tensors = Vec::with_capacity(outs.len());
+                for (index, a) in outs.into_iter().enumerate() {
+                    let (vid, aval) = tr.graph.new_value(ValueDef::Node { node, index }, a);
+                    tensors.push(Tensor {
+                        trace: tr.id,
+                        id: vid,
+                        aval,
+                    });
+                }
+                tr.graph.nodes.push(Node {
+                    prim: Rc::new(prim),
+                    inputs: inputs.iter().map(|t| t.id).collect(),
+                    outputs: tensors.iter().map(|t| t.id).collect(),
+                    site,
+                });
+                tensors
+            }
+            Err(ref e) => {
+                let avals = poison_avals(&inferred);
+                tr.error.get_or_insert(TraceError::Op {
+                    op: name,
+                    reason: e.0.clone(),
+                    operands: aval::list(&in_avals),
+                    site,
+                });
+                poison(tr, avals)
+            }
+        }
+    })
+}
+
+/// [`bind`] for single-result primitives.
+#[track_caller]
+pub fn bind1(prim: impl Primitive, inputs: &[&Tensor]) -> Tensor {
+    let mut outs = bind(prim, inputs);
+    outs.swap_remove(0)
+}
+
+/// Records an error found by a numpy-level function (before any primitive ran) and returns a
+/// poisoned tensor of the given aval in the trace of `like` (or the current trace).
+#[track_caller]
+pub fn fail(
+    op: &'static str,
+    reason: String,
+    operands: &[&Aval],
+    like: Option<&Tensor>,
+    aval: Aval,
+) -> Tensor {
+    let site = CallSite::here();
+    STACK.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        let target = like.map(|t| t.trace).or_else(|| stack.last().map(|t| t.id));
+        let pos = target.and_then(|id| stack.iter().position(|t| t.id == id));
+        match pos {
+            Some(p) => {
+                let tr = &mut stack[p];
+                tr.error.get_or_insert(TraceError::Op {
+                    op,
+                    reason,
+                    operands: aval::list(operands),
+                    site,
+                });
+                poison(tr, vec![aval]).swap_remove(0)
+            }
+            None => Tensor {
+                trace: 0,
+                id: usize::MAX,
+                aval: Rc::new(aval),
+            },
+        }
+    })
+}
+
+fn poison(tr: &mut Trace, avals: Vec<Aval>) -> Vec<Tensor> {
+    avals
+        .into_iter()
+        .map(|a| {
+            let (vid, aval) = tr.graph.new_value(ValueDef::Poison, a);
+            Tensor {
+                trace: tr.id,
+                id: vid,
+                aval,
+            }
+        })
+        .collect()
+}
