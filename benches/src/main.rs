@@ -1,1 +1,56 @@
-fn main() {}
+//! `bv-bench`: runs a bv benchmark and the same measurement in JAX on this machine,
+//! interleaved (bv, JAX, bv, JAX, ...) because this machine's speed drifts, and writes the
+//! medians side by side into `docs/benchmarks.md`.
+//!
+//! ```text
+//! benches/setup_jax.sh                       # once: a venv with the pinned JAX
+//! cargo run --release -p bv-benches -- runtime --rounds 7
+//! cargo run --release -p bv-benches -- plugins --rounds 5
+//! ```
+
+mod plugins;
+mod report;
+mod runtime;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "bv benchmarks beside the same-machine JAX figures", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Rounds of (bv, JAX) pairs; medians are reported.
+    #[arg(long, default_value_t = 7, global = true)]
+    rounds: usize,
+    /// The Markdown file whose section for this benchmark is rewritten.
+    #[arg(long, default_value = "docs/benchmarks.md", global = true)]
+    out: PathBuf,
+    /// The Python interpreter with JAX installed (benches/setup_jax.sh makes one).
+    #[arg(long, default_value = "benches/.venv/bin/python", global = true)]
+    python: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Dispatch latency of a trivial executable, host→device and device→host bandwidth.
+    Runtime,
+    /// Compile and run time of a matmul- and convolution-heavy program on each CPU plugin.
+    Plugins,
+    /// (internal) One plugin measurement in this process, printed as JSON.
+    PluginProbe,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Runtime => runtime::run(&cli.python, cli.rounds, &cli.out),
+        Command::Plugins => plugins::run(cli.rounds, &cli.out),
+        Command::PluginProbe => plugins::probe(),
+    };
+    if let Err(e) = result {
+        eprintln!("bv-bench: {e}");
+        std::process::exit(1);
+    }
+}

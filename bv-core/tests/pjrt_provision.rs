@@ -25,12 +25,17 @@ fn concurrent_fetches_share_one_verified_copy() {
     let package = provision::cpu_package().unwrap();
 
     let paths: Vec<PathBuf> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3).map(|_| s.spawn(|| provision::fetch(&package).unwrap())).collect();
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| provision::fetch(&package).unwrap()))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(paths.iter().all(|p| *p == paths[0]));
     assert!(paths[0].starts_with(&cache));
-    assert_eq!(provision::sha256_file(&paths[0]).unwrap(), pinned_plugin_sha256(package.name));
+    assert_eq!(
+        provision::sha256_file(&paths[0]).unwrap(),
+        pinned_plugin_sha256(package.name)
+    );
     let leftovers: Vec<_> = std::fs::read_dir(paths[0].parent().unwrap())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -49,16 +54,28 @@ fn concurrent_fetches_share_one_verified_copy() {
 fn unknown_package_choice_is_explained() {
     // Runs in the same process as the test above, so it must not touch BV_CACHE_DIR.
     let err = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_reports_bad_choice", "--nocapture", "--include-ignored"])
+        .args([
+            "--exact",
+            "child_reports_bad_choice",
+            "--nocapture",
+            "--include-ignored",
+        ])
         .env(provision::CPU_PACKAGE_ENV, "no-such-plugin")
         .output()
         .unwrap();
-    assert!(err.status.success(), "{}", String::from_utf8_lossy(&err.stdout));
+    assert!(
+        err.status.success(),
+        "{}",
+        String::from_utf8_lossy(&err.stdout)
+    );
 }
 
 #[test]
 #[ignore = "run by unknown_package_choice_is_explained in a child process"]
 fn child_reports_bad_choice() {
     let err = provision::cpu_plugin().unwrap_err().to_string();
-    assert!(err.contains("BV_CPU_PLUGIN must be one of: lammps-jax-pjrt-cpu, xla-cpu-pjrt"), "{err}");
+    assert!(
+        err.contains("BV_CPU_PLUGIN must be one of: lammps-jax-pjrt-cpu, xla-cpu-pjrt"),
+        "{err}"
+    );
 }

@@ -19,16 +19,25 @@ fn plugin_and_client_describe_themselves() {
     let (major, minor) = plugin.api_version();
     assert_eq!(major, 0);
     assert!(minor >= 81, "API 0.{minor}");
-    let current = plugin.stablehlo_current_version().expect("stablehlo_current_version");
+    let current = plugin
+        .stablehlo_current_version()
+        .expect("stablehlo_current_version");
     assert!(current.starts_with("1."), "{current}");
     assert!(plugin.stablehlo_minimum_version().is_some());
     assert!(plugin.xla_version().is_some());
     assert_eq!(client.platform_name(), "cpu");
     assert_eq!(client.process_index(), 0);
     assert_eq!(client.devices().len(), 4);
-    let ids: Vec<i32> = client.addressable_devices().iter().map(|d| d.id()).collect();
+    let ids: Vec<i32> = client
+        .addressable_devices()
+        .iter()
+        .map(|d| d.id())
+        .collect();
     assert_eq!(ids, vec![0, 1, 2, 3]);
-    assert!(client.devices().iter().all(|d| d.is_addressable() && d.process_index() == 0));
+    assert!(client
+        .devices()
+        .iter()
+        .all(|d| d.is_addressable() && d.process_index() == 0));
     assert!(!client.devices()[0].kind().is_empty());
     // Loading the same file again returns the same, once-initialised plugin.
     let again = bv_core::pjrt::Plugin::load(plugin.path()).unwrap();
@@ -48,11 +57,17 @@ fn executable_metadata_and_statistics() {
         let flops = cost.get("flops").and_then(|v| v.as_f64()).expect("flops");
         assert!(flops >= 2.0 * 16.0 * 8.0 * 32.0, "flops {flops}");
     }
-    let mem = exe.memory_stats().unwrap().expect("the CPU plugins report memory stats");
+    let mem = exe
+        .memory_stats()
+        .unwrap()
+        .expect("the CPU plugins report memory stats");
     assert_eq!(mem.argument_size, (16 * 32 + 32 * 8) * 4);
     // Outputs: both arrays, plus the plugin's small table of pointers to them.
     let outputs = 16 * 8 * 4 + 8 * 4;
-    assert!((outputs..outputs + 64).contains(&mem.output_size), "{mem:?}");
+    assert!(
+        (outputs..outputs + 64).contains(&mem.output_size),
+        "{mem:?}"
+    );
 }
 
 #[test]
@@ -79,5 +94,8 @@ fn serialized_executable_runs_after_reload() {
         .collect();
     assert_eq!(got[0].to_vec::<f32>().unwrap(), host);
     assert_eq!(want[0].to_vec::<f32>().unwrap(), host);
-    assert_eq!(got[1].to_vec::<i32>().unwrap(), (0..8).collect::<Vec<i32>>());
+    assert_eq!(
+        got[1].to_vec::<i32>().unwrap(),
+        (0..8).collect::<Vec<i32>>()
+    );
 }

@@ -50,14 +50,22 @@ fn run(program: &str, options: CompileOptions) {
     let devices = exe.addressable_devices().to_vec();
     assert_eq!(devices.len(), DEVICES);
 
-    let a: Vec<f32> = (0..M * K).map(|i| ((i * 7 % 19) as f32 - 9.0) * 0.2).collect();
-    let b: Vec<f32> = (0..K * N).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.25).collect();
+    let a: Vec<f32> = (0..M * K)
+        .map(|i| ((i * 7 % 19) as f32 - 9.0) * 0.2)
+        .collect();
+    let b: Vec<f32> = (0..K * N)
+        .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.25)
+        .collect();
     let mut args: Vec<Vec<Buffer>> = Vec::new();
     for (d, dev) in devices.iter().enumerate() {
         let shard = &a[d * ROWS * K..(d + 1) * ROWS * K];
         args.push(vec![
-            client.buffer_from_host(shard, &[ROWS as i64, K as i64], dev).unwrap(),
-            client.buffer_from_host(&b, &[K as i64, N as i64], dev).unwrap(),
+            client
+                .buffer_from_host(shard, &[ROWS as i64, K as i64], dev)
+                .unwrap(),
+            client
+                .buffer_from_host(&b, &[K as i64, N as i64], dev)
+                .unwrap(),
         ]);
     }
     let arg_refs: Vec<Vec<&Buffer>> = args.iter().map(|v| v.iter().collect()).collect();
@@ -77,26 +85,44 @@ fn run(program: &str, options: CompileOptions) {
 
     assert_eq!(out.len(), DEVICES);
     for (d, outs) in out.iter().enumerate() {
-        assert_eq!(outs[0].dims(), &[ROWS as i64, N as i64], "device {d} shard shape");
+        assert_eq!(
+            outs[0].dims(),
+            &[ROWS as i64, N as i64],
+            "device {d} shard shape"
+        );
         assert_eq!(outs[1].dims(), &[N as i64], "device {d} reduction shape");
         assert_eq!(outs[0].device().unwrap(), devices[d]);
         let shard = outs[0].to_vec::<f32>().unwrap();
         for (i, g) in shard.iter().enumerate() {
             let w = y[d * ROWS * N + i];
-            assert!((f64::from(*g) - w).abs() <= 1e-5 * (1.0 + w.abs()), "device {d} y[{i}]: {g} vs {w}");
+            assert!(
+                (f64::from(*g) - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "device {d} y[{i}]: {g} vs {w}"
+            );
         }
         let red = outs[1].to_vec::<f32>().unwrap();
         for (j, g) in red.iter().enumerate() {
-            assert!((f64::from(*g) - s[j]).abs() <= 1e-4 * (1.0 + s[j].abs()), "device {d} s[{j}]: {g} vs {}", s[j]);
+            assert!(
+                (f64::from(*g) - s[j]).abs() <= 1e-4 * (1.0 + s[j].abs()),
+                "device {d} s[{j}]: {g} vs {}",
+                s[j]
+            );
         }
         // The replicated reduction is bit-identical on every device.
-        assert_eq!(red, out[0][1].to_vec::<f32>().unwrap(), "device {d} replica differs");
+        assert_eq!(
+            red,
+            out[0][1].to_vec::<f32>().unwrap(),
+            "device {d} replica differs"
+        );
     }
 }
 
 #[test]
 fn gspmd_partitioned_over_8_devices() {
-    run(&gspmd_program(), CompileOptions::partitioned(DEVICES).with_gspmd());
+    run(
+        &gspmd_program(),
+        CompileOptions::partitioned(DEVICES).with_gspmd(),
+    );
 }
 
 #[test]
@@ -110,8 +136,15 @@ fn explicit_device_assignment_orders_the_devices() {
     let mut ids: Vec<i64> = client.devices().iter().map(|d| i64::from(d.id())).collect();
     ids.reverse();
     let exe = client
-        .compile(&shardy_program(), &CompileOptions::partitioned(DEVICES).with_device_assignment(ids.clone()))
+        .compile(
+            &shardy_program(),
+            &CompileOptions::partitioned(DEVICES).with_device_assignment(ids.clone()),
+        )
         .unwrap();
-    let got: Vec<i64> = exe.addressable_devices().iter().map(|d| i64::from(d.id())).collect();
+    let got: Vec<i64> = exe
+        .addressable_devices()
+        .iter()
+        .map(|d| i64::from(d.id()))
+        .collect();
     assert_eq!(got, ids);
 }

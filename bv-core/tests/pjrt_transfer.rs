@@ -39,13 +39,21 @@ fn every_dtype_and_rank_round_trips_exactly() {
         for dims in SHAPES {
             let n: i64 = dims.iter().product();
             let host = random_bytes(&mut rng, dtype, n as usize);
-            let buf = client.buffer_from_host_bytes(&host, dtype, dims, dev).unwrap();
+            let buf = client
+                .buffer_from_host_bytes(&host, dtype, dims, dev)
+                .unwrap();
             assert_eq!(buf.dtype(), dtype);
             assert_eq!(buf.dims(), dims);
             assert_eq!(buf.to_host_bytes().unwrap(), host, "{dtype}{dims:?}");
             // An owned transfer returns at once and must deliver the same bytes.
-            let owned = client.buffer_from_host_owned(host.clone(), dtype, dims, dev).unwrap();
-            assert_eq!(owned.to_host_bytes().unwrap(), host, "owned {dtype}{dims:?}");
+            let owned = client
+                .buffer_from_host_owned(host.clone(), dtype, dims, dev)
+                .unwrap();
+            assert_eq!(
+                owned.to_host_bytes().unwrap(),
+                host,
+                "owned {dtype}{dims:?}"
+            );
         }
     }
 }
@@ -57,7 +65,10 @@ fn typed_round_trips_and_type_checks() {
     let v = [half::bf16::from_f32(1.5), half::bf16::from_f32(-2.25)];
     let buf = client.buffer_from_host(&v, &[2], dev).unwrap();
     assert_eq!(buf.to_vec::<half::bf16>().unwrap(), v);
-    assert!(matches!(buf.to_vec::<f32>(), Err(Error::ElementTypeMismatch { .. })));
+    assert!(matches!(
+        buf.to_vec::<f32>(),
+        Err(Error::ElementTypeMismatch { .. })
+    ));
     let flags = [true, false, true];
     let b = client.buffer_from_host(&flags, &[3], dev).unwrap();
     assert_eq!(b.to_vec::<bool>().unwrap(), flags);
@@ -69,12 +80,16 @@ fn typed_round_trips_and_type_checks() {
 fn host_size_must_match_shape() {
     let client = Client::cpu().unwrap();
     let dev = &client.addressable_devices()[0];
-    let err = client.buffer_from_host(&[1f32; 5], &[2, 3], dev).unwrap_err();
+    let err = client
+        .buffer_from_host(&[1f32; 5], &[2, 3], dev)
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "buffer_from_host: a float32[2, 3] array needs 24 bytes, the host data has 20"
     );
-    let err = client.buffer_from_host(&[1f32; 5], &[-1, 5], dev).unwrap_err();
+    let err = client
+        .buffer_from_host(&[1f32; 5], &[-1, 5], dev)
+        .unwrap_err();
     assert!(err.to_string().contains("negative"), "{err}");
 }
 
@@ -82,7 +97,9 @@ fn host_size_must_match_shape() {
 fn copies_between_devices() {
     let client = Client::cpu_with_devices(2).unwrap();
     let devs = client.addressable_devices();
-    let src = client.buffer_from_host(&[1i32, 2, 3, 4], &[2, 2], &devs[0]).unwrap();
+    let src = client
+        .buffer_from_host(&[1i32, 2, 3, 4], &[2, 2], &devs[0])
+        .unwrap();
     let dst = src.copy_to_device(&devs[1]).unwrap();
     assert_eq!(dst.device().unwrap(), devs[1]);
     assert_eq!(src.device().unwrap(), devs[0]);
@@ -97,8 +114,27 @@ fn readiness_is_observable_without_blocking() {
     let buf = client.buffer_from_host(&[0u8; 1024], &[1024], dev).unwrap();
     let event = buf.ready_event().unwrap();
     let (tx, rx) = mpsc::channel();
-    event.on_ready(move |r| tx.send(r.is_ok()).unwrap()).unwrap();
+    event
+        .on_ready(move |r| tx.send(r.is_ok()).unwrap())
+        .unwrap();
     assert!(rx.recv().unwrap());
     assert!(event.is_ready().unwrap());
     buf.block_until_ready().unwrap();
+}
+
+#[test]
+fn cpu_buffers_can_be_read_in_place() {
+    let client = Client::cpu().unwrap();
+    let dev = &client.addressable_devices()[0];
+    let data: Vec<i16> = (0..60).map(|i| i * 3 - 7).collect();
+    let buf = client.buffer_from_host(&data, &[3, 4, 5], dev).unwrap();
+    let view = buf
+        .host_view()
+        .unwrap()
+        .expect("CPU buffers are host memory");
+    let expected: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(&view[..], expected.as_slice());
+    drop(view);
+    let empty = client.buffer_from_host::<f32>(&[], &[0, 4], dev).unwrap();
+    assert!(empty.host_view().unwrap().unwrap().is_empty());
 }

@@ -102,13 +102,20 @@ impl Buffer {
         } else {
             bytes.as_ptr().cast()
         };
+        // Owned bytes may be aliased by the device buffer (CPU plugins do, when aligned):
+        // the done event then fires only when the buffer is freed, and the bytes live
+        // until then. Borrowed bytes are copied before this call returns.
+        let semantics = match data {
+            HostData::Borrowed(_) => sys::PJRT_HostBufferSemantics_kImmutableUntilTransferCompletes,
+            HostData::Owned(_) => sys::PJRT_HostBufferSemantics_kImmutableZeroCopy,
+        };
         let mut a = args!(PJRT_Client_BufferFromHostBuffer_Args {
             client: client.inner.raw,
             data: ptr,
             type_: to_pjrt(dtype),
             dims: dims.as_ptr(),
             num_dims: dims.len(),
-            host_buffer_semantics: sys::PJRT_HostBufferSemantics_kImmutableUntilTransferCompletes,
+            host_buffer_semantics: semantics,
             device: device.raw(),
         });
         call!(api, PJRT_Client_BufferFromHostBuffer, &mut a)?;
@@ -227,10 +234,10 @@ impl Buffer {
     /// Copies the value to host memory, dense and row-major; blocks until it is there.
     pub fn to_host_bytes(&self) -> Result<Vec<u8>> {
         let len = self.element_count() * self.dtype.size_in_bytes();
-        let mut out = vec![0u8; len];
+        let mut out = Vec::<u8>::with_capacity(len);
         if len == 0 {
             self.block_until_ready()?;
-            return Ok(out);
+            return Ok(Vec::new());
         }
         let mut a = args!(PJRT_Buffer_ToHostBuffer_Args {
             src: self.raw,
@@ -243,6 +250,8 @@ impl Buffer {
             &mut a
         )?;
         Event::from_raw(a.event, &self.client.inner.plugin.api).wait()?;
+        // SAFETY: the completed copy wrote all `len` bytes.
+        unsafe { out.set_len(len) };
         Ok(out)
     }
 

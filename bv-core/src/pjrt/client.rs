@@ -264,8 +264,8 @@ impl Client {
         Buffer::from_host(self, HostData::Borrowed(bytes), dtype, dims, device)
     }
 
-    /// Moves host bytes to `device` without waiting: `bytes` is kept alive until the plugin
-    /// signals it is done with them.
+    /// Moves host bytes to `device` without waiting or copying where the plugin can alias
+    /// them (CPU); `bytes` lives until the plugin signals it is done with them.
     pub fn buffer_from_host_owned(
         &self,
         bytes: Vec<u8>,

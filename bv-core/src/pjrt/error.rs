@@ -129,3 +129,14 @@ impl Error {
         }
     }
 }
+
+/// `Some(())` for success, `None` where the plugin lacks the feature (an entry it does not
+/// have, or one that answers UNIMPLEMENTED), the error otherwise.
+pub(crate) fn offered(result: Result<()>) -> Result<Option<()>> {
+    match result {
+        Ok(()) => Ok(Some(())),
+        Err(Error::Unsupported { .. }) => Ok(None),
+        Err(Error::Plugin { code, .. }) if code == ErrorCode::UNIMPLEMENTED => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -8,7 +8,7 @@ use super::api::{args, call, string_from};
 use super::buffer::{from_pjrt, Buffer};
 use super::client::Client;
 use super::device::Device;
-use super::error::{Error, ErrorCode, Result};
+use super::error::{offered, Error, Result};
 use super::named_value::{read_list, NamedValue};
 use super::signature::Signature;
 use crate::DType;
@@ -32,17 +32,6 @@ pub struct MemoryStats {
     pub alias_size: i64,
     pub temp_size: i64,
     pub peak_memory: i64,
-}
-
-/// `Some(())` for success, `None` where the plugin lacks the feature (an entry it does not
-/// have, or one that answers UNIMPLEMENTED).
-fn offered(result: Result<()>) -> Result<Option<()>> {
-    match result {
-        Ok(()) => Ok(Some(())),
-        Err(Error::Unsupported { .. }) => Ok(None),
-        Err(Error::Plugin { code, .. }) if code == ErrorCode::UNIMPLEMENTED => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// A compiled program on its addressable devices. Freed on drop.
