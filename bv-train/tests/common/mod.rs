@@ -31,3 +31,71 @@ pub fn fashion_mnist_idx() -> Option<PathBuf> {
         }
     }
 }
+
+/// One array of an `.npz` archive: numpy dtype descriptor, shape, raw little-endian bytes.
+pub struct Npy {
+    pub descr: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+impl Npy {
+    pub fn u8(&self) -> &[u8] {
+        assert_eq!(self.descr, "|u1");
+        &self.data
+    }
+    pub fn f32(&self) -> Vec<f32> {
+        assert_eq!(self.descr, "<f4");
+        self.data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+    pub fn i64(&self) -> Vec<i64> {
+        assert_eq!(self.descr, "<i8");
+        self.data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+}
+
+/// Reads array `key` of the npz archive at `path`.
+pub fn npz(path: &std::path::Path, key: &str) -> Npy {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut b = Vec::new();
+    z.by_name(&format!("{key}.npy"))
+        .unwrap()
+        .read_to_end(&mut b)
+        .unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY");
+    let (hl, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (
+            u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize,
+            12,
+        )
+    };
+    let hdr = std::str::from_utf8(&b[start..start + hl]).unwrap();
+    let field = |name: &str| {
+        hdr.split(&format!("'{name}': "))
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let descr = field("descr").split('\'').nth(1).unwrap().to_string();
+    let shape_s = field("shape");
+    let shape = shape_s[1..shape_s.find(')').unwrap()]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    assert!(field("fortran_order").starts_with("False"));
+    Npy {
+        descr,
+        shape,
+        data: b[start + hl..].to_vec(),
+    }
+}

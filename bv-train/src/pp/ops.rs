@@ -1,0 +1,56 @@
+//! The table of registered pp ops: `bv-train pp --list` prints it.
+
+use super::ops_general::{Copy, KeepDrop, OneHot, SqueezeLastDim};
+use super::ops_image::{
+    CentralCrop, Decode, FlipLr, InceptionCrop, RandomCrop, Resize, ResizeSide, ValueRange,
+    VggValueRange,
+};
+use super::randaug::RandAug;
+use super::registry::{Make, OpDef};
+
+const fn img(
+    make: fn(&super::registry::Args) -> Result<Box<dyn super::registry::ValueOp>, String>,
+) -> Make {
+    Make::Value {
+        default_key: "image",
+        make,
+    }
+}
+
+/// Every op, in the order of big_vision's modules.
+pub const OPS: &[OpDef] = &[
+    OpDef { name: "decode", params: &["channels", "precise"], make: img(Decode::make),
+        doc: "Decodes a JPEG or PNG to uint8 (H, W, channels=3) as tf.io.decode_image; precise=True uses the accurate IDCT." },
+    OpDef { name: "resize", params: &["size", "method", "antialias"], make: img(Resize::make),
+        doc: "Resizes to size (int or (h, w)); method 'bilinear' (default), 'nearest' or 'area'; uint8 results are truncated." },
+    OpDef { name: "resize_small", params: &["smaller_size", "method", "antialias"], make: img(ResizeSide::make_small),
+        doc: "Resizes so the smaller side is smaller_size, keeping the aspect ratio (method 'area')." },
+    OpDef { name: "resize_long", params: &["longer_size", "method", "antialias"], make: img(ResizeSide::make_long),
+        doc: "Resizes so the longer side is longer_size, keeping the aspect ratio (method 'area')." },
+    OpDef { name: "inception_crop", params: &["size", "area_min", "area_max", "method", "antialias"], make: img(InceptionCrop::make_plain),
+        doc: "Random crop of area_min..area_max percent (5..100) and aspect 3/4..4/3, then resize to size if given." },
+    OpDef { name: "decode_jpeg_and_inception_crop", params: &["size", "area_min", "area_max", "ratio_min", "ratio_max", "method", "antialias"], make: img(InceptionCrop::make_decode),
+        doc: "inception_crop fused with decoding: only the crop window of the JPEG is decoded." },
+    OpDef { name: "random_crop", params: &["crop_size"], make: img(RandomCrop::make),
+        doc: "Uniformly placed crop of crop_size (int or (h, w))." },
+    OpDef { name: "central_crop", params: &["crop_size"], make: img(CentralCrop::make),
+        doc: "Central crop of crop_size (int or (h, w)); the central square when omitted." },
+    OpDef { name: "flip_lr", params: &[], make: img(FlipLr::make),
+        doc: "Mirrors left-right with probability 1/2." },
+    OpDef { name: "value_range", params: &["vmin", "vmax", "in_min", "in_max", "clip_values"], make: img(ValueRange::make),
+        doc: "Maps [in_min, in_max] (0, 255) linearly to [vmin, vmax] (-1, 1) in float32." },
+    OpDef { name: "vgg_value_range", params: &["mean", "std"], make: img(VggValueRange::make),
+        doc: "(x - mean) / std per channel with ImageNet's mean and std times 255, float32." },
+    OpDef { name: "randaug", params: &["num_layers", "magnitude"], make: img(RandAug::make),
+        doc: "RandAugment: num_layers (2) ops out of 16, each at magnitude (10) of 10, fill 128." },
+    OpDef { name: "onehot", params: &["depth", "key", "key_result", "multi", "on", "off"], make: Make::Dict(OneHot::make),
+        doc: "One-hot (or multi-hot for label vectors) float32 of depth classes from key ('labels') into key_result." },
+    OpDef { name: "keep", params: &["*keys"], make: Make::Dict(KeepDrop::make_keep),
+        doc: "Keeps only the named keys." },
+    OpDef { name: "drop", params: &["*keys"], make: Make::Dict(KeepDrop::make_drop),
+        doc: "Removes the named keys." },
+    OpDef { name: "copy", params: &["inkey", "outkey"], make: Make::Dict(Copy::make),
+        doc: "Copies the value of inkey to outkey." },
+    OpDef { name: "squeeze_last_dim", params: &[], make: img(SqueezeLastDim::make),
+        doc: "Removes a trailing dimension of size 1." },
+];
