@@ -2,9 +2,11 @@
 //! and run through PJRT plugins for CPU, GPU and TPU.
 
 pub mod array;
+pub mod distributed;
 pub mod dtype;
 pub mod emit;
 pub mod jit;
+pub mod numpy;
 pub mod pjrt;
 pub mod prim;
 pub mod trace;

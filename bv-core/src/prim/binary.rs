@@ -67,6 +67,14 @@ binary_table! {
     ShiftRightArithmetic, shift_right_arithmetic, "shift_right_arithmetic", Int, "stablehlo.shift_right_arithmetic";
 }
 
+impl Binary {
+    /// Applies the op (for table-driven callers; the named functions are the usual way).
+    #[track_caller]
+    pub fn apply(self, x: &Tensor, y: &Tensor) -> Tensor {
+        bind1(self, &[x, y])
+    }
+}
+
 impl Primitive for Binary {
     fn name(&self) -> &'static str {
         self.0.name()

@@ -22,6 +22,14 @@ pub fn convert(x: &Tensor, to: DType) -> Tensor {
     bind1(Convert { to, weak: false }, &[x])
 }
 
+impl Convert {
+    /// Applies this conversion to `x`.
+    #[track_caller]
+    pub fn bind(self, x: &Tensor) -> Tensor {
+        bind1(self, &[x])
+    }
+}
+
 impl Primitive for Convert {
     fn name(&self) -> &'static str {
         "convert"

@@ -37,11 +37,11 @@ macro_rules! unary_table {
 
 unary_table! {
     /// `-x` ([`stablehlo.negate`](https://openxla.org/stablehlo/spec#negate)).
-    Neg, neg, "neg", Num, "stablehlo.negate";
+    Neg, neg, "neg", Signed, "stablehlo.negate";
     /// `|x|` (`stablehlo.abs`).
     Abs, abs, "abs", Signed, "stablehlo.abs";
     /// -1, 0 or 1 by the sign of `x` (NaN stays NaN) (`stablehlo.sign`).
-    Sign, sign, "sign", Num, "stablehlo.sign";
+    Sign, sign, "sign", Signed, "stablehlo.sign";
     /// Round toward -inf (`stablehlo.floor`).
     Floor, floor, "floor", Float, "stablehlo.floor";
     /// Round toward +inf (`stablehlo.ceil`).
@@ -76,6 +76,14 @@ unary_table! {
     Not, not, "not", IntOrBool, "stablehlo.not";
     /// Number of set bits (`stablehlo.popcnt`).
     Popcnt, popcnt, "popcnt", Int, "stablehlo.popcnt";
+}
+
+impl Unary {
+    /// Applies the op (for table-driven callers; the named functions are the usual way).
+    #[track_caller]
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        bind1(self, &[x])
+    }
 }
 
 impl Primitive for Unary {

@@ -1,0 +1,166 @@
+//! Selection and indexing: `where`, `take`, `take_along_axis`, `one_hot`, `argmax`,
+//! `argmin`, `top_k`.
+
+use crate::dtype::DType;
+use crate::numpy::{astype, bad_axis, broadcast_to, norm_axis, prepare, Operand};
+use crate::prim::{self, ArgKind, CompareDir, GatherDims};
+use crate::trace::{fail, Tensor};
+
+/// `cond ? x : y` elementwise, with `x` and `y` promoted and all three broadcast.
+#[track_caller]
+pub fn where_(cond: &Tensor, x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    let (x, y) = (x.into(), y.into());
+    let c = astype(cond, DType::Bool);
+    match prepare("where", &[x, y, Operand::from(&c)]) {
+        Ok(v) => {
+            let c = broadcast_to(&c, v[0].shape());
+            prim::select(&c, &v[0], &v[1])
+        }
+        Err(p) => p,
+    }
+}
+
+/// Indices below zero count from the end (`-1` is the last), as numpy.
+#[track_caller]
+fn wrap_negative(idx: &Tensor, n: usize) -> Tensor {
+    if idx.dtype().is_unsigned_int() {
+        return idx.clone();
+    }
+    let zero = prim::full(idx.shape(), 0, idx.dtype());
+    let size = prim::full(idx.shape(), n as i64, idx.dtype());
+    prim::select(
+        &prim::compare(idx, &zero, CompareDir::Lt),
+        &prim::add(idx, &size),
+        idx,
+    )
+}
+
+/// Elements of `x` at integer `indices` along `axis`: the result shape is
+/// `x.shape[..axis] + indices.shape + x.shape[axis+1..]`. Out-of-range indices are clamped
+/// (numpy's `mode="clip"`); negative ones count from the end.
+#[track_caller]
+pub fn take(x: &Tensor, indices: &Tensor, axis: isize) -> Tensor {
+    let Some(a) = norm_axis(axis, x.rank()) else {
+        return bad_axis("take", x, axis);
+    };
+    if !(indices.dtype().is_signed_int() || indices.dtype().is_unsigned_int()) {
+        let reason = format!("indices must be integers, got {}", indices.dtype());
+        return fail(
+            "take",
+            reason,
+            &[x.aval(), indices.aval()],
+            Some(x),
+            x.aval().clone(),
+        );
+    }
+    let idx = wrap_negative(indices, x.shape()[a]);
+    let r = idx.rank();
+    let mut slice = x.shape().to_vec();
+    slice[a] = 1;
+    let offset_dims: Vec<usize> = (0..a).chain(a + r..x.rank() - 1 + r).collect();
+    let dims = GatherDims {
+        offset_dims,
+        collapsed_slice_dims: vec![a],
+        start_index_map: vec![a],
+        index_vector_dim: r,
+        ..GatherDims::default()
+    };
+    prim::gather(x, &idx, dims, &slice)
+}
+
+/// `x[..., indices[...], ...]` along `axis` elementwise: `indices` has `x`'s rank, and its
+/// other dimensions broadcast against `x`'s (as `jnp.take_along_axis`).
+#[track_caller]
+pub fn take_along_axis(x: &Tensor, indices: &Tensor, axis: isize) -> Tensor {
+    let Some(a) = norm_axis(axis, x.rank()) else {
+        return bad_axis("take_along_axis", x, axis);
+    };
+    if indices.rank() != x.rank() {
+        let reason = format!("indices must have the operand's rank {}", x.rank());
+        return fail(
+            "take_along_axis",
+            reason,
+            &[x.aval(), indices.aval()],
+            Some(x),
+            x.aval().clone(),
+        );
+    }
+    let mut ishape = x.shape().to_vec();
+    ishape[a] = indices.shape()[a];
+    let mut xshape = indices.shape().to_vec();
+    for d in 0..x.rank() {
+        if d != a {
+            xshape[d] = x.shape()[d].max(indices.shape()[d]);
+            ishape[d] = xshape[d];
+        }
+    }
+    xshape[a] = x.shape()[a];
+    let idx = wrap_negative(&broadcast_to(indices, &ishape), x.shape()[a]);
+    let xb = broadcast_to(x, &xshape);
+    let others: Vec<usize> = (0..x.rank()).filter(|&d| d != a).collect();
+    let dims = GatherDims {
+        offset_dims: vec![],
+        collapsed_slice_dims: vec![a],
+        operand_batching_dims: others.clone(),
+        start_indices_batching_dims: others,
+        start_index_map: vec![a],
+        index_vector_dim: x.rank(),
+    };
+    prim::gather(&xb, &idx, dims, &vec![1; x.rank()])
+}
+
+/// One-hot encoding: a new trailing dimension of size `n`, 1 at each index, 0 elsewhere
+/// (all zeros for out-of-range indices).
+#[track_caller]
+pub fn one_hot(indices: &Tensor, n: usize, dtype: DType) -> Tensor {
+    let mut shape = indices.shape().to_vec();
+    shape.push(n);
+    let dims: Vec<usize> = (0..indices.rank()).collect();
+    let idx = prim::broadcast_in_dim(indices, &shape, &dims);
+    let classes = prim::iota(indices.dtype(), &shape, indices.rank());
+    astype(&prim::compare(&idx, &classes, CompareDir::Eq), dtype)
+}
+
+#[track_caller]
+fn arg(op: &'static str, x: &Tensor, axis: isize, kind: ArgKind) -> Tensor {
+    match norm_axis(axis, x.rank()) {
+        Some(a) if x.dtype() == DType::Bool => {
+            prim::argreduce(&astype(x, DType::I32), kind, a, DType::I32).1
+        }
+        Some(a) => prim::argreduce(x, kind, a, DType::I32).1,
+        None => bad_axis(op, x, axis),
+    }
+}
+
+/// Index (i32) of the largest value along `axis`; the first on ties, NaN counts as largest.
+#[track_caller]
+pub fn argmax(x: &Tensor, axis: isize) -> Tensor {
+    arg("argmax", x, axis, ArgKind::Max)
+}
+
+/// Index (i32) of the smallest value along `axis`; the first on ties, NaN counts as smallest.
+#[track_caller]
+pub fn argmin(x: &Tensor, axis: isize) -> Tensor {
+    arg("argmin", x, axis, ArgKind::Min)
+}
+
+/// The `k` largest values along the last axis, in descending order, and their indices
+/// (i32); equal values keep index order.
+#[track_caller]
+pub fn top_k(x: &Tensor, k: usize) -> (Tensor, Tensor) {
+    let r = x.rank();
+    if r == 0 || k > x.shape()[r - 1] {
+        let reason = format!("k={k} needs a last dimension of at least k");
+        let p = fail("top_k", reason, &[x.aval()], Some(x), x.aval().clone());
+        return (p.clone(), p);
+    }
+    let idx = prim::iota(DType::I32, x.shape(), r - 1);
+    let sorted = prim::sort(&[x, &idx], r - 1, 1, true);
+    let mut limit = x.shape().to_vec();
+    limit[r - 1] = k;
+    let start = vec![0; r];
+    (
+        prim::slice(&sorted[0], &start, &limit, &[]),
+        prim::slice(&sorted[1], &start, &limit, &[]),
+    )
+}

@@ -1,0 +1,326 @@
+//! Elementwise numpy functions with promotion and broadcasting, and the operator overloads
+//! on [`Tensor`] (`+ - * / %`, bitwise `& | ^ ! << >>`, unary `-`), which accept tensors
+//! and Rust scalars on either side.
+
+use std::ops;
+
+use crate::dtype::DType;
+use crate::numpy::{inexact, prepare, Operand};
+use crate::prim::{self, CompareDir};
+use crate::trace::Tensor;
+
+macro_rules! binary_fns {
+    ($($(#[$doc:meta])* $name:ident => $prim:path;)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+            match prepare(stringify!($name), &[x.into(), y.into()]) {
+                Ok(v) => $prim(&v[0], &v[1]),
+                Err(poisoned) => poisoned,
+            }
+        }
+    )*};
+}
+
+binary_fns! {
+    /// `x + y` with promotion and broadcasting.
+    add => prim::add;
+    /// `x - y`.
+    subtract => prim::sub;
+    /// `x * y`.
+    multiply => prim::mul;
+    /// Elementwise maximum (NaN propagates).
+    maximum => prim::max;
+    /// Elementwise minimum (NaN propagates).
+    minimum => prim::min;
+    /// Bitwise/logical and.
+    bitwise_and => prim::and;
+    /// Bitwise/logical or.
+    bitwise_or => prim::or;
+    /// Bitwise/logical xor.
+    bitwise_xor => prim::xor;
+    /// `x << y`.
+    left_shift => prim::shift_left;
+}
+
+/// `x >> y`: arithmetic for signed integers, logical for unsigned (as numpy).
+#[track_caller]
+pub fn right_shift(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    match prepare("right_shift", &[x.into(), y.into()]) {
+        Ok(v) if v[0].dtype().is_unsigned_int() => prim::shift_right_logical(&v[0], &v[1]),
+        Ok(v) => prim::shift_right_arithmetic(&v[0], &v[1]),
+        Err(p) => p,
+    }
+}
+
+/// `x / y` as numpy's true division: integers divide as floats.
+#[track_caller]
+pub fn divide(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    match prepare("divide", &[x.into(), y.into()]) {
+        Ok(v) => prim::div(&inexact(&v[0]), &inexact(&v[1])),
+        Err(p) => p,
+    }
+}
+
+/// `floor(x / y)`; for integers, division rounding toward -inf.
+#[track_caller]
+pub fn floor_divide(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    match prepare("floor_divide", &[x.into(), y.into()]) {
+        Ok(v) if v[0].dtype().is_float() => prim::floor(&prim::div(&v[0], &v[1])),
+        Ok(v) if v[0].dtype().is_signed_int() => {
+            // Truncated quotient, minus one where the remainder is non-zero and the signs differ.
+            let q = prim::div(&v[0], &v[1]);
+            let r = prim::rem(&v[0], &v[1]);
+            let zero = prim::full(v[0].shape(), 0, v[0].dtype());
+            let fix = prim::and(
+                &prim::compare(&r, &zero, CompareDir::Ne),
+                &prim::compare(
+                    &prim::compare(&r, &zero, CompareDir::Lt),
+                    &prim::compare(&v[1], &zero, CompareDir::Lt),
+                    CompareDir::Ne,
+                ),
+            );
+            let one = prim::full(v[0].shape(), 1, v[0].dtype());
+            prim::select(&fix, &prim::sub(&q, &one), &q)
+        }
+        Ok(v) => prim::div(&v[0], &v[1]),
+        Err(p) => p,
+    }
+}
+
+/// `x mod y` with the sign of `y`, as numpy's `remainder` and Python's `%`.
+#[track_caller]
+pub fn remainder(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    match prepare("remainder", &[x.into(), y.into()]) {
+        Ok(v) if v[0].dtype().is_unsigned_int() => prim::rem(&v[0], &v[1]),
+        Ok(v) => {
+            let r = prim::rem(&v[0], &v[1]);
+            let zero = prim::full(v[0].shape(), 0, v[0].dtype());
+            let fix = prim::and(
+                &prim::compare(&r, &zero, CompareDir::Ne),
+                &prim::compare(
+                    &prim::compare(&r, &zero, CompareDir::Lt),
+                    &prim::compare(&v[1], &zero, CompareDir::Lt),
+                    CompareDir::Ne,
+                ),
+            );
+            prim::select(&fix, &prim::add(&r, &v[1]), &r)
+        }
+        Err(p) => p,
+    }
+}
+
+/// `x ^ y` after promotion (integer powers stay integers).
+#[track_caller]
+pub fn power(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    match prepare("power", &[x.into(), y.into()]) {
+        Ok(v) => prim::pow(&v[0], &v[1]),
+        Err(p) => p,
+    }
+}
+
+/// `atan2(x, y)` (integer operands are promoted to float).
+#[track_caller]
+pub fn arctan2(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    match prepare("arctan2", &[x.into(), y.into()]) {
+        Ok(v) => prim::atan2(&inexact(&v[0]), &inexact(&v[1])),
+        Err(p) => p,
+    }
+}
+
+macro_rules! compare_fns {
+    ($($(#[$doc:meta])* $name:ident => $dir:ident;)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+            match prepare(stringify!($name), &[x.into(), y.into()]) {
+                Ok(v) => prim::compare(&v[0], &v[1], CompareDir::$dir),
+                Err(p) => p,
+            }
+        }
+    )*};
+}
+
+compare_fns! {
+    /// `x == y` elementwise (bool).
+    equal => Eq;
+    /// `x != y` elementwise.
+    not_equal => Ne;
+    /// `x < y` elementwise.
+    less => Lt;
+    /// `x <= y` elementwise.
+    less_equal => Le;
+    /// `x > y` elementwise.
+    greater => Gt;
+    /// `x >= y` elementwise.
+    greater_equal => Ge;
+}
+
+macro_rules! float_fns {
+    ($($(#[$doc:meta])* $name:ident => $prim:path;)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name(x: &Tensor) -> Tensor { $prim(&inexact(x)) }
+    )*};
+}
+
+float_fns! {
+    /// `e^x` (integers are promoted to float).
+    exp => prim::exp;
+    /// `e^x - 1`.
+    expm1 => prim::expm1;
+    /// Natural log.
+    log => prim::log;
+    /// `ln(1 + x)`.
+    log1p => prim::log1p;
+    /// Square root.
+    sqrt => prim::sqrt;
+    /// `1 / sqrt(x)`.
+    rsqrt => prim::rsqrt;
+    /// Hyperbolic tangent.
+    tanh => prim::tanh;
+    /// Sine.
+    sin => prim::sin;
+    /// Cosine.
+    cos => prim::cos;
+    /// The error function.
+    erf => prim::erf;
+    /// Round half to even.
+    round => prim::round;
+    /// Floor.
+    floor => prim::floor;
+    /// Ceiling.
+    ceil => prim::ceil;
+}
+
+/// True where `x` is finite (always true for integers).
+#[track_caller]
+pub fn isfinite(x: &Tensor) -> Tensor {
+    if x.dtype().is_float() {
+        prim::is_finite(x)
+    } else {
+        prim::full(x.shape(), true, DType::Bool)
+    }
+}
+
+/// `|x|` (unsigned and bool unchanged).
+#[track_caller]
+pub fn abs(x: &Tensor) -> Tensor {
+    if x.dtype().is_unsigned_int() || x.dtype() == DType::Bool {
+        x.clone()
+    } else {
+        prim::abs(x)
+    }
+}
+
+/// -1, 0 or 1 by sign.
+#[track_caller]
+pub fn sign(x: &Tensor) -> Tensor {
+    prim::sign(x)
+}
+
+/// `-x`.
+#[track_caller]
+pub fn negative(x: &Tensor) -> Tensor {
+    prim::neg(x)
+}
+
+/// `x * x`.
+#[track_caller]
+pub fn square(x: &Tensor) -> Tensor {
+    prim::mul(x, x)
+}
+
+/// Logical not for bool, bitwise not for integers.
+#[track_caller]
+pub fn invert(x: &Tensor) -> Tensor {
+    prim::not(x)
+}
+
+/// `min(max(x, lo), hi)` with promotion and broadcasting.
+#[track_caller]
+pub fn clip(x: impl Into<Operand>, lo: impl Into<Operand>, hi: impl Into<Operand>) -> Tensor {
+    match prepare("clip", &[x.into(), lo.into(), hi.into()]) {
+        Ok(v) => prim::min(&prim::max(&v[0], &v[1]), &v[2]),
+        Err(p) => p,
+    }
+}
+
+macro_rules! binop {
+    ($tr:ident, $method:ident, $f:path) => {
+        impl<R: Into<Operand>> ops::$tr<R> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: R) -> Tensor {
+                $f(self, rhs)
+            }
+        }
+        impl<R: Into<Operand>> ops::$tr<R> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: R) -> Tensor {
+                $f(self, rhs)
+            }
+        }
+        binop!(@scalars $tr, $method, $f, bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+    };
+    (@scalars $tr:ident, $method:ident, $f:path, $($s:ty),*) => {$(
+        impl ops::$tr<Tensor> for $s {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: Tensor) -> Tensor {
+                $f(self, rhs)
+            }
+        }
+        impl ops::$tr<&Tensor> for $s {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                $f(self, rhs)
+            }
+        }
+    )*};
+}
+
+binop!(Add, add, add);
+binop!(Sub, sub, subtract);
+binop!(Mul, mul, multiply);
+binop!(Div, div, divide);
+binop!(Rem, rem, remainder);
+binop!(BitAnd, bitand, bitwise_and);
+binop!(BitOr, bitor, bitwise_or);
+binop!(BitXor, bitxor, bitwise_xor);
+binop!(Shl, shl, left_shift);
+binop!(Shr, shr, right_shift);
+
+impl ops::Neg for Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn neg(self) -> Tensor {
+        prim::neg(&self)
+    }
+}
+
+impl ops::Neg for &Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn neg(self) -> Tensor {
+        prim::neg(self)
+    }
+}
+
+impl ops::Not for Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn not(self) -> Tensor {
+        prim::not(&self)
+    }
+}
+
+impl ops::Not for &Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn not(self) -> Tensor {
+        prim::not(self)
+    }
+}
