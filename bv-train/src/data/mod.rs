@@ -1,12 +1,15 @@
 //! Datasets: the TFDS directory format (TFRecord shards, `tf.train.Example`, split strings),
 //! raw-file preparation, and the training and eval input pipelines.
 
+pub mod batch;
 pub mod error;
 pub mod example;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod info;
 pub mod inspect;
+pub mod pipeline;
+pub mod shuffle;
 pub mod split;
 pub mod tfds;
 pub mod tfrecord;
@@ -15,6 +18,9 @@ pub mod writer;
 
 pub use error::DataError;
 pub use info::{DatasetInfo, FeatureKind, FeatureSpec, SplitInfo};
+pub use pipeline::{
+    eval, train, Batch, Batches, EvalConfig, PipelineError, Position, Source, TrainConfig,
+};
 pub use split::{even_split, ShardRead, SplitRange, SplitSpec};
 pub use tfds::{data_dir, Record, RecordStream, TfdsDataset};
 pub use tfrecord::{Corruption, TfRecordReader, TfRecordWriter};
