@@ -242,3 +242,48 @@ pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
 pub fn arange(n: usize, dtype: DType) -> Tensor {
     prim::iota(dtype, &[n], 0)
 }
+
+/// Reshapes to `shape`; one entry may be -1 and is inferred.
+#[track_caller]
+pub fn reshape(x: &Tensor, shape: &[isize]) -> Tensor {
+    let known: usize = shape
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
+    let holes = shape.iter().filter(|&&d| d < 0).count();
+    if holes > 1 || (holes == 1 && (known == 0 || x.size() % known != 0)) {
+        let reason = format!("cannot reshape {} elements into {shape:?}", x.size());
+        return fail("reshape", reason, &[x.aval()], Some(x), x.aval().clone());
+    }
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                x.size() / known.max(1)
+            } else {
+                d as usize
+            }
+        })
+        .collect();
+    prim::reshape(x, &dims)
+}
+
+/// The elements as one dimension, row-major.
+#[track_caller]
+pub fn ravel(x: &Tensor) -> Tensor {
+    prim::reshape(x, &[x.size()])
+}
+
+/// Permutes dimensions (`perm` may use negative axes); reverses them when empty.
+#[track_caller]
+pub fn transpose(x: &Tensor, perm: &[isize]) -> Tensor {
+    let p: Vec<usize> = if perm.is_empty() {
+        (0..x.rank()).rev().collect()
+    } else {
+        perm.iter()
+            .map(|&a| norm_axis(a, x.rank()).unwrap_or(usize::MAX))
+            .collect()
+    };
+    prim::transpose(x, &p)
+}
