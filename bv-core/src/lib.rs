@@ -9,6 +9,7 @@ pub mod jit;
 pub mod numpy;
 pub mod pjrt;
 pub mod prim;
+pub mod sharding;
 pub mod trace;
 pub mod tree;
 
