@@ -252,7 +252,7 @@ pub fn reshape(x: &Tensor, shape: &[isize]) -> Tensor {
         .map(|&d| d as usize)
         .product();
     let holes = shape.iter().filter(|&&d| d < 0).count();
-    if holes > 1 || (holes == 1 && (known == 0 || x.size() % known != 0)) {
+    if holes > 1 || (holes == 1 && (known == 0 || !x.size().is_multiple_of(known))) {
         let reason = format!("cannot reshape {} elements into {shape:?}", x.size());
         return fail("reshape", reason, &[x.aval()], Some(x), x.aval().clone());
     }

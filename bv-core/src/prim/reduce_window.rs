@@ -58,6 +58,8 @@ impl Window {
             "window dims, strides, padding and dilations need {n} entries each"
         );
         let mut out = Vec::with_capacity(n);
+        // Seven per-dimension vectors are read in parallel, so the index is clearest.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             ensure!(
                 self.dims[i] >= 1 && self.strides[i] >= 1,
