@@ -47,8 +47,16 @@ impl Signature {
         let mut depth = 0usize;
         let mut params = Vec::new();
         let mut current = String::new();
+        let (mut in_string, mut escaped) = (false, false);
         for c in mlir[start..].chars() {
+            if in_string {
+                in_string = escaped || c != '"';
+                escaped = !escaped && c == '\\';
+                current.push(c);
+                continue;
+            }
             match c {
+                '"' => in_string = true,
                 '(' | '<' | '{' | '[' => depth += 1,
                 ')' if depth == 0 => {
                     push_param(&current, &mut params)?;
