@@ -5,7 +5,10 @@ use super::value::{Array, Example, Value};
 fn stack<T: Clone>(parts: &[&Array<T>]) -> Array<T> {
     let mut shape = vec![parts.len()];
     shape.extend_from_slice(&parts[0].shape);
-    let data = parts.iter().flat_map(|a| a.data.iter().cloned()).collect();
+    let mut data = Vec::with_capacity(parts.len() * parts[0].data.len());
+    for a in parts {
+        data.extend_from_slice(&a.data);
+    }
     Array::new(shape, data)
 }
 

@@ -137,7 +137,11 @@ pub fn train(cfg: &TrainConfig, start: Option<&Position>) -> Result<Batches, Pip
     if n == 0 || cfg.batch_size == 0 || cfg.threads == 0 {
         return bad("need at least one source, batch_size > 0 and threads > 0".into());
     }
-    if cfg.sources.iter().any(|s| s.weight.is_nan() || s.weight <= 0.0) {
+    if cfg
+        .sources
+        .iter()
+        .any(|s| s.weight.is_nan() || s.weight <= 0.0)
+    {
         return bad("mixture weights must be positive".into());
     }
     let start = start.cloned().unwrap_or(Position {

@@ -69,6 +69,37 @@ fn bilinear_weights(out: usize, inp: usize) -> Vec<Lerp> {
 
 /// Bilinear resize of an (H, W, C) image to (`oh`, `ow`, C), float32 results.
 pub fn bilinear<T: Pixel>(img: &Array<T>, oh: usize, ow: usize) -> Vec<f32> {
+    match img.shape[2] {
+        1 => bilinear_c::<T, 1>(img, oh, ow),
+        3 => bilinear_c::<T, 3>(img, oh, ow),
+        _ => bilinear_any(img, oh, ow),
+    }
+}
+
+fn bilinear_c<T: Pixel, const C: usize>(img: &Array<T>, oh: usize, ow: usize) -> Vec<f32> {
+    let (h, w) = (img.shape[0], img.shape[1]);
+    let ys = bilinear_weights(oh, h);
+    let xs = bilinear_weights(ow, w);
+    let row = w * C;
+    let mut out = vec![0f32; oh * ow * C];
+    for (y, orow) in ys.iter().zip(out.chunks_exact_mut(ow * C)) {
+        let top = &img.data[y.lo * row..(y.lo + 1) * row];
+        let bot = &img.data[y.hi * row..(y.hi + 1) * row];
+        for (x, o) in xs.iter().zip(orow.chunks_exact_mut(C)) {
+            let (l, r) = (x.lo * C, x.hi * C);
+            for ch in 0..C {
+                let (tl, tr) = (top[l + ch].f(), top[r + ch].f());
+                let (bl, br) = (bot[l + ch].f(), bot[r + ch].f());
+                let t = tl + (tr - tl) * x.t;
+                let b = bl + (br - bl) * x.t;
+                o[ch] = t + (b - t) * y.t;
+            }
+        }
+    }
+    out
+}
+
+fn bilinear_any<T: Pixel>(img: &Array<T>, oh: usize, ow: usize) -> Vec<f32> {
     let (h, w, c) = (img.shape[0], img.shape[1], img.shape[2]);
     let ys = bilinear_weights(oh, h);
     let xs = bilinear_weights(ow, w);
