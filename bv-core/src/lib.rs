@@ -5,6 +5,7 @@ pub mod array;
 pub mod distributed;
 pub mod dtype;
 pub mod emit;
+pub mod io;
 pub mod jit;
 pub mod numpy;
 pub mod pjrt;
