@@ -2,6 +2,8 @@
 //! and run through PJRT plugins for CPU, GPU and TPU.
 
 pub mod array;
+pub mod autodiff;
+pub mod control;
 pub mod distributed;
 pub mod dtype;
 pub mod emit;

@@ -4,9 +4,10 @@
 
 pub mod literal;
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 
-use crate::trace::{Aval, Graph, ValueDef};
+use crate::trace::{Aval, Func, Graph, ValueDef};
 
 /// An operand as a primitive's emitter sees it: its SSA name and abstract value.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +20,7 @@ pub struct Operand<'a> {
 
 /// What a primitive's emitter gets: operands, result avals and a prefix for naming values
 /// inside its regions (unique per op).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct EmitCx<'a> {
     /// Operands in order.
     pub ins: &'a [Operand<'a>],
@@ -27,6 +28,8 @@ pub struct EmitCx<'a> {
     pub outs: &'a [Aval],
     /// A letter-led prefix (`r7`) for SSA names inside regions.
     pub scope: &'a str,
+    /// Emits the bodies of region-holding ops.
+    pub writer: &'a Writer,
 }
 
 impl EmitCx<'_> {
@@ -132,61 +135,110 @@ pub enum EmitError {
     Poisoned(usize),
 }
 
+/// Emits the nodes of graphs into text with one SSA counter for the whole module, so names
+/// stay unique across nested regions. Call-like primitives ([`Primitive::inline`]) are
+/// expanded in place; region-holding ones get a writer in [`EmitCx::writer`] for their
+/// bodies.
+///
+/// [`Primitive::inline`]: crate::prim::Primitive::inline
+#[derive(Debug, Default)]
+pub struct Writer {
+    counter: Cell<usize>,
+}
+
+impl Writer {
+    /// Emits the live nodes of `f` with its parameters named `params`; returns the op lines
+    /// and the names of its results.
+    pub fn body(
+        &self,
+        f: &Func,
+        params: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), EmitError> {
+        self.graph(&f.graph, &f.outputs, params)
+    }
+
+    fn graph(
+        &self,
+        graph: &Graph,
+        outputs: &[usize],
+        params: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), EmitError> {
+        let live = live_nodes(graph, outputs);
+        let mut names: Vec<String> = vec![String::new(); graph.values.len()];
+        for (vid, def) in graph.values.iter().enumerate() {
+            if let ValueDef::Param(i) = def {
+                names[vid] = params.get(*i).cloned().unwrap_or_default();
+            }
+        }
+        let mut lines = Vec::new();
+        for (ni, node) in graph.nodes.iter().enumerate() {
+            if !live[ni] {
+                continue;
+            }
+            let in_names: Vec<String> = node.inputs.iter().map(|&v| names[v].clone()).collect();
+            if let Some(f) = node.prim.inline() {
+                let (body, outs) = self.body(f, &in_names)?;
+                lines.extend(body);
+                for (&o, n) in node.outputs.iter().zip(outs) {
+                    names[o] = n;
+                }
+                continue;
+            }
+            let n = self.counter.get();
+            self.counter.set(n + 1);
+            let lhs = if node.outputs.len() == 1 {
+                names[node.outputs[0]] = format!("%{n}");
+                format!("%{n}")
+            } else {
+                for (k, &o) in node.outputs.iter().enumerate() {
+                    names[o] = format!("%{n}#{k}");
+                }
+                format!("%{n}:{}", node.outputs.len())
+            };
+            let ins: Vec<Operand> = node
+                .inputs
+                .iter()
+                .zip(&in_names)
+                .map(|(&v, name)| Operand {
+                    name,
+                    aval: &graph.avals[v],
+                })
+                .collect();
+            let outs: Vec<Aval> = node
+                .outputs
+                .iter()
+                .map(|&o| (*graph.avals[o]).clone())
+                .collect();
+            let scope = format!("r{n}");
+            let rhs = node.prim.emit(&EmitCx {
+                ins: &ins,
+                outs: &outs,
+                scope: &scope,
+                writer: self,
+            });
+            lines.push(format!("{lhs} = {rhs}"));
+        }
+        let mut ret_names = Vec::with_capacity(outputs.len());
+        for (i, &o) in outputs.iter().enumerate() {
+            if matches!(graph.values[o], ValueDef::Poison | ValueDef::Capture) {
+                return Err(EmitError::Poisoned(i));
+            }
+            ret_names.push(names[o].clone());
+        }
+        Ok((lines, ret_names))
+    }
+}
+
 /// Emits the whole module: `func.func public @main` computing `outputs` (value ids) of
 /// `graph`. Only ops that an output depends on are emitted.
 pub fn module(graph: &Graph, outputs: &[usize], opts: &ModuleOptions) -> Result<String, EmitError> {
-    let live = live_nodes(graph, outputs);
-    let mut names: Vec<String> = vec![String::new(); graph.values.len()];
-    for (vid, def) in graph.values.iter().enumerate() {
-        if let ValueDef::Param(i) = def {
-            names[vid] = format!("%arg{i}");
-        }
-    }
+    let params: Vec<String> = (0..graph.params.len())
+        .map(|i| format!("%arg{i}"))
+        .collect();
+    let (lines, ret_names) = Writer::default().graph(graph, outputs, &params)?;
     let mut body = String::new();
-    let mut counter = 0usize;
-    for (ni, node) in graph.nodes.iter().enumerate() {
-        if !live[ni] {
-            continue;
-        }
-        let n = counter;
-        counter += 1;
-        let lhs = if node.outputs.len() == 1 {
-            names[node.outputs[0]] = format!("%{n}");
-            format!("%{n}")
-        } else {
-            for (k, &o) in node.outputs.iter().enumerate() {
-                names[o] = format!("%{n}#{k}");
-            }
-            format!("%{n}:{}", node.outputs.len())
-        };
-        let ins: Vec<Operand> = node
-            .inputs
-            .iter()
-            .map(|&v| Operand {
-                name: &names[v],
-                aval: &graph.avals[v],
-            })
-            .collect();
-        let outs: Vec<Aval> = node
-            .outputs
-            .iter()
-            .map(|&o| (*graph.avals[o]).clone())
-            .collect();
-        let scope = format!("r{n}");
-        let rhs = node.prim.emit(&EmitCx {
-            ins: &ins,
-            outs: &outs,
-            scope: &scope,
-        });
-        let rhs = rhs.replace('\n', "\n    ");
-        let _ = writeln!(body, "    {lhs} = {rhs}");
-    }
-    let mut ret_names = Vec::with_capacity(outputs.len());
-    for (i, &o) in outputs.iter().enumerate() {
-        if matches!(graph.values[o], ValueDef::Poison) {
-            return Err(EmitError::Poisoned(i));
-        }
-        ret_names.push(names[o].clone());
+    for line in lines {
+        let _ = writeln!(body, "    {}", line.replace('\n', "\n    "));
     }
     let args: Vec<String> = graph
         .params

@@ -1,7 +1,9 @@
 //! Elementwise binary primitives, one table row each: name, accepted element types,
 //! StableHLO op. Operands must have equal shapes and element types.
 
+use crate::autodiff::fill;
 use crate::emit::EmitCx;
+use crate::prim::{self as p, CompareDir, VjpResult};
 use crate::prim::{arity, same_shape_dtype, Class, Primitive};
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -76,6 +78,51 @@ impl Binary {
 }
 
 impl Primitive for Binary {
+    fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, y, z) = (&ins[0], &ins[1], &outs[0]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let c = |v: f64| fill(x.aval(), v);
+        use BinaryOp::*;
+        let (dx, dy) = match self.0 {
+            Add => (g.clone(), g.clone()),
+            Sub => (g.clone(), p::neg(g)),
+            Mul => (mul(g, y), mul(x, g)),
+            Div => (div(g, y), p::neg(&mul(g, &div(z, y)))),
+            Rem => {
+                let q = div(x, y);
+                let trunc = mul(&p::sign(&q), &p::floor(&p::abs(&q)));
+                (g.clone(), p::neg(&mul(g, &trunc)))
+            }
+            Pow => {
+                let dx = mul(g, &mul(y, &pow(x, &sub(y, &c(1.0)))));
+                let zero = p::compare(x, &c(0.0), CompareDir::Eq);
+                let logx = p::select(&zero, &c(0.0), &p::log(x));
+                (dx, mul(g, &mul(z, &logx)))
+            }
+            Max | Min => {
+                let dir = if self.0 == Max {
+                    CompareDir::Gt
+                } else {
+                    CompareDir::Lt
+                };
+                let wins = p::compare(x, y, dir);
+                let tie = p::compare(x, y, CompareDir::Eq);
+                let wx = p::select(&wins, &c(1.0), &p::select(&tie, &c(0.5), &c(0.0)));
+                (mul(g, &wx), mul(g, &sub(&c(1.0), &wx)))
+            }
+            Atan2 => {
+                let d = add(&mul(x, x), &mul(y, y));
+                (mul(g, &div(y, &d)), p::neg(&mul(g, &div(x, &d))))
+            }
+            And | Or | Xor | ShiftLeft | ShiftRightLogical | ShiftRightArithmetic => {
+                return Ok(vec![None, None])
+            }
+        };
+        Ok(vec![Some(dx), Some(dy)])
+    }
+
     fn name(&self) -> &'static str {
         self.0.name()
     }

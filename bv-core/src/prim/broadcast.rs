@@ -1,6 +1,7 @@
 //! `broadcast_in_dim`: place an operand's dimensions into a larger shape.
 
 use crate::emit::{list, EmitCx};
+use crate::prim::VjpResult;
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -28,6 +29,23 @@ pub fn broadcast_in_dim(x: &Tensor, shape: &[usize], dims: &[usize]) -> Tensor {
 }
 
 impl Primitive for BroadcastInDim {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, Some(g)) = (&ins[0], &cts[0]) else {
+            return Ok(vec![None]);
+        };
+        let mut axes: Vec<usize> = (0..self.shape.len())
+            .filter(|d| !self.dims.contains(d))
+            .collect();
+        for (i, &d) in self.dims.iter().enumerate() {
+            if x.shape()[i] == 1 && self.shape[d] != 1 {
+                axes.push(d);
+            }
+        }
+        axes.sort_unstable();
+        let s = crate::prim::reduce(g, crate::prim::ReduceKind::Sum, &axes);
+        Ok(vec![Some(crate::prim::reshape(&s, x.shape()))])
+    }
+
     fn name(&self) -> &'static str {
         "broadcast_in_dim"
     }

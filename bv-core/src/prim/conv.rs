@@ -1,8 +1,10 @@
 //! `convolution`: N-d convolution with any dimension layout, strides, padding, dilations and
 //! feature/batch grouping (`lax.conv_general_dilated`).
 
+use crate::autodiff::zeros_like;
 use crate::emit::{list, EmitCx};
 use crate::prim::{arity, check_axes, Class, Precision, Primitive};
+use crate::prim::{reshape, reverse, transpose, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -97,6 +99,17 @@ pub fn conv_general_dilated(lhs: &Tensor, rhs: &Tensor, conv: Convolution) -> Te
 }
 
 impl Primitive for Convolution {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let (lhs, rhs) = (&ins[0], &ins[1]);
+        Ok(vec![
+            Some(self.transpose_lhs(g, lhs, rhs)),
+            Some(self.transpose_rhs(g, lhs, rhs)),
+        ])
+    }
+
     fn name(&self) -> &'static str {
         "convolution"
     }
@@ -224,5 +237,140 @@ impl Primitive for Convolution {
             self.feature_group_count,
             cx.fn_type()
         )
+    }
+}
+
+fn dilate(s: usize, d: usize) -> i64 {
+    if s == 0 {
+        0
+    } else {
+        1 + d as i64 * (s as i64 - 1)
+    }
+}
+
+/// Splits axis `src` into `(size1, rest)`.
+fn axis_out_of(src: usize, size1: usize, x: &Tensor) -> Tensor {
+    let mut shape = x.shape().to_vec();
+    let n = shape[src];
+    shape.splice(src..=src, [size1, n / size1.max(1)]);
+    reshape(x, &shape)
+}
+
+/// Merges axis `src` into axis `dst` (numbered without `src`) as its major part.
+fn axis_into(src: usize, dst: usize, x: &Tensor) -> Tensor {
+    let mut perm: Vec<usize> = (0..x.rank()).filter(|&i| i != src).collect();
+    perm.insert(dst, src);
+    let mut shape: Vec<usize> = x.shape().to_vec();
+    let size = shape.remove(src);
+    shape[dst] *= size;
+    reshape(&transpose(x, &perm), &shape)
+}
+
+impl Convolution {
+    fn spatial(t: &Tensor, dims: &[usize]) -> Vec<usize> {
+        dims.iter().map(|&d| t.shape()[d]).collect()
+    }
+
+    /// JAX's `_conv_general_dilated_transpose_lhs`.
+    fn transpose_lhs(&self, g: &Tensor, lhs: &Tensor, rhs: &Tensor) -> Tensor {
+        let d = &self.dims;
+        let (fg, bg) = (self.feature_group_count, self.batch_group_count);
+        let groups = fg.max(bg);
+        let rhs = if groups > 1 {
+            axis_into(d.rhs_out, d.rhs_in, &axis_out_of(d.rhs_out, groups, rhs))
+        } else {
+            rhs.clone()
+        };
+        let dims = ConvDims {
+            lhs_batch: d.out_batch,
+            lhs_feature: d.out_feature,
+            lhs_spatial: d.out_spatial.clone(),
+            rhs_in: d.rhs_out,
+            rhs_out: d.rhs_in,
+            rhs_spatial: d.rhs_spatial.clone(),
+            out_batch: d.lhs_batch,
+            out_feature: d.lhs_feature,
+            out_spatial: d.lhs_spatial.clone(),
+        };
+        let (xs, ws, os) = (
+            Self::spatial(lhs, &d.lhs_spatial),
+            Self::spatial(&rhs, &d.rhs_spatial),
+            Self::spatial(g, &d.out_spatial),
+        );
+        let padding = (0..xs.len())
+            .map(|i| {
+                let l = dilate(xs[i], self.lhs_dilation[i]);
+                let r = dilate(ws[i], self.rhs_dilation[i]);
+                let o = dilate(os[i], self.strides[i]);
+                let before = r - self.padding[i].0 - 1;
+                (before, l + r - 1 - o - before)
+            })
+            .collect();
+        let conv = Convolution {
+            strides: self.lhs_dilation.clone(),
+            padding,
+            lhs_dilation: self.strides.clone(),
+            rhs_dilation: self.rhs_dilation.clone(),
+            dims,
+            feature_group_count: groups,
+            batch_group_count: 1,
+            precision: self.precision,
+        };
+        let out = conv_general_dilated(g, &reverse(&rhs, &d.rhs_spatial), conv);
+        if bg > 1 {
+            axis_into(
+                d.lhs_feature,
+                d.lhs_batch,
+                &axis_out_of(d.lhs_feature, bg, &out),
+            )
+        } else {
+            out
+        }
+    }
+
+    /// JAX's `_conv_general_dilated_transpose_rhs`.
+    fn transpose_rhs(&self, g: &Tensor, lhs: &Tensor, rhs: &Tensor) -> Tensor {
+        if g.size() == 0 {
+            return zeros_like(rhs);
+        }
+        let d = &self.dims;
+        let (fg, bg) = (self.feature_group_count, self.batch_group_count);
+        let (fgc, bgc) = if bg > 1 { (bg, 1) } else { (1, fg) };
+        let dims = ConvDims {
+            lhs_batch: d.lhs_feature,
+            lhs_feature: d.lhs_batch,
+            lhs_spatial: d.lhs_spatial.clone(),
+            rhs_in: d.out_batch,
+            rhs_out: d.out_feature,
+            rhs_spatial: d.out_spatial.clone(),
+            out_batch: d.rhs_in,
+            out_feature: d.rhs_out,
+            out_spatial: d.rhs_spatial.clone(),
+        };
+        let (xs, ws, os) = (
+            Self::spatial(lhs, &d.lhs_spatial),
+            Self::spatial(rhs, &d.rhs_spatial),
+            Self::spatial(g, &d.out_spatial),
+        );
+        let padding = (0..xs.len())
+            .map(|i| {
+                let l = dilate(xs[i], self.lhs_dilation[i]);
+                let r = dilate(ws[i], self.rhs_dilation[i]);
+                let o = dilate(os[i], self.strides[i]);
+                let lo = self.padding[i].0;
+                (lo, (o - l) + (r - lo - 1))
+            })
+            .collect();
+        let conv = Convolution {
+            strides: self.rhs_dilation.clone(),
+            padding,
+            lhs_dilation: self.lhs_dilation.clone(),
+            rhs_dilation: self.strides.clone(),
+            dims,
+            feature_group_count: fgc,
+            batch_group_count: bgc,
+            precision: self.precision,
+        };
+        conv_general_dilated(lhs, g, conv)
     }
 }

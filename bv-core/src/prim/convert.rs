@@ -2,6 +2,7 @@
 
 use crate::dtype::DType;
 use crate::emit::EmitCx;
+use crate::prim::VjpResult;
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -31,6 +32,18 @@ impl Convert {
 }
 
 impl Primitive for Convert {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let x = &ins[0];
+        let back = Convert {
+            to: x.dtype(),
+            weak: x.is_weak(),
+        };
+        Ok(vec![cts[0]
+            .as_ref()
+            .filter(|_| x.dtype().is_float())
+            .map(|g| back.bind(g))])
+    }
+
     fn name(&self) -> &'static str {
         "convert"
     }
@@ -64,6 +77,10 @@ pub fn bitcast_convert(x: &Tensor, to: DType) -> Tensor {
 }
 
 impl Primitive for BitcastConvert {
+    fn vjp(&self, _: &[Tensor], _: &[Tensor], _: &[Option<Tensor>]) -> VjpResult {
+        Ok(vec![None])
+    }
+
     fn name(&self) -> &'static str {
         "bitcast_convert"
     }

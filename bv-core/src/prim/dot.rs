@@ -2,6 +2,7 @@
 
 use crate::dtype::DType;
 use crate::emit::{list, EmitCx};
+use crate::prim::VjpResult;
 use crate::prim::{arity, check_axes, Class, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -75,6 +76,42 @@ pub fn dot_general(
 }
 
 impl Primitive for DotGeneral {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, y) = (&ins[0], &ins[1]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let g = if g.dtype() == x.dtype() {
+            g.clone()
+        } else {
+            crate::prim::convert(g, x.dtype())
+        };
+        let d = &self.dims;
+        let dx = transpose_lhs(
+            &g,
+            x,
+            y,
+            &d.lhs_contracting,
+            &d.rhs_contracting,
+            &d.lhs_batch,
+            &d.rhs_batch,
+            false,
+            self.precision,
+        );
+        let dy = transpose_lhs(
+            &g,
+            y,
+            x,
+            &d.rhs_contracting,
+            &d.lhs_contracting,
+            &d.rhs_batch,
+            &d.lhs_batch,
+            true,
+            self.precision,
+        );
+        Ok(vec![Some(dx), Some(dy)])
+    }
+
     fn name(&self) -> &'static str {
         "dot_general"
     }
@@ -170,4 +207,59 @@ impl Primitive for DotGeneral {
             cx.fn_type()
         )
     }
+}
+
+fn remaining(n: usize, a: &[usize], b: &[usize]) -> Vec<usize> {
+    (0..n)
+        .filter(|i| !a.contains(i) && !b.contains(i))
+        .collect()
+}
+
+/// JAX's `_dot_general_transpose_lhs`: the cotangent of `x` in `dot_general(x, y)` (or of
+/// the rhs, with the operands and dimension lists swapped and `swap_ans`).
+#[allow(clippy::too_many_arguments)]
+fn transpose_lhs(
+    g: &Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    x_contract: &[usize],
+    y_contract: &[usize],
+    x_batch: &[usize],
+    y_batch: &[usize],
+    swap_ans: bool,
+    precision: Precision,
+) -> Tensor {
+    let x_kept = remaining(x.rank(), x_contract, x_batch);
+    let y_kept = remaining(y.rank(), y_contract, y_batch);
+    let nb = x_batch.len();
+    let ans_batch: Vec<usize> = (0..nb).collect();
+    let ans_y: Vec<usize> = if swap_ans {
+        (nb..nb + y_kept.len()).collect()
+    } else {
+        let s = nb + x_kept.len();
+        (s..s + y_kept.len()).collect()
+    };
+    let dims = DotDims {
+        lhs_contracting: ans_y,
+        rhs_contracting: y_kept,
+        lhs_batch: ans_batch,
+        rhs_batch: y_batch.to_vec(),
+    };
+    let mut order: Vec<usize> = (0..y_contract.len()).collect();
+    order.sort_by_key(|&i| y_contract[i]);
+    let x_contract_sorted: Vec<usize> = order.iter().map(|&i| x_contract[i]).collect();
+    let pre: Vec<usize> = x_batch
+        .iter()
+        .chain(&x_kept)
+        .chain(&x_contract_sorted)
+        .copied()
+        .collect();
+    let mut out_axes = vec![0; pre.len()];
+    let mut idx: Vec<usize> = (0..pre.len()).collect();
+    idx.sort_by_key(|&i| pre[i]);
+    for (k, &i) in idx.iter().enumerate() {
+        out_axes[k] = i;
+    }
+    let r = dot_general(g, y, dims, precision, None);
+    crate::prim::transpose(&r, &out_axes)
 }

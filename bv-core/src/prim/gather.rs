@@ -1,7 +1,9 @@
 //! `gather`: slices of an operand at run-time start indices (indexing, take, embeddings).
 
+use crate::autodiff::zeros_like;
 use crate::emit::{i64_array, list, EmitCx};
 use crate::prim::{arity, check_axes, Class, Primitive};
+use crate::prim::{scatter, ScatterDims, ScatterKind, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -63,6 +65,24 @@ pub(crate) fn vector_len(idx: &Aval, index_vector_dim: usize) -> usize {
 }
 
 impl Primitive for Gather {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, idx) = (&ins[0], &ins[1]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let d = &self.dims;
+        let dims = ScatterDims {
+            update_window_dims: d.offset_dims.clone(),
+            inserted_window_dims: d.collapsed_slice_dims.clone(),
+            input_batching_dims: d.operand_batching_dims.clone(),
+            scatter_indices_batching_dims: d.start_indices_batching_dims.clone(),
+            scatter_dims_to_operand_dims: d.start_index_map.clone(),
+            index_vector_dim: d.index_vector_dim,
+        };
+        let r = scatter(&zeros_like(x), idx, g, dims, ScatterKind::Add);
+        Ok(vec![Some(r), None])
+    }
+
     fn name(&self) -> &'static str {
         "gather"
     }

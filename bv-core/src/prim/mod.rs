@@ -2,9 +2,10 @@
 //! with the function users call, its shape/dtype rule and its StableHLO emission. These ops
 //! do not promote or broadcast (that is [`crate::numpy`]'s job): operands must already agree.
 //!
-//! Autodiff (a later issue) adds `jvp` and, for linear primitives, `transpose` to
-//! [`Primitive`]; each primitive then gets its rules in its own file, beside `infer` and
-//! `emit`.
+//! Each primitive's reverse-mode rule ([`Primitive::vjp`]) sits in its file beside `infer`
+//! and `emit`; rules are written with primitives that have rules themselves, so derivatives
+//! of derivatives work. Forward mode transposes the reverse rule unless a primitive gives
+//! its own ([`Primitive::jvp`]; `while_loop` does).
 
 pub mod binary;
 pub mod broadcast;
@@ -25,13 +26,14 @@ pub mod slice;
 pub mod sort;
 pub mod transpose;
 pub mod unary;
+pub mod window_grad;
 
 use std::fmt;
 
 use crate::dtype::DType;
 use crate::emit::EmitCx;
 use crate::trace::error::{bail, ensure};
-use crate::trace::{Aval, OpError};
+use crate::trace::{Aval, Func, OpError, Tensor};
 
 pub use binary::*;
 pub use broadcast::broadcast_in_dim;
@@ -68,7 +70,40 @@ pub trait Primitive: fmt::Debug + 'static {
     fn num_outputs(&self) -> usize {
         1
     }
+
+    /// Reverse-mode rule: the cotangents of the operands, given the operands, the results
+    /// and the results' cotangents (`None` is a zero). Returns `None` for an operand with a
+    /// zero (or no) cotangent. Only called when some floating-point result has a cotangent.
+    fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let _ = (ins, outs, cts);
+        Err(OpError(format!(
+            "`{}` has no reverse-mode derivative rule",
+            self.name()
+        )))
+    }
+
+    /// Forward-mode rule: the results' tangents given the operands' (`None` is a zero), or
+    /// `None` to derive it by transposing [`Primitive::vjp`].
+    fn jvp(
+        &self,
+        ins: &[Tensor],
+        outs: &[Tensor],
+        tangents: &[Option<Tensor>],
+    ) -> Option<VjpResult> {
+        let _ = (ins, outs, tangents);
+        None
+    }
+
+    /// For call-like primitives (remat, custom rules, identity): the function this node
+    /// applies, emitted inline in its place.
+    fn inline(&self) -> Option<&Func> {
+        None
+    }
 }
+
+/// The result of a derivative rule: one optional tensor per operand (or result, for
+/// [`Primitive::jvp`]), or why the rule does not apply.
+pub type VjpResult = Result<Vec<Option<Tensor>>, OpError>;
 
 /// Which element types an op accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,9 @@
 //! `pad` (edge and interior padding, negative edges crop) and `concatenate`.
 
+use crate::autodiff::fill;
 use crate::emit::{list, EmitCx};
 use crate::prim::{arity, Primitive};
+use crate::prim::{reduce, slice, ReduceKind, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
 
@@ -29,6 +31,22 @@ pub fn pad(x: &Tensor, value: &Tensor, config: &[(i64, i64, i64)]) -> Tensor {
 }
 
 impl Primitive for Pad {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, Some(g)) = (&ins[0], &cts[0]) else {
+            return Ok(vec![None, None]);
+        };
+        let r = x.rank();
+        let unpad: Vec<(i64, i64, i64)> = (0..r).map(|i| (-self.lo[i], -self.hi[i], 0)).collect();
+        let zero = fill(&Aval::new([], x.dtype()), 0.0);
+        let t = pad(g, &zero, &unpad);
+        let strides: Vec<usize> = self.interior.iter().map(|&i| i as usize + 1).collect();
+        let t = slice(&t, &vec![0; r], t.shape(), &strides);
+        let all: Vec<usize> = (0..r).collect();
+        let total = reduce(g, ReduceKind::Sum, &all);
+        let kept = reduce(&t, ReduceKind::Sum, &all);
+        Ok(vec![Some(t), Some(crate::prim::sub(&total, &kept))])
+    }
+
     fn name(&self) -> &'static str {
         "pad"
     }
@@ -95,6 +113,23 @@ pub fn concatenate(xs: &[&Tensor], dim: usize) -> Tensor {
 }
 
 impl Primitive for Concatenate {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None; ins.len()]);
+        };
+        let mut at = 0;
+        let mut out = Vec::with_capacity(ins.len());
+        for x in ins {
+            let mut start = vec![0; x.rank()];
+            let mut limit = g.shape().to_vec();
+            start[self.dim] = at;
+            at += x.shape()[self.dim];
+            limit[self.dim] = at;
+            out.push(Some(slice(g, &start, &limit, &vec![1; x.rank()])));
+        }
+        Ok(out)
+    }
+
     fn name(&self) -> &'static str {
         "concatenate"
     }

@@ -1,9 +1,11 @@
 //! `reduce` over dimensions with a monoid (sum, prod, max, min, and, or), and the variadic
 //! `argreduce` (value and index together) behind argmax and argmin.
 
+use crate::autodiff::zeros_like;
 use crate::dtype::DType;
 use crate::emit::{i64_array, list, region, scalar_ty, EmitCx};
 use crate::prim::constant::Scalar;
+use crate::prim::{self as p, broadcast_in_dim, CompareDir, VjpResult};
 use crate::prim::{arity, check_axes, compare_type, scalar_weak, Class, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
@@ -113,6 +115,27 @@ pub fn reduce(x: &Tensor, kind: ReduceKind, axes: &[usize]) -> Tensor {
 }
 
 impl Primitive for Reduce {
+    fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, y) = (&ins[0], &outs[0]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let kept: Vec<usize> = (0..x.rank()).filter(|i| !self.axes.contains(i)).collect();
+        let back = |t: &Tensor| broadcast_in_dim(t, x.shape(), &kept);
+        let gb = back(g);
+        let d = match self.kind {
+            ReduceKind::Sum => gb,
+            ReduceKind::Prod => p::mul(&gb, &p::div(&back(y), x)),
+            ReduceKind::Max | ReduceKind::Min => {
+                let hit = p::convert(&p::compare(x, &back(y), CompareDir::Eq), x.dtype());
+                let count = back(&reduce(&hit, ReduceKind::Sum, &self.axes));
+                p::mul(&gb, &p::div(&hit, &count))
+            }
+            ReduceKind::And | ReduceKind::Or => return Ok(vec![None, None]),
+        };
+        Ok(vec![Some(d), None])
+    }
+
     fn name(&self) -> &'static str {
         match self.kind {
             ReduceKind::Sum => "reduce_sum",
@@ -194,6 +217,26 @@ pub fn argreduce(x: &Tensor, kind: ArgKind, axis: usize, index_dtype: DType) -> 
 }
 
 impl Primitive for ArgReduce {
+    fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, idx) = (&ins[0], &ins[1]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None; 4]);
+        };
+        let kept: Vec<usize> = (0..x.rank()).filter(|&i| i != self.axis).collect();
+        let at = p::compare(
+            idx,
+            &broadcast_in_dim(&outs[1], x.shape(), &kept),
+            CompareDir::Eq,
+        );
+        let gb = broadcast_in_dim(g, x.shape(), &kept);
+        Ok(vec![
+            Some(p::select(&at, &gb, &zeros_like(&gb))),
+            None,
+            None,
+            None,
+        ])
+    }
+
     fn name(&self) -> &'static str {
         match self.kind {
             ArgKind::Max => "argmax",

@@ -1,6 +1,9 @@
 //! `reduce_window`: a monoid over sliding windows (max/avg pooling, cumulative sums).
 
+use crate::autodiff::fill;
 use crate::emit::{i64_array, EmitCx};
+use crate::prim::window_grad::select_and_scatter_add;
+use crate::prim::VjpResult;
 use crate::prim::{arity, scalar_weak, Primitive, ReduceKind};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -90,7 +93,7 @@ impl Window {
     }
 
     /// The window attributes in StableHLO's property syntax.
-    fn attrs(&self) -> String {
+    pub(crate) fn attrs(&self) -> String {
         let pads: Vec<String> = self
             .padding
             .iter()
@@ -132,6 +135,61 @@ pub fn reduce_window(x: &Tensor, kind: ReduceKind, window: &Window) -> Tensor {
 }
 
 impl Primitive for ReduceWindow {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, Some(g)) = (&ins[0], &cts[0]) else {
+            return Ok(vec![None, None]);
+        };
+        let w = &self.window;
+        let n = x.rank();
+        let d = match self.kind {
+            ReduceKind::Sum => {
+                let dil = |s: usize, d: usize| {
+                    if s == 0 {
+                        0
+                    } else {
+                        1 + d as i64 * (s as i64 - 1)
+                    }
+                };
+                let cfg: Vec<(i64, i64, i64)> = (0..n)
+                    .map(|i| {
+                        let lhs = dil(x.shape()[i], w.base_dilation[i]);
+                        let rhs = dil(w.dims[i], w.window_dilation[i]);
+                        let out = dil(g.shape()[i], w.strides[i]);
+                        let before = rhs - w.padding[i].0 - 1;
+                        (
+                            before,
+                            lhs + rhs - 1 - out - before,
+                            w.strides[i] as i64 - 1,
+                        )
+                    })
+                    .collect();
+                let zero = fill(&Aval::new([], x.dtype()), 0.0);
+                let padded = crate::prim::pad(g, &zero, &cfg);
+                let back = Window::new(&w.dims, &vec![1; n])
+                    .with_dilation(&vec![1; n], &w.window_dilation);
+                let r = reduce_window(&padded, ReduceKind::Sum, &back);
+                if w.base_dilation.iter().all(|&b| b == 1) {
+                    r
+                } else {
+                    crate::prim::slice(&r, &vec![0; n], r.shape(), &w.base_dilation)
+                }
+            }
+            ReduceKind::Max | ReduceKind::Min => {
+                let undilated = w
+                    .base_dilation
+                    .iter()
+                    .chain(&w.window_dilation)
+                    .all(|&d| d == 1);
+                if !undilated {
+                    return Err(OpError("reverse-mode derivatives of max/min windows with dilation are not supported (as in JAX)".into()));
+                }
+                select_and_scatter_add(g, x, self.kind, w)
+            }
+            _ => return Ok(vec![None, None]),
+        };
+        Ok(vec![Some(d), None])
+    }
+
     fn name(&self) -> &'static str {
         "reduce_window"
     }

@@ -1,6 +1,7 @@
 //! `reshape`: same elements in row-major order, another shape.
 
 use crate::emit::EmitCx;
+use crate::prim::VjpResult;
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -37,6 +38,10 @@ pub fn squeeze_dims(x: &Tensor, dims: &[usize]) -> Tensor {
 }
 
 impl Primitive for Reshape {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        Ok(vec![cts[0].as_ref().map(|g| reshape(g, ins[0].shape()))])
+    }
+
     fn name(&self) -> &'static str {
         "reshape"
     }

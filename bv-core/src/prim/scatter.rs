@@ -1,8 +1,10 @@
 //! `scatter`: write or add update slices into an operand at run-time indices.
 
+use crate::autodiff::zeros_like;
 use crate::emit::{list, region, scalar_ty, EmitCx};
 use crate::prim::gather::{batch_shape, vector_len};
 use crate::prim::{arity, check_axes, Class, Primitive};
+use crate::prim::{gather, GatherDims, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -55,6 +57,41 @@ pub fn scatter(
 }
 
 impl Primitive for Scatter {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, idx, upd) = (&ins[0], &ins[1], &ins[2]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None; 3]);
+        };
+        let d = &self.dims;
+        let mut window = d.update_window_dims.iter();
+        let slice_sizes: Vec<usize> = (0..x.rank())
+            .map(|i| {
+                if d.inserted_window_dims.contains(&i) || d.input_batching_dims.contains(&i) {
+                    1
+                } else {
+                    window.next().map_or(1, |&u| upd.shape()[u])
+                }
+            })
+            .collect();
+        let gd = GatherDims {
+            offset_dims: d.update_window_dims.clone(),
+            collapsed_slice_dims: d.inserted_window_dims.clone(),
+            operand_batching_dims: d.input_batching_dims.clone(),
+            start_indices_batching_dims: d.scatter_indices_batching_dims.clone(),
+            start_index_map: d.scatter_dims_to_operand_dims.clone(),
+            index_vector_dim: d.index_vector_dim,
+        };
+        let d_upd = gather(g, idx, gd, &slice_sizes);
+        let d_x = match self.kind {
+            ScatterKind::Add => g.clone(),
+            // Positions that were overwritten get no cotangent (indices assumed unique).
+            ScatterKind::Replace => {
+                scatter(g, idx, &zeros_like(upd), d.clone(), ScatterKind::Replace)
+            }
+        };
+        Ok(vec![Some(d_x), None, Some(d_upd)])
+    }
+
     fn name(&self) -> &'static str {
         match self.kind {
             ScatterKind::Replace => "scatter",

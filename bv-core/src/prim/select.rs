@@ -1,8 +1,10 @@
 //! `select` and `clamp`: elementwise choice and bounding.
 
+use crate::autodiff::{sum_to, zeros_like};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
 use crate::prim::{arity, Primitive};
+use crate::prim::{broadcast_in_dim, compare, CompareDir, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -18,6 +20,18 @@ pub fn select(pred: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Tensor {
 }
 
 impl Primitive for Select {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None; 3]);
+        };
+        let z = zeros_like(g);
+        Ok(vec![
+            None,
+            Some(select(&ins[0], g, &z)),
+            Some(select(&ins[0], &z, g)),
+        ])
+    }
+
     fn name(&self) -> &'static str {
         "select"
     }
@@ -69,6 +83,29 @@ pub fn clamp(lo: &Tensor, x: &Tensor, hi: &Tensor) -> Tensor {
 }
 
 impl Primitive for Clamp {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (lo, x, hi) = (&ins[0], &ins[1], &ins[2]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None; 3]);
+        };
+        let full = |b: &Tensor| {
+            let dims: Vec<usize> = (0..b.rank()).collect();
+            broadcast_in_dim(b, x.shape(), &dims)
+        };
+        let (lo_b, hi_b) = (full(lo), full(hi));
+        let z = zeros_like(g);
+        let below = compare(x, &lo_b, CompareDir::Lt);
+        let above = compare(x, &hi_b, CompareDir::Gt);
+        let d_lo = select(&below, g, &z);
+        let d_hi = select(&above, g, &z);
+        let d_x = select(&below, &z, &select(&above, &z, g));
+        Ok(vec![
+            Some(sum_to(&d_lo, lo.shape())),
+            Some(d_x),
+            Some(sum_to(&d_hi, hi.shape())),
+        ])
+    }
+
     fn name(&self) -> &'static str {
         "clamp"
     }

@@ -1,6 +1,8 @@
 //! `slice` (static), `dynamic_slice` and `dynamic_update_slice` (start indices are tensors).
 
+use crate::autodiff::{fill, zeros_like};
 use crate::emit::{list, EmitCx};
+use crate::prim::VjpResult;
 use crate::prim::{arity, Class, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -36,6 +38,27 @@ pub fn slice(x: &Tensor, start: &[usize], limit: &[usize], strides: &[usize]) ->
 }
 
 impl Primitive for Slice {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, Some(g)) = (&ins[0], &cts[0]) else {
+            return Ok(vec![None]);
+        };
+        if g.size() == 0 {
+            return Ok(vec![Some(zeros_like(x))]);
+        }
+        let cfg: Vec<(i64, i64, i64)> = (0..x.rank())
+            .map(|i| {
+                let (m, s, st) = (
+                    g.shape()[i] as i64,
+                    self.strides[i] as i64,
+                    self.start[i] as i64,
+                );
+                (st, x.shape()[i] as i64 - (st + (m - 1) * s + 1), s - 1)
+            })
+            .collect();
+        let zero = fill(&Aval::new([], x.dtype()), 0.0);
+        Ok(vec![Some(crate::prim::pad(g, &zero, &cfg))])
+    }
+
     fn name(&self) -> &'static str {
         "slice"
     }
@@ -124,6 +147,15 @@ fn check_starts(x: &Aval, starts: &[&Aval]) -> Result<(), OpError> {
 }
 
 impl Primitive for DynamicSlice {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let mut out = vec![None; ins.len()];
+        if let Some(g) = &cts[0] {
+            let starts: Vec<&Tensor> = ins[1..].iter().collect();
+            out[0] = Some(dynamic_update_slice(&zeros_like(&ins[0]), g, &starts));
+        }
+        Ok(out)
+    }
+
     fn name(&self) -> &'static str {
         "dynamic_slice"
     }
@@ -171,6 +203,17 @@ pub fn dynamic_update_slice(x: &Tensor, update: &Tensor, starts: &[&Tensor]) -> 
 }
 
 impl Primitive for DynamicUpdateSlice {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let mut out = vec![None; ins.len()];
+        if let Some(g) = &cts[0] {
+            let u = &ins[1];
+            let starts: Vec<&Tensor> = ins[2..].iter().collect();
+            out[0] = Some(dynamic_update_slice(g, &zeros_like(u), &starts));
+            out[1] = Some(dynamic_slice(g, &starts, u.shape()));
+        }
+        Ok(out)
+    }
+
     fn name(&self) -> &'static str {
         "dynamic_update_slice"
     }

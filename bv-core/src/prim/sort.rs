@@ -1,7 +1,9 @@
 //! `sort`: several same-shaped operands sorted together along one dimension, by the first
 //! `num_keys` of them (lexicographically), stably.
 
+use crate::dtype::DType;
 use crate::emit::{region, scalar_ty, EmitCx};
+use crate::prim::VjpResult;
 use crate::prim::{compare_type, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind, Aval, OpError, Tensor};
@@ -35,6 +37,23 @@ pub fn sort(xs: &[&Tensor], dim: usize, num_keys: usize, descending: bool) -> Ve
 }
 
 impl Primitive for Sort {
+    fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        // The permutation: sort an iota along with the keys, then invert it by sorting it.
+        let shape = ins[0].shape();
+        let iota = crate::prim::iota(DType::I32, shape, self.dim);
+        let mut ops: Vec<&Tensor> = ins[..self.num_keys].iter().collect();
+        ops.push(&iota);
+        let perm = sort(&ops, self.dim, self.num_keys, self.descending).swap_remove(self.num_keys);
+        let inv = sort(&[&perm, &iota], self.dim, 1, false).swap_remove(1);
+        Ok(cts
+            .iter()
+            .map(|c| {
+                c.as_ref()
+                    .map(|g| crate::numpy::take_along_axis(g, &inv, self.dim as isize))
+            })
+            .collect())
+    }
+
     fn name(&self) -> &'static str {
         "sort"
     }

@@ -1,6 +1,7 @@
 //! `transpose` (permute dimensions) and `reverse` (flip along dimensions).
 
 use crate::emit::{list, EmitCx};
+use crate::prim::VjpResult;
 use crate::prim::{arity, check_axes, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -24,6 +25,14 @@ pub fn transpose(x: &Tensor, perm: &[usize]) -> Tensor {
 }
 
 impl Primitive for Transpose {
+    fn vjp(&self, _: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let mut inv = vec![0; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            inv[p] = i;
+        }
+        Ok(vec![cts[0].as_ref().map(|g| transpose(g, &inv))])
+    }
+
     fn name(&self) -> &'static str {
         "transpose"
     }
@@ -72,6 +81,10 @@ pub fn reverse(x: &Tensor, dims: &[usize]) -> Tensor {
 }
 
 impl Primitive for Reverse {
+    fn vjp(&self, _: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        Ok(vec![cts[0].as_ref().map(|g| reverse(g, &self.dims))])
+    }
+
     fn name(&self) -> &'static str {
         "reverse"
     }

@@ -1,8 +1,10 @@
 //! Elementwise unary primitives, one table row each: name, accepted element types,
 //! StableHLO op.
 
+use crate::autodiff::fill;
 use crate::dtype::DType;
 use crate::emit::EmitCx;
+use crate::prim::{self as p, VjpResult};
 use crate::prim::{arity, same_shape_dtype, Class, Primitive};
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -87,6 +89,35 @@ impl Unary {
 }
 
 impl Primitive for Unary {
+    fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let (x, y) = (&ins[0], &outs[0]);
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None]);
+        };
+        let c = |v: f64| fill(x.aval(), v);
+        use UnaryOp::*;
+        let d = match self.0 {
+            Neg => neg(g),
+            Abs => p::mul(g, &sign(x)),
+            Exp => p::mul(g, y),
+            Expm1 => p::mul(g, &p::add(y, &c(1.0))),
+            Log => p::div(g, x),
+            Log1p => p::div(g, &p::add(x, &c(1.0))),
+            Sqrt => p::div(g, &p::mul(y, &c(2.0))),
+            Rsqrt => p::mul(g, &p::mul(&c(-0.5), &p::div(y, x))),
+            Tanh => p::mul(g, &p::sub(&c(1.0), &p::mul(y, y))),
+            Logistic => p::mul(g, &p::mul(y, &p::sub(&c(1.0), y))),
+            Sin => p::mul(g, &cos(x)),
+            Cos => neg(&p::mul(g, &sin(x))),
+            Erf => {
+                let e = exp(&neg(&p::mul(x, x)));
+                p::mul(g, &p::mul(&c(std::f64::consts::FRAC_2_SQRT_PI), &e))
+            }
+            Sign | Floor | Ceil | Round | IsFinite | Not | Popcnt => return Ok(vec![None]),
+        };
+        Ok(vec![Some(d)])
+    }
+
     fn name(&self) -> &'static str {
         self.0.name()
     }

@@ -57,6 +57,16 @@ impl Tensor {
     pub fn is_weak(&self) -> bool {
         self.aval.weak
     }
+
+    /// The id of the trace this tensor belongs to.
+    pub(crate) fn trace_id(&self) -> u64 {
+        self.trace
+    }
+
+    /// The value id inside its trace.
+    pub(crate) fn value_id(&self) -> usize {
+        self.id
+    }
 }
 
 impl fmt::Debug for Tensor {
@@ -74,6 +84,9 @@ pub enum ValueDef {
     Node { node: usize, index: usize },
     /// The result of a rejected op (or of an op on such a result).
     Poison,
+    /// A tensor of an enclosing trace used by a body being traced; it becomes a parameter
+    /// when the body's trace finishes.
+    Capture,
 }
 
 /// One recorded op application.
@@ -111,6 +124,26 @@ impl Graph {
     }
 }
 
+/// A traced function: a graph and which of its values it returns (JAX's closed jaxpr).
+/// Control-flow, remat and custom-rule primitives hold their bodies as `Func`s.
+#[derive(Clone, Debug, Default)]
+pub struct Func {
+    /// The body; its parameters are the function's inputs.
+    pub graph: Graph,
+    /// Value ids of the results.
+    pub outputs: Vec<usize>,
+}
+
+impl Func {
+    /// Abstract values of the results.
+    pub fn out_avals(&self) -> Vec<Aval> {
+        self.outputs
+            .iter()
+            .map(|&o| (*self.graph.avals[o]).clone())
+            .collect()
+    }
+}
+
 /// A finished trace: the graph and the first error, if any.
 #[derive(Debug)]
 pub struct Trace {
@@ -119,6 +152,10 @@ pub struct Trace {
     pub graph: Graph,
     /// The first error recorded.
     pub error: Option<TraceError>,
+    /// For a sub-trace (a loop or branch body): the outer tensors it used, in the order of
+    /// the extra parameters they became. `None` for top-level traces, where using an outer
+    /// tensor is a leak.
+    captures: Option<Vec<(Tensor, usize)>>,
 }
 
 impl Trace {
@@ -152,6 +189,31 @@ impl Drop for PopOnDrop {
 /// Runs `f` on fresh parameter tensors with the given avals inside a new trace, and returns
 /// its result with the finished trace.
 pub fn trace<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
+    trace_impl(params, false, f)
+}
+
+/// Traces a body (of a loop, branch, remat or custom rule) inside the current trace. Tensors
+/// of enclosing traces that `f` uses become extra parameters after `params`; they are
+/// returned, in that order, with the trace (whose graph has them as parameters). An error
+/// inside the body is recorded in the enclosing trace too.
+pub fn trace_body<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace, Vec<Tensor>) {
+    let (out, mut tr) = trace_impl(params, true, f);
+    let captures = tr.captures.take().unwrap_or_default();
+    for (k, (outer, vid)) in captures.iter().enumerate() {
+        tr.graph.values[*vid] = ValueDef::Param(params.len() + k);
+        tr.graph.params.push(outer.aval().clone());
+    }
+    if let Some(e) = &tr.error {
+        STACK.with(|s| {
+            if let Some(top) = s.borrow_mut().last_mut() {
+                top.error.get_or_insert(e.clone());
+            }
+        });
+    }
+    (out, tr, captures.into_iter().map(|(t, _)| t).collect())
+}
+
+fn trace_impl<R>(params: &[Aval], sub: bool, f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
     let id = NEXT_TRACE.fetch_add(1, Ordering::Relaxed);
     let mut graph = Graph {
         params: params.to_vec(),
@@ -174,6 +236,7 @@ pub fn trace<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace)
             id,
             graph,
             error: None,
+            captures: sub.then(Vec::new),
         })
     });
     let guard = PopOnDrop(id);
@@ -188,6 +251,7 @@ pub fn trace<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace)
         id,
         graph: Graph::default(),
         error: None,
+        captures: None,
     });
     (out, finished)
 }
@@ -202,6 +266,12 @@ pub fn is_tracing() -> bool {
 /// plausible aval, so tracing continues.
 #[track_caller]
 pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
+    bind_rc(Rc::new(prim), inputs)
+}
+
+/// [`bind`] for a shared primitive (used when replaying a recorded graph).
+#[track_caller]
+pub fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
     let site = CallSite::here();
     let in_avals: Vec<&Aval> = inputs.iter().map(|t| &*t.aval).collect();
     let inferred = prim.infer(&in_avals);
@@ -221,10 +291,15 @@ pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
     };
     STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
-        let target = inputs
-            .first()
-            .map(|t| t.trace)
-            .or_else(|| stack.last().map(|t| t.id));
+        let sub_top = stack.last().is_some_and(|t| t.captures.is_some());
+        let target = if sub_top {
+            stack.last().map(|t| t.id)
+        } else {
+            inputs
+                .first()
+                .map(|t| t.trace)
+                .or_else(|| stack.last().map(|t| t.id))
+        };
         let pos = target.and_then(|id| stack.iter().position(|t| t.id == id));
         let Some(pos) = pos else {
             if let Some(top) = stack.last_mut() {
@@ -240,14 +315,42 @@ pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
                 })
                 .collect();
         };
-        let tr = &mut stack[pos];
-        if inputs.iter().any(|t| t.trace != tr.id) {
-            tr.error.get_or_insert(TraceError::Leak { op: name, site });
-            return poison(tr, poison_avals(&inferred));
+        let (outer, rest) = stack.split_at_mut(pos);
+        let tr = &mut rest[0];
+        let mut ids = Vec::with_capacity(inputs.len());
+        for t in inputs {
+            if t.trace == tr.id {
+                ids.push(t.id);
+                continue;
+            }
+            let from_outer = outer.iter().any(|o| o.id == t.trace);
+            match (&mut tr.captures, from_outer) {
+                (Some(caps), true) => {
+                    let known = caps
+                        .iter()
+                        .find(|(c, _)| c.trace == t.trace && c.id == t.id)
+                        .map(|&(_, v)| v);
+                    let vid = match known {
+                        Some(v) => v,
+                        None => {
+                            let (v, _) = tr.graph.new_value(ValueDef::Capture, (*t.aval).clone());
+                            if let Some(caps) = &mut tr.captures {
+                                caps.push(((*t).clone(), v));
+                            }
+                            v
+                        }
+                    };
+                    ids.push(vid);
+                }
+                _ => {
+                    tr.error.get_or_insert(TraceError::Leak { op: name, site });
+                    return poison(tr, poison_avals(&inferred));
+                }
+            }
         }
-        if inputs
+        if ids
             .iter()
-            .any(|t| matches!(tr.graph.values[t.id], ValueDef::Poison))
+            .any(|&v| matches!(tr.graph.values[v], ValueDef::Poison))
         {
             return poison(tr, poison_avals(&inferred));
         }
@@ -264,8 +367,8 @@ pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
                     });
                 }
                 tr.graph.nodes.push(Node {
-                    prim: Rc::new(prim),
-                    inputs: inputs.iter().map(|t| t.id).collect(),
+                    prim,
+                    inputs: ids,
                     outputs: tensors.iter().map(|t| t.id).collect(),
                     site,
                 });
@@ -337,6 +440,95 @@ fn poison(tr: &mut Trace, avals: Vec<Aval>) -> Vec<Tensor> {
                 id: vid,
                 aval,
             }
+        })
+        .collect()
+}
+
+/// The number of nodes recorded so far in `t`'s trace (or the innermost one).
+pub(crate) fn node_count(t: Option<&Tensor>) -> usize {
+    with_trace(t, |tr| tr.graph.nodes.len()).unwrap_or(0)
+}
+
+/// Copies of the nodes recorded in `t`'s trace from index `start` on, with the trace's id.
+pub(crate) fn nodes_from(t: Option<&Tensor>, start: usize) -> (u64, Vec<Node>) {
+    with_trace(t, |tr| {
+        (
+            tr.id,
+            tr.graph.nodes[start.min(tr.graph.nodes.len())..].to_vec(),
+        )
+    })
+    .unwrap_or((0, Vec::new()))
+}
+
+/// A handle to value `id` of trace `trace`.
+pub(crate) fn tensor_at(trace: u64, id: usize) -> Tensor {
+    STACK.with(|s| {
+        let s = s.borrow();
+        let aval = s
+            .iter()
+            .find(|t| t.id == trace)
+            .and_then(|t| t.graph.avals.get(id).cloned())
+            .unwrap_or_else(|| Rc::new(Aval::new([], DType::F32)));
+        Tensor { trace, id, aval }
+    })
+}
+
+/// Records an error found by a transformation (e.g. an op without a derivative rule) in
+/// `t`'s trace (or the innermost one), keeping an earlier error if there is one.
+pub(crate) fn record(op: &'static str, reason: String, operands: &[&Aval], site: CallSite) {
+    STACK.with(|s| {
+        if let Some(top) = s.borrow_mut().last_mut() {
+            top.error.get_or_insert(TraceError::Op {
+                op,
+                reason,
+                operands: aval::list(operands),
+                site,
+            });
+        }
+    });
+}
+
+fn with_trace<R>(t: Option<&Tensor>, f: impl FnOnce(&Trace) -> R) -> Option<R> {
+    STACK.with(|s| {
+        let s = s.borrow();
+        let tr = match t {
+            Some(t) => s.iter().find(|tr| tr.id == t.trace),
+            None => s.last(),
+        };
+        tr.map(f)
+    })
+}
+
+/// Applies a traced function to `ins` in the current trace by recording its nodes again.
+#[track_caller]
+pub fn replay(f: &Func, ins: &[Tensor]) -> Vec<Tensor> {
+    let mut vals: Vec<Option<Tensor>> = vec![None; f.graph.values.len()];
+    for (vid, def) in f.graph.values.iter().enumerate() {
+        if let ValueDef::Param(i) = def {
+            vals[vid] = ins.get(*i).cloned();
+        }
+    }
+    for node in &f.graph.nodes {
+        let args: Option<Vec<Tensor>> = node.inputs.iter().map(|&v| vals[v].clone()).collect();
+        let Some(args) = args else { continue };
+        let refs: Vec<&Tensor> = args.iter().collect();
+        for (&o, t) in node.outputs.iter().zip(bind_rc(node.prim.clone(), &refs)) {
+            vals[o] = Some(t);
+        }
+    }
+    f.outputs
+        .iter()
+        .map(|&o| {
+            vals[o].clone().unwrap_or_else(|| {
+                let a = &f.graph.avals[o];
+                fail(
+                    "replay",
+                    "a value of the body was rejected".into(),
+                    &[a],
+                    None,
+                    (**a).clone(),
+                )
+            })
         })
         .collect()
 }

@@ -1,0 +1,462 @@
+//! Control flow that stays in the compiled program (`jax.lax.cond`, `switch`, `while_loop`,
+//! `fori_loop`, `scan`): bodies are traced once into sub-graphs and lowered to StableHLO
+//! `case` and `while` ops with regions. Tensors a body closes over become explicit operands.
+//! `cond`, `switch`, `scan` and `fori_loop` are differentiable in both modes; `while_loop` in
+//! forward mode only, as in JAX.
+//!
+//! ```
+//! use bv_core::control::scan;
+//! use bv_core::{jit, numpy as np, DType, Spec, Tensor};
+//! // Cumulative sum of the rows of `xs` by a loop: carry the running sum, emit it per step.
+//! let f = jit(|xs: Tensor| {
+//!     let init = np::zeros(&[3], DType::F32);
+//!     scan(|c: Tensor, x: Tensor| { let s = &c + &x; (s.clone(), s) }, init, xs, None, false).1
+//! });
+//! assert!(f.lower(&Spec::new([5, 3], DType::F32))?.text.contains("stablehlo.while"));
+//! # Ok::<(), bv_core::JitError>(())
+//! ```
+
+mod prims;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::autodiff::fresh;
+use crate::dtype::DType;
+use crate::prim::{self, CompareDir};
+use crate::trace::{self, bind_rc, trace_body, Aval, CallSite, Func, Tensor};
+use crate::tree::{self, Tree, TreeDef};
+use prims::{Body, Case, Scan, While};
+
+fn leaves<T: Tree<Leaf = Tensor>>(t: &T) -> (TreeDef, Vec<Tensor>) {
+    let (def, l) = tree::flatten(t);
+    (def, l.into_iter().map(|(_, x)| x).collect())
+}
+
+/// Traces `f` as a body on parameters of `avals`; outputs it returns unchanged from outside
+/// are captured too.
+fn body(avals: &[Aval], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> (Func, Vec<Tensor>) {
+    let (outs, tr, caps) = trace_body(avals, |p| fresh(&f(&p)));
+    let func = Func {
+        outputs: outs.iter().map(|t| t.value_id()).collect(),
+        graph: tr.graph,
+    };
+    (func, caps)
+}
+
+fn avals(xs: &[Tensor]) -> Vec<Aval> {
+    xs.iter()
+        .map(|x| Aval {
+            weak: false,
+            ..x.aval().clone()
+        })
+        .collect()
+}
+
+fn strong(xs: &[Tensor]) -> Vec<Tensor> {
+    xs.iter()
+        .map(|x| {
+            if x.is_weak() {
+                prim::convert(x, x.dtype())
+            } else {
+                x.clone()
+            }
+        })
+        .collect()
+}
+
+/// [`while_loop`] on flat lists.
+#[track_caller]
+pub(crate) fn while_flat(
+    cond: &dyn Fn(&[Tensor]) -> Tensor,
+    step: &dyn Fn(&[Tensor]) -> Vec<Tensor>,
+    init: &[Tensor],
+) -> Vec<Tensor> {
+    let init = strong(init);
+    let a = avals(&init);
+    let n = init.len();
+    let (cf, cc) = body(&a, |p| vec![cond(p)]);
+    let (bf, bc) = body(&a, |p| step(p));
+    let cmap = (0..n).chain(n..n + cc.len()).collect();
+    let bmap = (0..n)
+        .chain(n + cc.len()..n + cc.len() + bc.len())
+        .collect();
+    let mut ops = init;
+    ops.extend(cc);
+    ops.extend(bc);
+    let prim = While {
+        cond: Body {
+            func: cf,
+            map: cmap,
+        },
+        body: Body {
+            func: bf,
+            map: bmap,
+        },
+        n_carry: n,
+        n_ops: ops.len(),
+    };
+    let refs: Vec<&Tensor> = ops.iter().collect();
+    let mut out = bind_rc(Rc::new(prim), &refs);
+    out.truncate(n);
+    out
+}
+
+/// [`scan`] on flat lists: `f(carry, x_slices) -> (carry, y_slices)`.
+#[track_caller]
+pub(crate) fn scan_flat(
+    f: &dyn Fn(&[Tensor], &[Tensor]) -> (Vec<Tensor>, Vec<Tensor>),
+    init: &[Tensor],
+    xs: &[Tensor],
+    length: usize,
+    reverse: bool,
+) -> (Vec<Tensor>, Vec<Tensor>) {
+    let site = CallSite::here();
+    let init = strong(init);
+    let (nc, nx) = (init.len(), xs.len());
+    for x in xs {
+        if x.rank() == 0 || x.shape()[0] != length {
+            let reason = format!(
+                "every xs leaf needs leading dimension {length}, got {}",
+                x.aval()
+            );
+            trace::record("scan", reason, &[x.aval()], site);
+            return (init, Vec::new());
+        }
+    }
+    let mut a = avals(&init);
+    a.extend(xs.iter().map(|x| Aval::new(&x.shape()[1..], x.dtype())));
+    let (func, caps) = body(&a, |p| {
+        let (c, y) = f(&p[..nc], &p[nc..]);
+        let mut o = strong(&c);
+        o.extend(strong(&y));
+        o
+    });
+    let outs = func.out_avals();
+    if outs.len() < nc
+        || outs[..nc]
+            .iter()
+            .zip(&init)
+            .any(|(o, i)| o.shape != i.shape() || o.dtype != i.dtype())
+    {
+        let shown: Vec<String> = outs.iter().take(nc).map(|o| o.to_string()).collect();
+        let reason = format!(
+            "the body's carry ({}) must keep the shapes and types of init",
+            shown.join(", ")
+        );
+        let ins: Vec<&Aval> = init.iter().map(|t| t.aval()).collect();
+        trace::record("scan", reason, &ins, site);
+        return (init, Vec::new());
+    }
+    let y_avals = outs[nc..].to_vec();
+    let mut ops = init.clone();
+    ops.extend(xs.iter().cloned());
+    ops.extend(caps);
+    let (lowered, inner) = body(&avals(&ops), |p| {
+        lower_scan(&func, p, nc, nx, &y_avals, length, reverse)
+    });
+    if !inner.is_empty() {
+        trace::record(
+            "scan",
+            "the lowered loop captured an outer value (a bug in bv)".into(),
+            &[],
+            site,
+        );
+    }
+    let prim = Scan {
+        body: func,
+        n_carry: nc,
+        n_x: nx,
+        length,
+        reverse,
+        lowered,
+    };
+    let refs: Vec<&Tensor> = ops.iter().collect();
+    let mut out = bind_rc(Rc::new(prim), &refs);
+    let ys = out.split_off(nc.min(out.len()));
+    (out, ys)
+}
+
+/// The `while` loop behind a scan: a counter, the carry and output buffers written one
+/// step at a time with `dynamic_update_slice`.
+fn lower_scan(
+    func: &Func,
+    p: &[Tensor],
+    nc: usize,
+    nx: usize,
+    y_avals: &[Aval],
+    length: usize,
+    reverse: bool,
+) -> Vec<Tensor> {
+    let (init, rest) = p.split_at(nc);
+    let (xs, caps) = rest.split_at(nx);
+    let zero = prim::scalar(0i32);
+    let mut state = vec![zero.clone()];
+    state.extend(init.iter().cloned());
+    for y in y_avals {
+        let mut shape = vec![length];
+        shape.extend(&y.shape);
+        state.push(prim::full(&shape, prim::Scalar::Int(0), y.dtype));
+    }
+    let n_len = prim::scalar(length as i32);
+    let out = while_flat(
+        &|s: &[Tensor]| prim::compare(&s[0], &n_len, CompareDir::Lt),
+        &|s: &[Tensor]| {
+            let i = &s[0];
+            let idx = if reverse {
+                prim::sub(&prim::scalar(length as i32 - 1), i)
+            } else {
+                i.clone()
+            };
+            let starts = |r: usize| -> Vec<Tensor> {
+                let mut v = vec![idx.clone()];
+                v.extend((1..r).map(|_| zero.clone()));
+                v
+            };
+            let mut args: Vec<Tensor> = s[1..=nc].to_vec();
+            for x in xs {
+                let st = starts(x.rank());
+                let refs: Vec<&Tensor> = st.iter().collect();
+                let mut sizes = x.shape().to_vec();
+                sizes[0] = 1;
+                let sl = prim::dynamic_slice(x, &refs, &sizes);
+                args.push(prim::reshape(&sl, &x.shape()[1..]));
+            }
+            args.extend(caps.iter().cloned());
+            let o = trace::replay(func, &args);
+            let mut next = vec![prim::add(i, &prim::scalar(1i32))];
+            next.extend(o[..nc].iter().cloned());
+            for (buf, y) in s[1 + nc..].iter().zip(&o[nc..]) {
+                let st = starts(buf.rank());
+                let refs: Vec<&Tensor> = st.iter().collect();
+                let mut shape = vec![1];
+                shape.extend(y.shape());
+                next.push(prim::dynamic_update_slice(
+                    buf,
+                    &prim::reshape(y, &shape),
+                    &refs,
+                ));
+            }
+            next
+        },
+        &state,
+    );
+    out[1..].to_vec()
+}
+
+/// [`switch`] on flat lists.
+#[track_caller]
+pub(crate) fn switch_flat(
+    index: &Tensor,
+    branches: &[&dyn Fn(&[Tensor]) -> Vec<Tensor>],
+    ops: &[Tensor],
+) -> Vec<Tensor> {
+    let n = branches.len().max(1) as i32;
+    let idx = prim::convert(index, DType::I32);
+    let idx = prim::clamp(&prim::scalar(0i32), &idx, &prim::scalar(n - 1));
+    let a = avals(ops);
+    let mut all = ops.to_vec();
+    let mut bodies = Vec::new();
+    for br in branches {
+        let (func, caps) = body(&a, |p| br(p));
+        let start = all.len();
+        all.extend(caps.iter().cloned());
+        let map = (0..ops.len()).chain(start..all.len()).collect();
+        bodies.push(Body { func, map });
+    }
+    let mut args = vec![idx];
+    args.extend(all);
+    let refs: Vec<&Tensor> = args.iter().collect();
+    bind_rc(Rc::new(Case { branches: bodies }), &refs)
+}
+
+fn rebuild<T: Tree<Leaf = Tensor>>(
+    def: &TreeDef,
+    leaves: Vec<Tensor>,
+    op: &'static str,
+    site: CallSite,
+) -> Option<T> {
+    match tree::unflatten(def, leaves) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            trace::record(op, format!("{e}"), &[], site);
+            None
+        }
+    }
+}
+
+/// Runs `branches[index]` on `operands` inside the program (`jax.lax.switch`); the index is
+/// clamped into range. Every branch must return the same structure, shapes and types.
+///
+/// # Panics
+/// If `branches` is empty.
+#[track_caller]
+pub fn switch<I, O>(index: &Tensor, branches: &[&dyn Fn(I) -> O], operands: I) -> O
+where
+    I: Tree<Leaf = Tensor>,
+    O: Tree<Leaf = Tensor>,
+{
+    assert!(!branches.is_empty(), "switch needs at least one branch");
+    let site = CallSite::here();
+    let (in_def, ops) = leaves(&operands);
+    let out_def: RefCell<Option<TreeDef>> = RefCell::new(None);
+    type Flat<'a> = Box<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
+    let wrapped: Vec<Flat> = branches
+        .iter()
+        .map(|br| {
+            let (in_def, out_def) = (&in_def, &out_def);
+            Box::new(move |p: &[Tensor]| -> Vec<Tensor> {
+                let Some(x) = rebuild::<I>(in_def, p.to_vec(), "switch", site) else {
+                    return Vec::new();
+                };
+                let (d, l) = leaves(&br(x));
+                out_def.borrow_mut().get_or_insert(d);
+                l
+            }) as Flat
+        })
+        .collect();
+    let refs: Vec<&dyn Fn(&[Tensor]) -> Vec<Tensor>> = wrapped.iter().map(|b| b.as_ref()).collect();
+    let outs = switch_flat(index, &refs, &ops);
+    drop(refs);
+    drop(wrapped);
+    let def = out_def.into_inner().unwrap_or(TreeDef::None);
+    rebuild(&def, outs, "switch", site).unwrap_or_else(|| branches[0](operands))
+}
+
+/// `on_true(operands)` if `pred` (a bool scalar) holds, else `on_false(operands)`, chosen at
+/// run time (`jax.lax.cond`).
+#[track_caller]
+pub fn cond<I, O>(
+    pred: &Tensor,
+    on_true: impl Fn(I) -> O,
+    on_false: impl Fn(I) -> O,
+    operands: I,
+) -> O
+where
+    I: Tree<Leaf = Tensor>,
+    O: Tree<Leaf = Tensor>,
+{
+    switch(pred, &[&on_false, &on_true], operands)
+}
+
+/// Repeats `body` while `cond` holds, starting from `init` (`jax.lax.while_loop`). The carry
+/// keeps its structure, shapes and types. Forward-mode differentiable only.
+#[track_caller]
+pub fn while_loop<C>(cond: impl Fn(&C) -> Tensor, body: impl Fn(C) -> C, init: C) -> C
+where
+    C: Tree<Leaf = Tensor>,
+{
+    let site = CallSite::here();
+    let (def, xs) = leaves(&init);
+    let out = while_flat(
+        &|s: &[Tensor]| match rebuild::<C>(&def, s.to_vec(), "while_loop", site) {
+            Some(c) => cond(&c),
+            None => prim::scalar(false),
+        },
+        &|s: &[Tensor]| match rebuild::<C>(&def, s.to_vec(), "while_loop", site) {
+            Some(c) => leaves(&body(c)).1,
+            None => s.to_vec(),
+        },
+        &xs,
+    );
+    rebuild(&def, out, "while_loop", site).unwrap_or(init)
+}
+
+/// `body(i, carry)` for `i` in `lower..upper` (`jax.lax.fori_loop` with static bounds,
+/// which is a scan and so differentiable in both modes). `i` is an `i32` scalar.
+#[track_caller]
+pub fn fori_loop<C>(lower: usize, upper: usize, body: impl Fn(&Tensor, C) -> C, init: C) -> C
+where
+    C: Tree<Leaf = Tensor>,
+{
+    let site = CallSite::here();
+    let (def, xs) = leaves(&init);
+    let mut state = vec![prim::scalar(lower as i32)];
+    state.extend(xs);
+    let (out, _) = scan_flat(
+        &|c: &[Tensor], _: &[Tensor]| {
+            let next_i = prim::add(&c[0], &prim::scalar(1i32));
+            let mut next = vec![next_i];
+            match rebuild::<C>(&def, c[1..].to_vec(), "fori_loop", site) {
+                Some(carry) => next.extend(leaves(&body(&c[0], carry)).1),
+                None => next.extend(c[1..].iter().cloned()),
+            }
+            (next, Vec::new())
+        },
+        &state,
+        &[],
+        upper.saturating_sub(lower),
+        false,
+    );
+    rebuild(&def, out[1..].to_vec(), "fori_loop", site).unwrap_or(init)
+}
+
+/// `jax.lax.scan`: applies `f(carry, x) -> (carry, y)` to the slices of `xs` along their
+/// leading axis (of size `length`, which may be given when `xs` has no leaves), in reverse
+/// order if `reverse`; returns the final carry and the `y`s stacked along a new leading axis.
+/// Differentiable in both modes; the backward pass recomputes the forward steps.
+#[track_caller]
+pub fn scan<C, X, Y>(
+    f: impl Fn(C, X) -> (C, Y),
+    init: C,
+    xs: X,
+    length: Option<usize>,
+    reverse: bool,
+) -> (C, Y)
+where
+    C: Tree<Leaf = Tensor>,
+    X: Tree<Leaf = Tensor>,
+    Y: Tree<Leaf = Tensor>,
+{
+    let site = CallSite::here();
+    let (cdef, c0) = leaves(&init);
+    let (xdef, x0) = leaves(&xs);
+    let length = length
+        .or_else(|| x0.first().and_then(|x| x.shape().first().copied()))
+        .unwrap_or(0);
+    let ydef: RefCell<Option<TreeDef>> = RefCell::new(None);
+    let (c, ys) = scan_flat(
+        &|c: &[Tensor], x: &[Tensor]| {
+            let carry = rebuild::<C>(&cdef, c.to_vec(), "scan", site);
+            let xt = rebuild::<X>(&xdef, x.to_vec(), "scan", site);
+            let (Some(carry), Some(xt)) = (carry, xt) else {
+                return (c.to_vec(), Vec::new());
+            };
+            let (nc, y) = f(carry, xt);
+            let (d, yl) = leaves(&y);
+            ydef.borrow_mut().get_or_insert(d);
+            (leaves(&nc).1, yl)
+        },
+        &c0,
+        &x0,
+        length,
+        reverse,
+    );
+    let c: C = match rebuild(&cdef, c, "scan", site) {
+        Some(c) => c,
+        None => return f(init, unstacked(xs)),
+    };
+    let yd = ydef.into_inner().unwrap_or(TreeDef::None);
+    match rebuild(&yd, ys, "scan", site) {
+        Some(y) => (c, y),
+        None => (c, f(init, unstacked(xs)).1),
+    }
+}
+
+/// The first slice of every leaf (used only to give a value after an error was recorded).
+fn unstacked<X: Tree<Leaf = Tensor>>(xs: X) -> X {
+    let (def, l) = leaves(&xs);
+    let sl: Vec<Tensor> = l
+        .iter()
+        .map(|x| match x.shape().split_first() {
+            Some((_, rest)) if x.shape()[0] > 0 => {
+                let mut lim = x.shape().to_vec();
+                lim[0] = 1;
+                let s = prim::slice(x, &vec![0; x.rank()], &lim, &vec![1; x.rank()]);
+                prim::reshape(&s, rest)
+            }
+            _ => x.clone(),
+        })
+        .collect();
+    tree::unflatten(&def, sl).unwrap_or(xs)
+}
