@@ -57,7 +57,7 @@ fn dot(a: &[Tensor], b: &[Tensor]) -> Tensor {
 }
 
 /// Runs the table as one program and checks each row.
-pub fn check(cases: Vec<Case>) {
+fn check(cases: Vec<Case>) {
     let cases = Arc::new(cases);
     let c2 = cases.clone();
     let f = jit(move |args: Vec<Tensor>| -> Vec<Tensor> {
@@ -382,5 +382,177 @@ fn contraction_and_window_rules_match_finite_differences() {
                 &Window::new(&[1, 2, 2, 1], &[1, 2, 2, 1]),
             )
         }),
+    ]);
+}
+
+#[test]
+fn control_flow_remat_and_custom_rules_match_finite_differences() {
+    use bv_core::autodiff::{checkpoint, custom_vjp, RematPolicy};
+    use bv_core::control::{cond, fori_loop, scan, switch};
+    let any = -1.0;
+    check(vec![
+        case(
+            "scan",
+            &[(&[3], any, 1.0), (&[6, 3], any, 1.0), (&[3, 3], any, 1.0)],
+            |x| {
+                let w = x[2].clone();
+                let (c, ys) = scan(
+                    move |h: Tensor, xt: Tensor| {
+                        let h = np::tanh(&(np::matmul(&h, &w) + &xt));
+                        (h.clone(), &h * &h)
+                    },
+                    x[0].clone(),
+                    x[1].clone(),
+                    None,
+                    false,
+                );
+                prim::concatenate(&[&c, &prim::reshape(&ys, &[18])], 0)
+            },
+        ),
+        case(
+            "scan_reverse",
+            &[(&[2], any, 1.0), (&[4, 2], any, 1.0)],
+            |x| {
+                scan(
+                    |c: Tensor, xt: Tensor| (&c * &xt, np::sin(&c)),
+                    x[0].clone(),
+                    x[1].clone(),
+                    None,
+                    true,
+                )
+                .1
+            },
+        ),
+        case("cond", &[(&[4], any, 1.0), (&[4], any, 1.0)], |x| {
+            let y = x[1].clone();
+            let p = prim::compare(
+                &np::sum(&x[0], Axes::All, false),
+                &np::zeros(&[], DType::F64),
+                prim::CompareDir::Gt,
+            );
+            let a = cond(
+                &p,
+                |v: Tensor| np::sin(&v) * &y,
+                |v: Tensor| &v * &v,
+                x[0].clone(),
+            );
+            let b = cond(
+                &prim::not(&p),
+                |v: Tensor| np::sin(&v) * &y,
+                |v: Tensor| &v * &v,
+                x[0].clone(),
+            );
+            &a + &b
+        }),
+        case("switch", &[(&[4], any, 1.0)], |x| {
+            let f0 = |v: Tensor| np::exp(&v);
+            let f1 = |v: Tensor| &v * &v;
+            let f2 = |v: Tensor| np::cos(&v);
+            let branches: [&dyn Fn(Tensor) -> Tensor; 3] = [&f0, &f1, &f2];
+            let a = switch(&prim::scalar(1i32), &branches, x[0].clone());
+            let b = switch(&prim::scalar(7i32), &branches, x[0].clone());
+            &a + &b
+        }),
+        case("fori_loop", &[(&[3], any, 1.0), (&[3], any, 1.0)], |x| {
+            let w = x[1].clone();
+            fori_loop(
+                0,
+                5,
+                move |i: &Tensor, c: Tensor| np::sin(&(&c * &w)) + prim::convert(i, DType::F64),
+                x[0].clone(),
+            )
+        }),
+        case(
+            "checkpoint",
+            &[(&[4], any, 1.0), (&[4, 4], any, 1.0)],
+            |x| {
+                let w = x[1].clone();
+                let block = checkpoint(
+                    move |h: Tensor| np::tanh(&np::matmul(&h, &w)),
+                    RematPolicy::NothingSaveable,
+                );
+                block(block(x[0].clone()))
+            },
+        ),
+        case("custom_vjp", &[(&[5], any, 1.0)], |x| {
+            let f = custom_vjp(
+                |v: Tensor| (np::sin(&v), np::cos(&v)),
+                |cos: &Tensor, g: &Tensor| g * cos,
+            );
+            f(x[0].clone()) * &x[0]
+        }),
+    ]);
+}
+
+#[test]
+fn composite_models_match_finite_differences() {
+    let any = -1.0;
+    check(vec![
+        case(
+            "mlp_softmax_cross_entropy",
+            &[
+                (&[6, 5], any, 1.0),
+                (&[5, 8], any, 1.0),
+                (&[8], any, 1.0),
+                (&[8, 4], any, 1.0),
+            ],
+            |x| {
+                let labels = np::one_hot(&c_i32(&[0, 3, 1, 2, 3, 0], &[6]), 4, DType::F64);
+                let h = np::relu(&(np::matmul(&x[0], &x[1]) + &x[2]));
+                let logits = np::matmul(&h, &x[3]);
+                let ce = -np::sum(&(np::log_softmax(&logits, -1) * &labels), -1isize, false);
+                np::mean(&ce, Axes::All, false)
+            },
+        ),
+        case(
+            "conv_stack_with_pooling",
+            &[
+                (&[2, 8, 8, 3], any, 1.0),
+                (&[3, 3, 3, 4], any, 1.0),
+                (&[3, 3, 4, 4], any, 1.0),
+            ],
+            |x| {
+                let h = np::relu(&conv(
+                    &x[0],
+                    &x[1],
+                    [1, 1],
+                    [(1, 1), (1, 1)],
+                    [1, 1],
+                    [1, 1],
+                    1,
+                    1,
+                ));
+                let h = np::max_pool(&h, &[2, 2], &[2, 2], np::Padding::Valid);
+                let h = np::gelu(
+                    &conv(&h, &x[2], [1, 1], [(1, 1), (1, 1)], [1, 1], [1, 1], 1, 1),
+                    true,
+                );
+                np::avg_pool(&h, &[2, 2], &[2, 2], np::Padding::Valid)
+            },
+        ),
+        case(
+            "attention_block",
+            &[
+                (&[2, 5, 8], any, 1.0),
+                (&[8, 8], any, 1.0),
+                (&[8, 8], any, 1.0),
+                (&[8, 8], any, 1.0),
+                (&[8, 8], any, 1.0),
+            ],
+            |x| {
+                let (b, t, d, h) = (2isize, 5isize, 8isize, 2isize);
+                let heads = |w: &Tensor| np::reshape(&np::matmul(&x[0], w), &[b, t, h, d / h]);
+                let (q, k, v) = (heads(&x[1]), heads(&x[2]), heads(&x[3]));
+                let att = np::softmax(
+                    &(np::einsum("bqhd,bkhd->bhqk", &[&q, &k]) * (1.0 / 2.0)),
+                    -1,
+                );
+                let o = np::reshape(&np::einsum("bhqk,bkhd->bqhd", &[&att, &v]), &[b, t, d]);
+                let y = &x[0] + &np::matmul(&o, &x[4]);
+                let mu = np::mean(&y, -1isize, true);
+                let var = np::var(&y, -1isize, 0, true);
+                (&y - &mu) * np::rsqrt(&(var + 1e-6))
+            },
+        ),
     ]);
 }
