@@ -13,5 +13,7 @@
 //! ```
 
 pub mod cli;
+pub mod config;
 pub mod data;
+pub mod optim;
 pub mod pp;

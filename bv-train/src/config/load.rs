@@ -1,0 +1,191 @@
+//! Reading a RON config, applying `dotted.path=value` overrides, writing `config.json`.
+
+use std::io::Write;
+use std::path::Path;
+
+use ron::extensions::Extensions;
+use serde_json::Value;
+
+use super::error::closest;
+use super::{Config, ConfigError};
+
+/// Paths whose dicts are free-form, so an override may add keys to them (`*` = any key).
+const OPEN_DICTS: &[&str] = &[
+    "model",
+    "optax",
+    "model_load",
+    "evals",
+    "evals.*.pred_kw",
+    "evals.*.datasets",
+];
+
+impl Config {
+    /// Reads a RON config file and applies overrides (`lr=0.03`, `input.batch_size=256`).
+    pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses RON text (`file` names it in errors) and applies overrides in order. RON's
+    /// `implicit_some` is on: write `lr_mults: [...]`, not `Some([...])`.
+    pub fn from_str(text: &str, file: &str, overrides: &[String]) -> Result<Config, ConfigError> {
+        let config: Config = ron_options()
+            .from_str(text)
+            .map_err(|e| from_ron(e, file))?;
+        if overrides.is_empty() {
+            return Ok(config);
+        }
+        let mut tree = serde_json::to_value(&config).expect("a config serializes to JSON");
+        for arg in overrides {
+            apply(&mut tree, arg)?;
+            serde_json::from_value::<Config>(tree.clone())
+                .map_err(|source| type_error(arg, source))?;
+        }
+        Ok(serde_json::from_value(tree).expect("checked after each override"))
+    }
+
+    /// Writes the config as `workdir/config.json` (temporary file, fsync, rename).
+    pub fn write_json(&self, workdir: impl AsRef<Path>) -> Result<(), ConfigError> {
+        let path = workdir.as_ref().join("config.json");
+        let tmp = workdir.as_ref().join("config.json.tmp");
+        let err = |source| ConfigError::Write {
+            path: path.clone(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(self).expect("a config serializes to JSON");
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(text.as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
+}
+
+/// RON as configs are read: `implicit_some` on, so optional keys take plain values.
+pub fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME)
+}
+
+fn from_ron(e: ron::error::SpannedError, file: &str) -> ConfigError {
+    let (line, col) = (e.position.line, e.position.col);
+    match e.code {
+        ron::Error::NoSuchStructField {
+            expected, found, ..
+        } => ConfigError::UnknownKey {
+            file: file.to_string(),
+            line,
+            col,
+            suggestion: closest(&found, expected.iter().copied()),
+            key: found,
+            valid: expected.iter().map(|s| s.to_string()).collect(),
+        },
+        code => ConfigError::Syntax {
+            file: file.to_string(),
+            line,
+            col,
+            msg: code.to_string(),
+        },
+    }
+}
+
+/// Parses an override's value: RON (`0.03`, `true`, `[1, 2]`, `"text"`, `None`), with a
+/// bare word or any other unparsable text taken as a string (`decay_type=cosine`).
+fn parse_value(v: &str) -> Value {
+    let bare = v.chars().all(|c| c.is_alphanumeric() || c == '_')
+        && !v.starts_with(|c: char| c.is_ascii_digit());
+    match v {
+        "None" => Value::Null,
+        "true" | "false" => Value::Bool(v == "true"),
+        _ if bare => Value::String(v.to_string()),
+        _ => ron_options()
+            .from_str(v)
+            .unwrap_or_else(|_| Value::String(v.to_string())),
+    }
+}
+
+/// An override that does not deserialize; an unknown field inside a section the override
+/// created (`schedule.decay_tpye=...` on a config without `schedule`) becomes `OverrideKey`.
+fn type_error(arg: &str, source: serde_json::Error) -> ConfigError {
+    let msg = source.to_string();
+    let mut names = msg.split('`').skip(1).step_by(2);
+    match (msg.starts_with("unknown field"), names.next()) {
+        (true, Some(key)) => {
+            let path = arg.split_once('=').map_or(arg, |(p, _)| p);
+            ConfigError::OverrideKey {
+                arg: arg.to_string(),
+                key: key.to_string(),
+                parent: path
+                    .rsplit_once('.')
+                    .map_or("the config", |(p, _)| p)
+                    .to_string(),
+                suggestion: closest(key, names),
+            }
+        }
+        _ => ConfigError::OverrideType {
+            arg: arg.to_string(),
+            source,
+        },
+    }
+}
+
+fn is_open(path: &[&str]) -> bool {
+    OPEN_DICTS.iter().any(|p| {
+        let p: Vec<&str> = p.split('.').collect();
+        p.len() == path.len() && p.iter().zip(path).all(|(a, b)| *a == "*" || a == b)
+    })
+}
+
+/// Sets one `dotted.path=value` in the JSON form of a config.
+fn apply(tree: &mut Value, arg: &str) -> Result<(), ConfigError> {
+    let (path, value) = arg
+        .split_once('=')
+        .filter(|(p, _)| !p.is_empty() && !p.split('.').any(str::is_empty))
+        .ok_or_else(|| ConfigError::OverrideSyntax {
+            arg: arg.to_string(),
+        })?;
+    let keys: Vec<&str> = path.split('.').collect();
+    let mut node = tree;
+    let mut created = false;
+    for (i, key) in keys.iter().enumerate() {
+        if node.is_null() {
+            // An absent section: its keys are checked when the result is deserialized.
+            *node = Value::Object(Default::default());
+            created = true;
+        }
+        let parent = if i == 0 {
+            "the config".to_string()
+        } else {
+            keys[..i].join(".")
+        };
+        let unknown = |suggestion| ConfigError::OverrideKey {
+            arg: arg.to_string(),
+            key: key.to_string(),
+            parent: parent.clone(),
+            suggestion,
+        };
+        node = match node {
+            Value::Object(map) => {
+                if !map.contains_key(*key) {
+                    if !created && !is_open(&keys[..i]) {
+                        return Err(unknown(closest(key, map.keys().map(String::as_str))));
+                    }
+                    map.insert(key.to_string(), Value::Null);
+                }
+                map.get_mut(*key).expect("present")
+            }
+            Value::Array(items) => {
+                let len = items.len();
+                match key.parse::<usize>().ok().filter(|&j| j < len) {
+                    Some(j) => &mut items[j],
+                    None => return Err(unknown(None)),
+                }
+            }
+            _ => return Err(unknown(None)),
+        };
+    }
+    *node = parse_value(value);
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Training configs: RON files with big_vision's keys, parsed into plain structs
+//! ([`Config`]), overridden from the command line by dotted path, and resolved into a
+//! [`Plan`] in which every `*_steps/_epochs/_examples/_percent` is a step count.
+//!
+//! ```
+//! use bv_train::config::{Config, Plan};
+//! let text = r#"(
+//!     total_epochs: 2, num_classes: 10, loss: "softmax_xent",
+//!     input: (data: (name: "fashion_mnist", split: "train"), batch_size: 100, pp: "keep(\"image\")"),
+//!     model_name: "vit", optax_name: "scale_by_adam", lr: 0.001,
+//!     schedule: (decay_type: "cosine", warmup_percent: 0.1),
+//! )"#;
+//! let config = Config::from_str(text, "inline.ron", &[]).unwrap();
+//! let plan = Plan::new(&config, 60_000).unwrap();
+//! assert_eq!(plan.total_steps, 1200);
+//! ```
+
+mod error;
+mod load;
+mod plan;
+mod steps;
+
+pub use error::ConfigError;
+pub use load::ron_options;
+pub use plan::{check_batch_divisible, EvalPlan, Plan, PlanError};
+pub use steps::{itstime, Lengths, StepsError};
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::optim::schedule::ScheduleSpec;
+
+/// A free-form dict passed through unchanged (`model`, `optax`, `model_load`, ...).
+pub type Dict = BTreeMap<String, serde_json::Value>;
+
+/// A whole training config; field names are big_vision's config keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// PRNG seed (default 0).
+    #[serde(default)]
+    pub seed: u64,
+    /// Length of the run: exactly one of the three.
+    pub total_steps: Option<f64>,
+    pub total_epochs: Option<f64>,
+    pub total_examples: Option<f64>,
+    /// Number of classes of the model's head.
+    pub num_classes: Option<u64>,
+    /// `softmax_xent` or `sigmoid_xent` (big_vision's default).
+    pub loss: Option<String>,
+    /// The training input pipeline.
+    pub input: Input,
+    /// Log training metrics every so often (at most one of the four).
+    pub log_training_steps: Option<f64>,
+    pub log_training_epochs: Option<f64>,
+    pub log_training_examples: Option<f64>,
+    pub log_training_percent: Option<f64>,
+    /// Write a (rotated, `-tmp`) checkpoint every so often.
+    pub ckpt_steps: Option<f64>,
+    pub ckpt_epochs: Option<f64>,
+    pub ckpt_examples: Option<f64>,
+    pub ckpt_percent: Option<f64>,
+    /// Keep the checkpoint every so often (default: the end of the run when ckpt_* is set).
+    pub keep_ckpt_steps: Option<f64>,
+    pub keep_ckpt_epochs: Option<f64>,
+    pub keep_ckpt_examples: Option<f64>,
+    pub keep_ckpt_percent: Option<f64>,
+    /// The model module: `vit`, `mlp_mixer`, `bit`, `bit_paper`.
+    pub model_name: String,
+    /// Keyword arguments of the model (`variant`, `pool_type`, `posemb`, ...).
+    #[serde(default)]
+    pub model: Dict,
+    /// Initialize parameters from this `.npz` (or checkpoint) instead of from scratch.
+    pub model_init: Option<String>,
+    /// Keyword arguments of the model's `load` (`dont_load: [...]`, ...).
+    #[serde(default)]
+    pub model_load: Dict,
+    /// Resume from this checkpoint when the workdir has none.
+    pub resume: Option<String>,
+    /// Fill the head's bias with this value at init.
+    pub init_head_bias: Option<f64>,
+    /// Clip gradients to this global norm.
+    pub grad_clip_norm: Option<f64>,
+    /// The optimizer core: `scale_by_adam`, `big_vision.momentum_hp`,
+    /// `big_vision.scale_by_adafactor`, `big_vision.sgd`, `identity`.
+    pub optax_name: String,
+    /// Keyword arguments of the optimizer core (`mu_dtype`, `b1`, `momentum`, ...).
+    #[serde(default)]
+    pub optax: Dict,
+    /// Learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay (multiplied by the schedule, not by lr).
+    pub wd: Option<f64>,
+    /// `[(regex, mult)]`: which parameters decay (default `[(".*/kernel$", 1.0)]`).
+    pub wd_mults: Option<Vec<(String, f64)>>,
+    /// `[(regex, mult)]`: extra learning-rate factors.
+    pub lr_mults: Option<Vec<(String, f64)>>,
+    /// One schedule, or a list of `(regex, schedule or None)`; None freezes the group.
+    pub schedule: Option<ScheduleConfig>,
+    /// Mixup (`p` > 0 enables it).
+    pub mixup: Option<Mixup>,
+    /// Evaluators by name.
+    #[serde(default)]
+    pub evals: BTreeMap<String, Eval>,
+    /// Device mesh `[(axis, size)]`, -1 for the rest (default `[("data", devices)]`).
+    pub mesh: Option<Vec<(String, i64)>>,
+    /// Allow mesh axes that split physical axes.
+    pub mesh_allow_split_physical_axes: Option<bool>,
+    /// `[(regex, tactic)]` sharding of parameters and optimizer state.
+    pub sharding_strategy: Option<Vec<(String, String)>>,
+    /// Logical axis rules `[(logical, mesh axis or axes)]`.
+    pub sharding_rules: Option<Vec<(String, serde_json::Value)>>,
+    /// Batches put on devices ahead of the step (default 1).
+    pub prefetch_to_device: Option<u64>,
+    /// pp modules to register (accepted for compatibility; all of bv's ops are built in).
+    pub pp_modules: Option<Vec<String>>,
+}
+
+/// `config.input`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The dataset.
+    pub data: Data,
+    /// Global batch size.
+    pub batch_size: u64,
+    /// Examples in the shuffle buffer (per host).
+    pub shuffle_buffer_size: Option<u64>,
+    /// The preprocessing pipeline string (`decode|resize(224)|...`).
+    pub pp: String,
+    /// Batches prepared ahead on the host.
+    pub prefetch: Option<u64>,
+    /// Cache the raw (encoded) examples in memory.
+    pub cache_raw: Option<bool>,
+}
+
+/// A dataset: a TFDS name and split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    /// TFDS name (`imagenet2012`, `fashion_mnist`, ...).
+    pub name: String,
+    /// TFDS split string (`train[:99%]`).
+    pub split: String,
+    /// Where the prepared dataset lives (default: the TFDS data directory).
+    pub data_dir: Option<String>,
+}
+
+/// `config.mixup`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mixup {
+    /// Beta(p, p) parameter; 0 disables mixup.
+    pub p: f64,
+    /// Accepted for compatibility; big_vision's train.py ignores it.
+    pub fold_in: Option<serde_json::Value>,
+}
+
+/// One evaluator, `config.evals.<name>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eval {
+    /// `classification`, `fewshot_lsr`, `mean` or `save`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The evaluation dataset.
+    pub data: Option<Data>,
+    /// Its preprocessing pipeline.
+    pub pp_fn: Option<String>,
+    /// Run every so often (at most one of the four).
+    pub log_steps: Option<f64>,
+    pub log_epochs: Option<f64>,
+    pub log_examples: Option<f64>,
+    pub log_percent: Option<f64>,
+    /// Loss reported by `classification` (`softmax_xent`, `sigmoid_xent`).
+    pub loss_name: Option<String>,
+    /// Skip the run before training starts.
+    pub skip_first: Option<bool>,
+    /// Metric name prefix (default `<name>/`).
+    pub prefix: Option<String>,
+    /// Batch size (default: the training batch size).
+    pub batch_size: Option<u64>,
+    /// `none`, `pipeline`, `raw_data` or `final_data`.
+    pub cache: Option<String>,
+    /// Which prediction function (default `predict`).
+    pub pred: Option<String>,
+    /// Its keyword arguments.
+    pub pred_kw: Option<Dict>,
+    /// The label feature (default `labels`).
+    pub label_key: Option<String>,
+    /// fewshot_lsr: `{name: (tfds, train_split, test_split)}`.
+    pub datasets: Option<BTreeMap<String, (String, String, String)>>,
+    /// fewshot_lsr: shots per class.
+    pub shots: Option<Vec<u64>>,
+    /// fewshot_lsr: ridge regularization.
+    pub l2_reg: Option<f64>,
+    /// fewshot_lsr: pipelines for the train and test splits.
+    pub pp_train: Option<String>,
+    pub pp_eval: Option<String>,
+    /// fewshot_lsr: `(dataset, shots)` pairs reported without the `z/` prefix.
+    pub display_first: Option<Vec<(String, u64)>>,
+    /// fewshot_lsr: the layer the features come from (default `pre_logits`).
+    pub representation_layer: Option<String>,
+    /// fewshot_lsr: seeds per (dataset, shots).
+    pub num_seeds: Option<u64>,
+    /// save: the output file (`{workdir}` and `{step}` are filled in).
+    pub outfile: Option<String>,
+}
+
+/// `config.schedule`: one dict for every parameter, or `[(regex, dict or None)]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ScheduleConfig {
+    /// One schedule for all parameters (`.*`).
+    One(Box<ScheduleSpec>),
+    /// First matching regex wins; `None` freezes the group.
+    Groups(Vec<(String, Option<ScheduleSpec>)>),
+}
+
+impl<'de> Deserialize<'de> for ScheduleConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ScheduleConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a schedule (decay_type: ..., ...) or a list of (regex, schedule or None)",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
+                ScheduleSpec::deserialize(serde::de::value::MapAccessDeserializer::new(a))
+                    .map(|s| ScheduleConfig::One(Box::new(s)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(a))
+                    .map(ScheduleConfig::Groups)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,190 @@
+//! Configs: the RON port of vit_s16_i1k against the numbers of big_vision's config (spec
+//! §6.3), unknown keys and syntax errors with positions, dotted overrides, config.json.
+
+use std::path::Path;
+
+use bv_train::config::{check_batch_divisible, Config, ConfigError, Plan, PlanError};
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// train[:99%] of imagenet2012 (spec §6.3).
+const I1K_TRAIN_99: u64 = 1_268_355;
+
+const SMALL: &str = r#"(
+    total_steps: 100,
+    num_classes: 10,
+    input: (data: (name: "fashion_mnist", split: "train"), batch_size: 64, pp: "keep(\"image\")"),
+    model_name: "vit",
+    optax_name: "scale_by_adam",
+    lr: 0.001,
+)"#;
+
+#[test]
+fn vit_s16_i1k_port_resolves_like_big_vision() {
+    let c = Config::load(repo("configs/vit_s16_i1k.ron"), &[]).unwrap();
+    assert_eq!(c.input.batch_size, 1024);
+    assert_eq!(c.model["variant"], "S/16");
+    assert_eq!(c.optax["mu_dtype"], "bfloat16");
+    assert_eq!(c.evals.len(), 5);
+    let plan = Plan::new(&c, I1K_TRAIN_99).unwrap();
+    // spec §6.3: 90 epochs -> 111,477 steps.
+    assert_eq!(plan.total_steps, 111_477);
+    assert_eq!(plan.log_training_steps, Some(50));
+    assert_eq!(plan.ckpt_steps, Some(1000));
+    assert_eq!(plan.keep_ckpt_steps, Some(111_477)); // default: keep the final one
+    let s = plan.schedules.groups().next().unwrap().1.unwrap();
+    assert_eq!(s.warmup_steps, 10_000);
+    assert_eq!(s.at(5_000.0), 0.5);
+    // Checkpoints at step 1 (rotated), every 1000 (rotated) and the last (kept).
+    assert_eq!(plan.checkpoint_due(1), Some(false));
+    assert_eq!(plan.checkpoint_due(2), None);
+    assert_eq!(plan.checkpoint_due(111_000), Some(false));
+    assert_eq!(plan.checkpoint_due(111_477), Some(true));
+    let val = plan.evals.iter().find(|e| e.name == "val").unwrap();
+    assert_eq!(val.prefix, "val/");
+    assert!(val.due(2500, plan.total_steps) && !val.due(2501, plan.total_steps));
+    assert!(val.due(111_477, plan.total_steps));
+    // 300 epochs, as the config's docstring suggests.
+    let c = Config::load(
+        repo("configs/vit_s16_i1k.ron"),
+        &["total_epochs=300".into()],
+    )
+    .unwrap();
+    assert_eq!(Plan::new(&c, I1K_TRAIN_99).unwrap().total_steps, 371_588);
+}
+
+#[test]
+fn unknown_key_names_line_and_closest_key() {
+    let text = SMALL.replace("    lr: 0.001,", "    lrr: 0.001,");
+    let e = Config::from_str(&text, "my.ron", &[]).unwrap_err();
+    let ConfigError::UnknownKey {
+        line, suggestion, ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!(*line, 7);
+    assert_eq!(suggestion.as_deref(), Some("lr"));
+    assert!(e.to_string().starts_with("my.ron:7:"), "{e}");
+
+    let text = SMALL.replace("batch_size: 64", "batch_sise: 64");
+    let e = Config::from_str(&text, "my.ron", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean \"batch_size\""), "{e}");
+    assert!(e.starts_with("my.ron:4:"), "{e}");
+}
+
+#[test]
+fn syntax_and_type_errors_give_file_line_column() {
+    let text = SMALL.replace("lr: 0.001,", "lr: 0.001,,");
+    let e = Config::from_str(&text, "bad.ron", &[]).unwrap_err();
+    assert!(matches!(e, ConfigError::Syntax { line: 7, .. }), "{e}");
+    let text = SMALL.replace("lr: 0.001", "lr: \"fast\"");
+    let e = Config::from_str(&text, "bad.ron", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("bad.ron:7:"), "{e}");
+    let e = Config::load("/nonexistent/x.ron", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/nonexistent/x.ron"), "{e}");
+}
+
+#[test]
+fn dotted_overrides_are_type_checked() {
+    let set = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Config::from_str(SMALL, "small.ron", &args)
+    };
+    let c = set(&[
+        "lr=0.03",
+        "input.batch_size=256",
+        "input.data.split=train[:10%]",
+        "schedule.decay_type=cosine",
+        "model.variant=\"Ti/16\"",
+        "model.depth=2",
+        "wd_mults=[(\".*/kernel$\", 0.5)]",
+        "mixup.p=0.2",
+    ])
+    .unwrap();
+    assert_eq!(c.lr, 0.03);
+    assert_eq!(c.input.batch_size, 256);
+    assert_eq!(c.input.data.split, "train[:10%]");
+    assert_eq!(c.model["variant"], "Ti/16");
+    assert_eq!(c.model["depth"], 2);
+    assert_eq!(c.wd_mults, Some(vec![(".*/kernel$".to_string(), 0.5)]));
+    assert_eq!(c.mixup.unwrap().p, 0.2);
+
+    let e = set(&["lr=abc"]).unwrap_err();
+    assert!(matches!(e, ConfigError::OverrideType { .. }), "{e}");
+    let e = set(&["input.batch_size=-3"]).unwrap_err().to_string();
+    assert!(e.starts_with("override \"input.batch_size=-3\""), "{e}");
+    let e = set(&["input.batch_sise=3"]).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown key \"batch_sise\" in input; did you mean \"batch_size\"?"),
+        "{e}"
+    );
+    let e = set(&["schedule.decay_tpye=cosine"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown key \"decay_tpye\" in schedule; did you mean \"decay_type\"?"),
+        "{e}"
+    );
+    let e = set(&["total_step=3"]).unwrap_err().to_string();
+    assert!(e.contains("did you mean \"total_steps\""), "{e}");
+    let e = set(&["lr"]).unwrap_err();
+    assert!(matches!(e, ConfigError::OverrideSyntax { .. }), "{e}");
+}
+
+#[test]
+fn plan_rejects_what_big_vision_asserts() {
+    let plan = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Plan::new(&Config::from_str(SMALL, "small.ron", &args).unwrap(), 6400)
+    };
+    let e = plan(&["schedule=(warmup_steps: 100)"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("warmup of 100 steps is not shorter than the run of 100 steps"),
+        "{e}"
+    );
+    let e = plan(&["total_epochs=2"]).unwrap_err().to_string();
+    assert_eq!(e, "only one of total_steps, total_epochs may be set");
+    let e = plan(&["total_steps=None"]).unwrap_err();
+    assert!(matches!(e, PlanError::NoLength), "{e}");
+    let e = plan(&["loss=softmax_xnt"]).unwrap_err().to_string();
+    assert!(e.contains("did you mean \"softmax_xent\""), "{e}");
+    let e = plan(&["optax_name=big_vision.momentum"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean \"big_vision.momentum_hp\""), "{e}");
+    let p = plan(&["total_steps=None", "total_epochs=3"]).unwrap();
+    assert_eq!(p.total_steps, 300);
+    assert_eq!(p.epochs(), 3.0);
+
+    let e = check_batch_divisible(1000, 16).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "batch size 1000 is not divisible by 16 devices; use a multiple of 16"
+    );
+    assert!(check_batch_divisible(1024, 8).is_ok());
+}
+
+#[test]
+fn resolved_config_is_written_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Config::from_str(SMALL, "small.ron", &["lr=0.5".into()]).unwrap();
+    c.write_json(dir.path()).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["lr"], 0.5);
+    assert_eq!(v["input"]["batch_size"], 64);
+    assert_eq!(serde_json::from_value::<Config>(v).unwrap(), c);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "no temporary file left");
+}
