@@ -12,6 +12,7 @@
 //! # Ok::<(), bv_train::data::DataError>(())
 //! ```
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;

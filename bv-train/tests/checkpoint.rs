@@ -1,0 +1,171 @@
+//! Checkpoints: round trip, big_vision's layout and rotation, leftovers of interrupted
+//! saves, damaged files, and a writer process killed with SIGKILL at random moments.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bv_core::io::HostArray;
+use bv_train::checkpoint::{dir_name, load, load_last, save, Checkpoint, CheckpointError};
+
+/// A checkpoint whose content is a function of the step, so a loaded one can be verified.
+fn ckpt(step: u64) -> Checkpoint {
+    let n = 1000 + step as usize % 7;
+    let kernel: Vec<f32> = (0..n)
+        .map(|i| (i as f32 * 0.37 + step as f32).sin())
+        .collect();
+    let mu: Vec<half::bf16> = (0..n)
+        .map(|i| half::bf16::from_f32(i as f32 / (step + 1) as f32))
+        .collect();
+    Checkpoint {
+        step,
+        leaves: vec![
+            (
+                "params/Transformer/encoderblock_0/MlpBlock_0/Dense_0/kernel".into(),
+                HostArray::from_slice(&kernel, &[n]).unwrap(),
+            ),
+            (
+                "opt/adam/mu/x".into(),
+                HostArray::from_slice(&mu, &[1, n]).unwrap(),
+            ),
+            (
+                "opt/count".into(),
+                HostArray::from_slice(&[step as i32], &[]).unwrap(),
+            ),
+            (
+                "mask".into(),
+                HostArray::from_slice(&[true, false], &[2]).unwrap(),
+            ),
+        ],
+        extra: serde_json::json!({"data": {"epoch": 0, "position": step * 64}, "chrono": {"accum_train_time": 1.5}}),
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn round_trip_and_big_vision_layout() {
+    let w = tempfile::tempdir().unwrap();
+    assert!(load_last(w.path()).unwrap().is_none());
+    let dir = save(w.path(), &ckpt(1), false).unwrap();
+    assert_eq!(dir, w.path().join("checkpoint.bv-000000001-tmp"));
+    assert_eq!(
+        std::fs::read_to_string(w.path().join("checkpoint.bv-LAST")).unwrap(),
+        "000000001-tmp"
+    );
+    assert_eq!(load_last(w.path()).unwrap().unwrap(), ckpt(1));
+    assert!(names(&dir)
+        .contains(&"params~Transformer~encoderblock_0~MlpBlock_0~Dense_0~kernel.zst".to_string()));
+
+    save(w.path(), &ckpt(2), true).unwrap();
+    save(w.path(), &ckpt(3), false).unwrap();
+    save(w.path(), &ckpt(4), false).unwrap();
+    // Rotated: only the kept one and the current -tmp remain.
+    assert_eq!(
+        names(w.path()),
+        vec![
+            "checkpoint.bv-000000002",
+            "checkpoint.bv-000000004-tmp",
+            "checkpoint.bv-LAST"
+        ]
+    );
+    assert_eq!(load_last(w.path()).unwrap().unwrap(), ckpt(4));
+    assert_eq!(load(w.path().join(dir_name(2, true))).unwrap(), ckpt(2));
+    let e = save(w.path(), &ckpt(4), true).unwrap_err();
+    assert!(matches!(e, CheckpointError::Exists { step: 4, .. }), "{e}");
+}
+
+#[test]
+fn leftovers_of_a_crash_do_not_hide_the_last_good_checkpoint() {
+    let w = tempfile::tempdir().unwrap();
+    save(w.path(), &ckpt(5), false).unwrap();
+    // A save of step 6 killed at various points: staging folder with a partial file, a
+    // finished folder that never became LAST, and a pointer file not yet renamed.
+    let staging = w.path().join("checkpoint.bv-000000007-tmp.writing");
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join("opt~count.part"), b"\x28\xb5").unwrap();
+    let half = w.path().join("checkpoint.bv-000000006-tmp");
+    std::fs::create_dir(&half).unwrap();
+    std::fs::write(half.join("mask.zst"), b"junk").unwrap();
+    std::fs::write(w.path().join("checkpoint.bv-CUR"), b"000000006-tmp").unwrap();
+    assert_eq!(load_last(w.path()).unwrap().unwrap(), ckpt(5));
+    // The next save clears them.
+    save(w.path(), &ckpt(8), false).unwrap();
+    assert_eq!(
+        names(w.path()),
+        vec!["checkpoint.bv-000000008-tmp", "checkpoint.bv-LAST"]
+    );
+}
+
+#[test]
+fn damage_is_reported_with_the_file() {
+    let w = tempfile::tempdir().unwrap();
+    let dir = save(w.path(), &ckpt(3), true).unwrap();
+    let leaf = dir.join("opt~adam~mu~x.zst");
+    let mut bytes = std::fs::read(&leaf).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&leaf, &bytes).unwrap();
+    let e = load_last(w.path()).unwrap_err().to_string();
+    assert!(e.contains("opt~adam~mu~x.zst"), "{e}");
+
+    std::fs::remove_file(&leaf).unwrap();
+    let e = load_last(w.path()).unwrap_err().to_string();
+    assert!(e.contains("opt~adam~mu~x.zst"), "{e}");
+
+    std::fs::write(dir.join("manifest.json"), b"{\"format\": ").unwrap();
+    let e = load_last(w.path()).unwrap_err().to_string();
+    assert!(e.contains("manifest.json: invalid manifest"), "{e}");
+
+    std::fs::write(w.path().join("checkpoint.bv-LAST"), b"latest").unwrap();
+    let e = load_last(w.path()).unwrap_err().to_string();
+    assert!(e.contains("checkpoint.bv-LAST: expected a step"), "{e}");
+
+    let mut bad = ckpt(9);
+    bad.leaves[0].0 = "params/a~b".into();
+    let e = save(w.path(), &bad, false).unwrap_err();
+    assert!(matches!(e, CheckpointError::LeafName(_)), "{e}");
+}
+
+/// Run as a child process by `killed_writer_leaves_a_whole_checkpoint`: saves checkpoints
+/// forever, continuing after the last one in the workdir.
+#[test]
+fn child_writer() {
+    let Ok(dir) = std::env::var("BV_CKPT_CHILD_WORKDIR") else {
+        return;
+    };
+    let mut step = load_last(&dir).unwrap().map_or(0, |c| c.step);
+    loop {
+        step += 1;
+        save(&dir, &ckpt(step), step % 5 == 0).unwrap();
+    }
+}
+
+#[test]
+fn killed_writer_leaves_a_whole_checkpoint() {
+    let w = tempfile::tempdir().unwrap();
+    let mut last = 0;
+    for delay_ms in [30u64, 7, 90, 1, 45, 13, 60] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_writer", "--nocapture"])
+            .env("BV_CKPT_CHILD_WORKDIR", w.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if let Some(c) = load_last(w.path()).unwrap() {
+            assert!(c.step >= last, "went back from {last} to {}", c.step);
+            assert_eq!(c, ckpt(c.step), "checkpoint {} is not whole", c.step);
+            last = c.step;
+        }
+    }
+    assert!(last > 0, "the child never finished a checkpoint");
+}
