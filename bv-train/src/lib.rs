@@ -16,5 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod metrics;
 pub mod optim;
+pub mod plot;
 pub mod pp;

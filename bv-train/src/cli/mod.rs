@@ -1,6 +1,7 @@
 //! The `bv-train` command line: one module per subcommand group.
 
 pub mod data;
+pub mod plot;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ pub enum Command {
     /// Prepare and inspect datasets in the TFDS format.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Draw the loss, schedule and eval curves of a workdir to an SVG file.
+    Plot(plot::PlotArgs),
 }
 
 impl Cli {
@@ -26,6 +29,7 @@ impl Cli {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         match self.command {
             Command::Data(cmd) => cmd.run(),
+            Command::Plot(args) => args.run(),
         }
     }
 }
