@@ -55,6 +55,41 @@ fn vit_s16_i1k_port_resolves_like_big_vision() {
     assert_eq!(Plan::new(&c, I1K_TRAIN_99).unwrap().total_steps, 371_588);
 }
 
+/// The other ports, against step counts derived by hand from big_vision's `utils.steps`
+/// (train[:99%] of imagenet2012 = 1,268,355 examples).
+#[test]
+fn every_ported_config_resolves() {
+    let cases = [
+        // 90 epochs at 4096: 27,869.13 -> 27,869.
+        ("configs/bit_i1k.ron", 27_869, 1000),
+        // 300 epochs at 4096: 92,897.09 -> 92,897.
+        ("configs/mlp_mixer_i1k.ron", 92_897, 10_000),
+        ("configs/vit_i1k.ron", 92_897, 10_000),
+        ("configs/vit_s16_i1k.ron", 111_477, 10_000),
+    ];
+    for (file, total, warmup) in cases {
+        let c = Config::load(repo(file), &[]).unwrap();
+        let plan = Plan::new(&c, I1K_TRAIN_99).unwrap();
+        assert_eq!(plan.total_steps, total, "{file}");
+        let (_, s) = plan.schedules.groups().next().unwrap();
+        assert_eq!(s.unwrap().warmup_steps, warmup, "{file}");
+        assert_eq!(plan.evals.len(), 5, "{file}");
+    }
+    let mut seen = 0;
+    for entry in std::fs::read_dir(repo("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ron") {
+            Config::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4);
+    // big_vision's linear scaling rule, written out in bit_i1k.ron.
+    let bit = Config::load(repo("configs/bit_i1k.ron"), &[]).unwrap();
+    assert!((bit.lr - 0.1 / 256.0 * 4096.0).abs() < 1e-12);
+    assert!((bit.wd.unwrap() - 1e-4 / 256.0 * 4096.0).abs() < 1e-12);
+}
+
 #[test]
 fn unknown_key_names_line_and_closest_key() {
     let text = SMALL.replace("    lr: 0.001,", "    lrr: 0.001,");
