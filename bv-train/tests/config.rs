@@ -75,6 +75,21 @@ fn every_ported_config_resolves() {
         assert_eq!(s.unwrap().warmup_steps, warmup, "{file}");
         assert_eq!(plan.evals.len(), 5, "{file}");
     }
+    // transfer.py gives steps directly; cifar10 train[:98%] has 49,000 examples.
+    for (file, total, warmup, classes) in [
+        ("configs/transfer_cifar10.ron", 10_000, 500, 10),
+        ("configs/transfer_pets.ron", 500, 100, 37),
+        ("configs/transfer_flowers.ron", 500, 100, 102),
+    ] {
+        let c = Config::load(repo(file), &[]).unwrap();
+        assert_eq!(c.num_classes, Some(classes), "{file}");
+        assert_eq!(c.model_load["dont_load"][1], "head/bias", "{file}");
+        let plan = Plan::new(&c, 49_000).unwrap();
+        assert_eq!(plan.total_steps, total, "{file}");
+        let (_, s) = plan.schedules.groups().next().unwrap();
+        assert_eq!(s.unwrap().warmup_steps, warmup, "{file}");
+        assert_eq!(plan.keep_ckpt_steps, Some(total), "{file}");
+    }
     let mut seen = 0;
     for entry in std::fs::read_dir(repo("configs")).unwrap() {
         let path = entry.unwrap().path();
@@ -83,7 +98,7 @@ fn every_ported_config_resolves() {
             seen += 1;
         }
     }
-    assert!(seen >= 4);
+    assert!(seen >= 7);
     // big_vision's linear scaling rule, written out in bit_i1k.ron.
     let bit = Config::load(repo("configs/bit_i1k.ron"), &[]).unwrap();
     assert!((bit.lr - 0.1 / 256.0 * 4096.0).abs() < 1e-12);
