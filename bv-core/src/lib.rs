@@ -12,6 +12,7 @@ pub mod jit;
 pub mod numpy;
 pub mod pjrt;
 pub mod prim;
+pub mod random;
 pub mod sharding;
 pub mod trace;
 pub mod tree;
