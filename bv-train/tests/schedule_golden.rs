@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use bv_core::{Array, Tensor};
 use bv_train::config::ScheduleConfig;
-use bv_train::optim::schedule::ScheduleGroups;
+use bv_train::optim::schedule::{Schedule, ScheduleGroups};
 use serde_json::Value;
 
 const CASES: &[&str] = &[
@@ -44,6 +45,37 @@ fn multipliers_match_big_vision_per_update() {
                 assert!(
                     (got - want).abs() <= 1e-6 * want.abs() + 1e-7,
                     "{case} schedule {i} update {t}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+/// The same schedules traced and run through XLA in float32, as big_vision's are.
+#[test]
+fn traced_multipliers_match_big_vision() {
+    for case in CASES {
+        let m = meta(case);
+        let config: ScheduleConfig =
+            serde_json::from_value(m["config"]["schedule"].clone()).unwrap();
+        let total = m["sched_kw"]["total_steps"].as_u64().unwrap();
+        let groups = ScheduleGroups::new(Some(&config), total, None, None).unwrap();
+        let scheduled: Vec<Schedule> = groups.groups().filter_map(|(_, s)| s.cloned()).collect();
+        for entry in m["schedules"].as_array().unwrap() {
+            let s = scheduled[entry["schedule_index"].as_u64().unwrap() as usize].clone();
+            let f = bv_core::jit(move |t: Tensor| s.at(t));
+            for (t, want) in entry["mult_per_update"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+            {
+                let want = want.as_f64().unwrap() as f32;
+                let step = Array::scalar(t as f32).unwrap();
+                let got = f.call(&step).unwrap().item::<f32>().unwrap();
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs() + 1e-7,
+                    "{case} update {t}: traced {got} vs {want}"
                 );
             }
         }

@@ -1,6 +1,6 @@
 //! big_vision's learning-rate schedules (`utils.create_learning_rate_schedule`) as plain
 //! data with one evaluation, [`Schedule::at`], generic over [`Scalar`]: `f64` on the host
-//! (logging `global_schedule`), a traced scalar inside the update step.
+//! (logging `global_schedule`), a traced [`Tensor`] inside the update step.
 //!
 //! ```
 //! use bv_train::optim::schedule::{Schedule, ScheduleSpec};
@@ -14,6 +14,7 @@
 
 use std::ops::{Add, Div, Mul, Sub};
 
+use bv_core::{numpy, Tensor};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,32 @@ impl Scalar for f64 {
         } else {
             otherwise
         }
+    }
+}
+
+/// Inside a traced step: `step` is a float scalar tensor (the optimizer's count converted),
+/// constants take its dtype, as big_vision's float32 schedule functions do.
+impl Scalar for Tensor {
+    fn constant(&self, v: f64) -> Tensor {
+        numpy::full(self.shape(), v, self.dtype())
+    }
+    fn minimum(&self, other: &Tensor) -> Tensor {
+        numpy::minimum(self, other)
+    }
+    fn maximum(&self, other: &Tensor) -> Tensor {
+        numpy::maximum(self, other)
+    }
+    fn cos(&self) -> Tensor {
+        numpy::cos(self)
+    }
+    fn sqrt(&self) -> Tensor {
+        numpy::sqrt(self)
+    }
+    fn powf(&self, p: f64) -> Tensor {
+        numpy::power(self, self.constant(p))
+    }
+    fn select_lt(&self, other: &Tensor, then: Tensor, otherwise: Tensor) -> Tensor {
+        numpy::where_(&numpy::less(self, other), then, otherwise)
     }
 }
 
