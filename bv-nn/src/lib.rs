@@ -1,4 +1,25 @@
-//! big_vision's models on bv-core: ViT, MLP-Mixer and BiT with big_vision's parameter names,
-//! so that big_vision's npz checkpoints load unchanged.
+//! big_vision's models on bv-core, with big_vision's parameter names, so that big_vision's
+//! npz checkpoints load unchanged.
 //!
-//! The models arrive with the modules issue; this crate is the place they live.
+//! A module is a struct of hyperparameters with one `apply` written against a [`Scope`];
+//! [`init`] runs it to create parameters (Flax's names and per-parameter keys) and [`apply`]
+//! runs it on given parameters.
+//!
+//! ```
+//! use bv_core::{jit, random::Key, DType, Tensor};
+//! use bv_nn::layers::Dense;
+//! let f = jit(|(key, x): (Tensor, Tensor)| bv_nn::init(&Dense::new(4), &key, x).1);
+//! let lowered = f.lower(&(Key::spec(), bv_core::Spec::new([1, 6], DType::F32)))?;
+//! assert_eq!(lowered.out_avals.len(), 2); // kernel, bias
+//! # Ok::<(), bv_core::JitError>(())
+//! ```
+
+pub mod init;
+pub mod layers;
+pub mod models;
+pub mod params;
+pub mod scope;
+
+pub use init::Init;
+pub use params::Params;
+pub use scope::{apply, init, Module, Scope};

@@ -1,0 +1,264 @@
+//! `Dense`, `DenseGeneral` and `Conv` (NHWC input, HWIO kernel).
+
+use bv_core::numpy as np;
+use bv_core::prim::{self, ConvDims, Convolution, DotDims, Precision};
+use bv_core::{DType, Tensor};
+
+use crate::init::Init;
+use crate::scope::{Module, Scope};
+
+/// `y = x · kernel + bias` over the last axis; `kernel` is `(in, features)`.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    /// Output features.
+    pub features: usize,
+    /// Whether to add a bias.
+    pub use_bias: bool,
+    /// Kernel initializer (Flax default: lecun_normal).
+    pub kernel_init: Init,
+    /// Bias initializer (Flax default: zeros).
+    pub bias_init: Init,
+}
+
+impl Dense {
+    /// A Dense layer with Flax's defaults.
+    pub fn new(features: usize) -> Dense {
+        Dense {
+            features,
+            use_bias: true,
+            kernel_init: Init::lecun_normal(),
+            bias_init: Init::Zeros,
+        }
+    }
+
+    /// With kernel and bias initializers.
+    pub fn with_init(mut self, kernel_init: Init, bias_init: Init) -> Dense {
+        self.kernel_init = kernel_init;
+        self.bias_init = bias_init;
+        self
+    }
+}
+
+fn add_bias(y: &Tensor, bias: &Tensor) -> Tensor {
+    let n = bias.rank();
+    let dims: Vec<usize> = (y.rank() - n..y.rank()).collect();
+    prim::add(y, &prim::broadcast_in_dim(bias, y.shape(), &dims))
+}
+
+impl Module for Dense {
+    const NAME: &'static str = "Dense";
+    type In = Tensor;
+    type Out = Tensor;
+
+    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+        let din = x.shape().last().copied().unwrap_or(1);
+        let kernel = s.param(
+            "kernel",
+            &self.kernel_init,
+            &[din, self.features],
+            DType::F32,
+        );
+        let y = prim::dot_general(
+            &x,
+            &kernel,
+            DotDims {
+                lhs_contracting: vec![x.rank().saturating_sub(1)],
+                rhs_contracting: vec![0],
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+            },
+            Precision::Default,
+            None,
+        );
+        if !self.use_bias {
+            return y;
+        }
+        let bias = s.param("bias", &self.bias_init, &[self.features], DType::F32);
+        add_bias(&y, &bias)
+    }
+}
+
+/// Flax's `DenseGeneral`: contracts the last `in_axes` axes of the input with a kernel of
+/// shape `in_dims ++ features`. As in Flax, initializers see the 2-D shape
+/// `(prod(in_dims), prod(features))` (bias: `(prod(features),)`) and are reshaped.
+#[derive(Clone, Debug)]
+pub struct DenseGeneral {
+    /// Output feature dimensions.
+    pub features: Vec<usize>,
+    /// How many trailing input axes are contracted.
+    pub in_axes: usize,
+    /// Kernel initializer.
+    pub kernel_init: Init,
+    /// Bias initializer.
+    pub bias_init: Init,
+}
+
+impl Module for DenseGeneral {
+    const NAME: &'static str = "DenseGeneral";
+    type In = Tensor;
+    type Out = Tensor;
+
+    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+        let r = x.rank();
+        let k = self.in_axes.min(r);
+        let in_dims = x.shape()[r - k..].to_vec();
+        let (n_in, n_out): (usize, usize) =
+            (in_dims.iter().product(), self.features.iter().product());
+        let kshape: Vec<usize> = in_dims.iter().chain(&self.features).copied().collect();
+        let ki = self.kernel_init.clone();
+        let kernel = s.param_with("kernel", &kshape, DType::F32, |key| {
+            prim::reshape(&ki.sample(key, &[n_in, n_out], DType::F32), &kshape)
+        });
+        let bi = self.bias_init.clone();
+        let features = self.features.clone();
+        let bias = s.param_with("bias", &features, DType::F32, |key| {
+            prim::reshape(&bi.sample(key, &[n_out], DType::F32), &features)
+        });
+        let y = prim::dot_general(
+            &x,
+            &kernel,
+            DotDims {
+                lhs_contracting: (r - k..r).collect(),
+                rhs_contracting: (0..k).collect(),
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+            },
+            Precision::Default,
+            None,
+        );
+        add_bias(&y, &bias)
+    }
+}
+
+/// Padding of a convolution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConvPadding {
+    /// No padding.
+    Valid,
+    /// Output size `ceil(in / stride)`, padding split with the extra on the high side.
+    Same,
+    /// `(low, high)` per spatial dimension.
+    Explicit(Vec<(i64, i64)>),
+}
+
+/// Flax's `Conv`: NHWC input, kernel `(kh, kw, in / groups, features)`.
+#[derive(Clone, Debug)]
+pub struct Conv {
+    /// Output features.
+    pub features: usize,
+    /// Kernel spatial size.
+    pub kernel_size: Vec<usize>,
+    /// Strides (ones when empty).
+    pub strides: Vec<usize>,
+    /// Padding.
+    pub padding: ConvPadding,
+    /// Kernel dilation (ones when empty).
+    pub dilation: Vec<usize>,
+    /// Feature groups.
+    pub groups: usize,
+    /// Whether to add a bias.
+    pub use_bias: bool,
+    /// Kernel initializer (Flax default: lecun_normal).
+    pub kernel_init: Init,
+    /// Bias initializer.
+    pub bias_init: Init,
+}
+
+impl Conv {
+    /// A convolution with Flax's defaults (stride 1, SAME padding, bias).
+    pub fn new(features: usize, kernel_size: &[usize]) -> Conv {
+        Conv {
+            features,
+            kernel_size: kernel_size.to_vec(),
+            strides: vec![],
+            padding: ConvPadding::Same,
+            dilation: vec![],
+            groups: 1,
+            use_bias: true,
+            kernel_init: Init::lecun_normal(),
+            bias_init: Init::Zeros,
+        }
+    }
+}
+
+impl Module for Conv {
+    const NAME: &'static str = "Conv";
+    type In = Tensor;
+    type Out = Tensor;
+
+    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+        let nsp = self.kernel_size.len();
+        let or_ones = |v: &[usize]| {
+            if v.is_empty() {
+                vec![1; nsp]
+            } else {
+                v.to_vec()
+            }
+        };
+        let (strides, dilation) = (or_ones(&self.strides), or_ones(&self.dilation));
+        let cin = x.shape().last().copied().unwrap_or(1);
+        let mut kshape = self.kernel_size.clone();
+        kshape.extend([cin / self.groups.max(1), self.features]);
+        let kernel = s.param("kernel", &self.kernel_init, &kshape, DType::F32);
+        let spatial = x.shape().get(1..1 + nsp).unwrap_or(&[]).to_vec();
+        let padding = match &self.padding {
+            ConvPadding::Valid => vec![(0, 0); nsp],
+            ConvPadding::Explicit(p) => p.clone(),
+            ConvPadding::Same => (0..nsp)
+                .map(|i| {
+                    let n = spatial.get(i).copied().unwrap_or(1);
+                    let k = (self.kernel_size[i] - 1) * dilation[i] + 1;
+                    let out = n.div_ceil(strides[i]);
+                    let total = ((out - 1) * strides[i] + k).saturating_sub(n) as i64;
+                    (total / 2, total - total / 2)
+                })
+                .collect(),
+        };
+        let (lhs, rhs) = if nsp == 2 {
+            ("NHWC", "HWIO")
+        } else {
+            ("NWC", "WIO")
+        };
+        let y = prim::conv_general_dilated(
+            &x,
+            &kernel,
+            Convolution {
+                strides,
+                padding,
+                lhs_dilation: vec![1; nsp],
+                rhs_dilation: dilation,
+                dims: ConvDims::from_layouts(lhs, rhs, lhs),
+                feature_group_count: self.groups.max(1),
+                batch_group_count: 1,
+                precision: Precision::Default,
+            },
+        );
+        if !self.use_bias {
+            return y;
+        }
+        let bias = s.param("bias", &self.bias_init, &[self.features], DType::F32);
+        add_bias(&y, &bias)
+    }
+}
+
+/// Flax's MLP block of big_vision: `Dense(mlp_dim) → gelu (tanh) → Dense(d)`, kernels
+/// xavier_uniform, biases normal(1e-6).
+#[derive(Clone, Debug)]
+pub struct MlpBlock {
+    /// Hidden width (4·d when `None`).
+    pub mlp_dim: Option<usize>,
+}
+
+impl Module for MlpBlock {
+    const NAME: &'static str = "MlpBlock";
+    type In = Tensor;
+    type Out = Tensor;
+
+    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+        let d = x.shape().last().copied().unwrap_or(1);
+        let dense = |f| Dense::new(f).with_init(Init::xavier_uniform(), Init::normal(1e-6));
+        let h = s.call(&dense(self.mlp_dim.unwrap_or(4 * d)), x);
+        let h = np::gelu(&h, true);
+        s.call(&dense(d), h)
+    }
+}

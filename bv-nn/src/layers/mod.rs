@@ -1,0 +1,9 @@
+//! Flax linen's layers with Flax's parameter names, shapes, initializers and arithmetic.
+
+mod attention;
+mod dense;
+mod norm;
+
+pub use attention::{dot_product_attention, MultiHeadDotProductAttention};
+pub use dense::{Conv, ConvPadding, Dense, DenseGeneral, MlpBlock};
+pub use norm::LayerNorm;

@@ -1,0 +1,3 @@
+//! big_vision's models.
+
+pub mod vit;
