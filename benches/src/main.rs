@@ -6,11 +6,13 @@
 //! benches/setup_jax.sh                       # once: a venv with the pinned JAX
 //! cargo run --release -p bv-benches -- runtime --rounds 7
 //! cargo run --release -p bv-benches -- plugins --rounds 5
+//! cargo run --release -p bv-benches -- tracing --rounds 5
 //! ```
 
 mod plugins;
 mod report;
 mod runtime;
+mod tracing;
 
 use std::path::PathBuf;
 
@@ -38,6 +40,8 @@ enum Command {
     Runtime,
     /// Compile and run time of a matmul- and convolution-heavy program on each CPU plugin.
     Plugins,
+    /// Trace + lower time of a ViT-B/16-sized program, and jit dispatch on a cache hit.
+    Tracing,
     /// (internal) One plugin measurement in this process, printed as JSON.
     PluginProbe,
 }
@@ -47,6 +51,7 @@ fn main() {
     let result = match cli.command {
         Command::Runtime => runtime::run(&cli.python, cli.rounds, &cli.out),
         Command::Plugins => plugins::run(cli.rounds, &cli.out),
+        Command::Tracing => tracing::run(&cli.python, cli.rounds, &cli.out),
         Command::PluginProbe => plugins::probe(),
     };
     if let Err(e) = result {

@@ -1,7 +1,6 @@
 //! `Array`: a concrete value on devices (JAX's `jax.Array`): a global shape and element type
-//! plus one buffer per addressable device. Today every array lives whole on one device;
-//! sharding (several buffers covering the global shape) is a later issue and changes only
-//! how `shards` is filled.
+//! plus its buffers: one whole-array buffer on one device, or, for a sharded array, one
+//! buffer per mesh device in the mesh's canonical order, laid out by a [`NamedSharding`].
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,6 +10,7 @@ use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
 use crate::dtype::{DType, Element};
 use crate::jit::default_client;
 use crate::pjrt::{self, Buffer, Client, Device};
+use crate::sharding::NamedSharding;
 use crate::trace::{Aval, Spec};
 
 /// Why an array operation failed.
@@ -48,6 +48,12 @@ pub enum ArrayError {
     /// The runtime failed (transfer, allocation, execution error surfacing at a read).
     #[error(transparent)]
     Runtime(#[from] pjrt::Error),
+    /// The sharding does not fit the array or the client's devices.
+    #[error(transparent)]
+    Sharding(#[from] crate::sharding::ShardingError),
+    /// A mesh names a device the client does not have.
+    #[error("the mesh names device {0}, which the client does not have (or cannot address)")]
+    Device(i64),
 }
 
 enum State {
@@ -57,6 +63,7 @@ enum State {
 
 struct Inner {
     aval: Aval,
+    sharding: Option<NamedSharding>,
     state: Mutex<State>,
 }
 
@@ -69,13 +76,85 @@ pub struct Array {
 impl Array {
     /// Wraps device buffers covering `shape` (one whole-array buffer today).
     pub(crate) fn from_buffers(shape: Vec<usize>, dtype: DType, buffers: Vec<Buffer>) -> Array {
+        Array::from_parts(shape, dtype, None, buffers)
+    }
+
+    /// Wraps buffers that lay out `shape` over a mesh: buffer `p` is mesh device `p`'s shard
+    /// (`None`: one whole-array buffer).
+    pub(crate) fn from_parts(
+        shape: Vec<usize>,
+        dtype: DType,
+        sharding: Option<NamedSharding>,
+        buffers: Vec<Buffer>,
+    ) -> Array {
         let state = State::Live(buffers.into_iter().map(Arc::new).collect());
         Array {
             inner: Arc::new(Inner {
                 aval: Aval::new(shape, dtype),
+                sharding,
                 state: Mutex::new(state),
             }),
         }
+    }
+
+    /// Splits row-major host data of `shape` over the mesh of `sharding` (default client):
+    /// each mesh device gets the slice [`NamedSharding::shard_slices`] assigns it.
+    pub fn from_slice_sharded<T: Element>(
+        data: &[T],
+        shape: &[usize],
+        sharding: &NamedSharding,
+    ) -> Result<Array, ArrayError> {
+        let expected: usize = shape.iter().product();
+        if data.len() != expected {
+            return Err(ArrayError::Length {
+                len: data.len(),
+                shape: shape.to_vec(),
+                expected,
+            });
+        }
+        // SAFETY: Element types are plain data of DTYPE's size.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data))
+        };
+        Array::from_bytes_sharded(bytes, T::DTYPE, shape, sharding)
+    }
+
+    /// [`Array::from_slice_sharded`] for little-endian bytes of `dtype`.
+    pub fn from_bytes_sharded(
+        bytes: &[u8],
+        dtype: DType,
+        shape: &[usize],
+        sharding: &NamedSharding,
+    ) -> Result<Array, ArrayError> {
+        let client = default_client()?;
+        let global: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let shard_dims = sharding.shard_shape(&global)?;
+        let devices = mesh_devices(&client, sharding)?;
+        let mut buffers = Vec::with_capacity(devices.len());
+        for (slices, device) in sharding.shard_slices(&global)?.iter().zip(&devices) {
+            let part = shard_bytes(bytes, shape, slices, dtype.size_in_bytes());
+            buffers.push(client.buffer_from_host_owned(part, dtype, &shard_dims, device)?);
+        }
+        Ok(Array::from_parts(
+            shape.to_vec(),
+            dtype,
+            Some(sharding.clone()),
+            buffers,
+        ))
+    }
+
+    /// How the array is laid out over a mesh (`None`: whole on one device).
+    pub fn sharding(&self) -> Option<&NamedSharding> {
+        self.inner.sharding.as_ref()
+    }
+
+    /// The dimensions of each device buffer, in mesh order.
+    pub fn shard_shapes(&self) -> Result<Vec<Vec<usize>>, ArrayError> {
+        Ok(self
+            .buffers()?
+            .iter()
+            .map(|b| b.dims().iter().map(|&d| d as usize).collect())
+            .collect())
     }
 
     /// Copies row-major host data of `shape` to the default client's first device.
@@ -208,13 +287,27 @@ impl Array {
         Ok(())
     }
 
-    /// Copies the value to the host as little-endian bytes (blocks).
+    /// Copies the value to the host as little-endian bytes, assembling a sharded array
+    /// from its shards (blocks).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ArrayError> {
         let bufs = self.buffers()?;
-        match bufs.first() {
-            Some(b) => Ok(b.to_host_bytes()?),
-            None => Ok(Vec::new()),
+        let Some(sharding) = &self.inner.sharding else {
+            return match bufs.first() {
+                Some(b) => Ok(b.to_host_bytes()?),
+                None => Ok(Vec::new()),
+            };
+        };
+        let elem = self.dtype().size_in_bytes();
+        let mut out = vec![0u8; self.aval().size() * elem];
+        let global: Vec<i64> = self.shape().iter().map(|&d| d as i64).collect();
+        let mut filled = std::collections::BTreeSet::new();
+        for (slices, buf) in sharding.shard_slices(&global)?.iter().zip(&bufs) {
+            // Replicas hold the same data: read each distinct shard once.
+            if filled.insert(slices.iter().map(|r| r.start).collect::<Vec<_>>()) {
+                place_shard(&mut out, self.shape(), slices, &buf.to_host_bytes()?, elem);
+            }
         }
+        Ok(out)
     }
 
     /// Copies the value to the host, row-major (blocks).
@@ -255,6 +348,90 @@ impl Array {
             }),
         }
     }
+}
+
+/// The client's devices in the mesh's canonical order.
+pub(crate) fn mesh_devices(
+    client: &Client,
+    sharding: &NamedSharding,
+) -> Result<Vec<Device>, ArrayError> {
+    let devices = client.addressable_devices();
+    sharding
+        .mesh
+        .device_ids()
+        .iter()
+        .map(|&id| {
+            devices
+                .iter()
+                .find(|d| i64::from(d.id()) == id)
+                .cloned()
+                .ok_or(ArrayError::Device(id))
+        })
+        .collect()
+}
+
+/// Calls `f(offset_in_global, offset_in_block, run)` for each contiguous innermost run of
+/// the block `slices` of a row-major array of `shape` (offsets and run in elements).
+fn for_each_run(
+    shape: &[usize],
+    slices: &[std::ops::Range<i64>],
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let rank = shape.len();
+    if rank == 0 {
+        f(0, 0, 1);
+        return;
+    }
+    let block: Vec<usize> = slices.iter().map(|r| (r.end - r.start) as usize).collect();
+    if block.contains(&0) {
+        return;
+    }
+    let run = block[rank - 1];
+    let rows: usize = block[..rank - 1].iter().product();
+    let mut idx = vec![0usize; rank - 1];
+    for row in 0..rows {
+        let mut g = 0;
+        for d in 0..rank - 1 {
+            g = g * shape[d] + slices[d].start as usize + idx[d];
+        }
+        g = g * shape[rank - 1] + slices[rank - 1].start as usize;
+        f(g, row * run, run);
+        for d in (0..rank - 1).rev() {
+            idx[d] += 1;
+            if idx[d] < block[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+/// The bytes of block `slices` of a row-major array of `shape`.
+fn shard_bytes(
+    global: &[u8],
+    shape: &[usize],
+    slices: &[std::ops::Range<i64>],
+    elem: usize,
+) -> Vec<u8> {
+    let n: usize = slices.iter().map(|r| (r.end - r.start) as usize).product();
+    let mut out = vec![0u8; n * elem];
+    for_each_run(shape, slices, |g, b, run| {
+        out[b * elem..(b + run) * elem].copy_from_slice(&global[g * elem..(g + run) * elem]);
+    });
+    out
+}
+
+/// Writes a block's bytes into its place in a row-major array of `shape`.
+fn place_shard(
+    global: &mut [u8],
+    shape: &[usize],
+    slices: &[std::ops::Range<i64>],
+    block: &[u8],
+    elem: usize,
+) {
+    for_each_run(shape, slices, |g, b, run| {
+        global[g * elem..(g + run) * elem].copy_from_slice(&block[b * elem..(b + run) * elem]);
+    });
 }
 
 fn first_device(client: &Client) -> Result<Device, ArrayError> {

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use crate::array::{Array, ArrayError};
 use crate::emit::{self, EmitError, ModuleOptions};
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
+use crate::prim::sharding::MESH_NAME;
+use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
 use crate::trace::{self, Aval, Spec, Tensor, TraceError};
 use crate::tree::{self, Tree, TreeDef, TreeError};
 use crate::DType;
@@ -91,6 +93,8 @@ pub struct Lowered {
     pub out_avals: Vec<Aval>,
     /// For each input leaf, the output it is donated to.
     pub aliases: Vec<Option<usize>>,
+    /// For each output leaf, its layout over the mesh (`None` when not partitioned).
+    pub out_shardings: Vec<Option<NamedSharding>>,
 }
 
 struct Compiled {
@@ -98,14 +102,22 @@ struct Compiled {
     lowered: Lowered,
 }
 
-type Key<S> = (TreeDef, Vec<(Vec<usize>, DType)>, S);
+type Key<S> = (TreeDef, Vec<(Vec<usize>, DType, Option<PartitionSpec>)>, S);
 type Body<S, I, O> = dyn Fn(&S, I) -> O + Send + Sync;
+type SpecRule = dyn Fn(&str, &Aval) -> PartitionSpec + Send + Sync;
+
+/// The mesh a function is partitioned over and how its outputs are laid out.
+struct Partitioning {
+    mesh: Mesh,
+    out_specs: Box<SpecRule>,
+}
 
 /// A function staged for compilation; see [`jit`] and [`jit_static`].
 pub struct Jit<S, I, O> {
     name: String,
     f: Box<Body<S, I, O>>,
     donate: Vec<usize>,
+    partitioning: Option<Partitioning>,
     cache: Mutex<HashMap<Key<S>, Arc<Compiled>>>,
     stats: Mutex<JitStats>,
 }
@@ -113,11 +125,13 @@ pub struct Jit<S, I, O> {
 /// Stages `f` for compilation: `f` runs on [`Tensor`]s once per input signature, and
 /// calls run the compiled program on [`Array`]s of the same structure.
 ///
-/// ```no_run
-/// use bv_core::{jit, Array, Tensor};
-/// let f = jit(|(x, y): (Tensor, Tensor)| (&x * &y).exp());
+/// ```
+/// use bv_core::{jit, numpy as np, Array, Tensor};
+/// let f = jit(|(x, y): (Tensor, Tensor)| np::exp(&(&x * &y)));
 /// let x = Array::from_slice(&[1f32, 2.0], &[2])?;
 /// let out = f.call(&(x.clone(), x))?;
+/// let y = out.to_vec::<f32>()?;
+/// assert!((y[1] - 4f32.exp()).abs() < 1e-4 * y[1]); // XLA's exp is within an ulp of libm's
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn jit<I, O>(f: impl Fn(I) -> O + Send + Sync + 'static) -> Jit<(), I, O>
@@ -150,6 +164,7 @@ where
             name: "main".into(),
             f: Box::new(f),
             donate: Vec::new(),
+            partitioning: None,
             cache: Mutex::new(HashMap::new()),
             stats: Mutex::new(JitStats::default()),
         }
@@ -168,6 +183,21 @@ where
         self
     }
 
+    /// Partitions the program over `mesh` (JAX's `jit` with shardings): each input keeps
+    /// the layout of its [`Array`] (a single-device array is replicated onto the mesh), and
+    /// output leaf `path` of abstract value `aval` is laid out as `out_specs(path, aval)`.
+    pub fn sharded(
+        mut self,
+        mesh: Mesh,
+        out_specs: impl Fn(&str, &Aval) -> PartitionSpec + Send + Sync + 'static,
+    ) -> Self {
+        self.partitioning = Some(Partitioning {
+            mesh,
+            out_specs: Box::new(out_specs),
+        });
+        self
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> JitStats {
         *lock(&self.stats)
@@ -177,7 +207,8 @@ where
     pub fn lower_static(&self, s: &S, args: &I::With<Spec>) -> Result<Lowered, JitError> {
         let (def, leaves) = tree::flatten(args);
         let named: Vec<(String, Aval)> = leaves.into_iter().map(|(p, l)| (p, l.aval())).collect();
-        self.trace_and_emit(s, &def, &named)
+        let specs = vec![None; named.len()];
+        self.trace_and_emit(s, &def, &named, &specs)
     }
 
     /// [`Jit::call`] with a static argument.
@@ -187,7 +218,14 @@ where
             def,
             leaves
                 .iter()
-                .map(|(_, a)| (a.shape().to_vec(), a.dtype()))
+                .map(|(_, a)| {
+                    let spec = self
+                        .partitioning
+                        .as_ref()
+                        .and(a.sharding())
+                        .map(|sh| sh.spec.clone());
+                    (a.shape().to_vec(), a.dtype(), spec)
+                })
                 .collect(),
             s.clone(),
         );
@@ -202,11 +240,17 @@ where
                     .iter()
                     .map(|(p, a)| (p.clone(), a.aval().clone()))
                     .collect();
-                let lowered = self.trace_and_emit(s, &key.0, &named)?;
+                let specs: Vec<Option<PartitionSpec>> = key.1.iter().map(|k| k.2.clone()).collect();
+                let lowered = self.trace_and_emit(s, &key.0, &named, &specs)?;
                 let client = default_client().map_err(|e| self.runtime(e))?;
+                let options = match &self.partitioning {
+                    Some(p) => CompileOptions::partitioned(p.mesh.size())
+                        .with_device_assignment(p.mesh.device_ids().to_vec()),
+                    None => CompileOptions::default(),
+                };
                 let t0 = Instant::now();
                 let exe = client
-                    .compile(&lowered.text, &CompileOptions::default())
+                    .compile(&lowered.text, &options)
                     .map_err(|e| self.runtime(e))?;
                 let c = Arc::new(Compiled { exe, lowered });
                 {
@@ -226,36 +270,90 @@ where
         c: &Compiled,
         leaves: &[(String, Array)],
     ) -> Result<O::With<Array>, JitError> {
-        let mut held = Vec::with_capacity(leaves.len());
+        let devices = match &self.partitioning {
+            Some(p) => p.mesh.size(),
+            None => 1,
+        };
+        let mut per_device: Vec<Vec<Arc<pjrt::Buffer>>> =
+            vec![Vec::with_capacity(leaves.len()); devices];
         for (i, (path, a)) in leaves.iter().enumerate() {
             let bufs = if c.lowered.aliases[i].is_some() {
                 a.donate(&self.name)
             } else {
                 a.buffers()
             };
-            let mut bufs = bufs.map_err(|source| JitError::Argument {
+            let bufs = bufs.map_err(|source| JitError::Argument {
                 path: path.clone(),
                 source,
             })?;
-            match bufs.pop() {
-                Some(b) if bufs.is_empty() => held.push(b),
-                _ => {
-                    let e = pjrt::Error::InvalidArgument {
-                        op: "jit",
-                        message: format!("argument `{path}` is not on exactly one device"),
-                    };
-                    return Err(self.runtime(e));
-                }
+            let bufs = match (&self.partitioning, a.sharding()) {
+                (Some(p), None) if bufs.len() == 1 => self.replicate(&bufs[0], &p.mesh, path)?,
+                _ => bufs,
+            };
+            if bufs.len() != devices {
+                let e = pjrt::Error::InvalidArgument {
+                    op: "jit",
+                    message: format!(
+                        "argument `{path}` has {} buffers, the program runs on {devices} devices; lay it out over the function's mesh",
+                        bufs.len()
+                    ),
+                };
+                return Err(self.runtime(e));
+            }
+            for (d, b) in bufs.into_iter().enumerate() {
+                per_device[d].push(b);
             }
         }
-        let refs: Vec<&pjrt::Buffer> = held.iter().map(|b| b.as_ref()).collect();
-        let outs = c.exe.execute(&refs).map_err(|e| self.runtime(e))?;
-        let arrays: Vec<Array> = outs
+        let refs: Vec<Vec<&pjrt::Buffer>> = per_device
+            .iter()
+            .map(|v| v.iter().map(|b| b.as_ref()).collect())
+            .collect();
+        let mut outs = c.exe.execute_sharded(&refs).map_err(|e| self.runtime(e))?;
+        let mut by_output: Vec<Vec<pjrt::Buffer>> = (0..c.lowered.out_avals.len())
+            .map(|_| Vec::with_capacity(devices))
+            .collect();
+        for device_outs in outs.drain(..) {
+            for (k, b) in device_outs.into_iter().enumerate() {
+                by_output[k].push(b);
+            }
+        }
+        let arrays: Vec<Array> = by_output
             .into_iter()
             .zip(&c.lowered.out_avals)
-            .map(|(b, a)| Array::from_buffers(a.shape.clone(), a.dtype, vec![b]))
+            .zip(&c.lowered.out_shardings)
+            .map(|((bufs, a), sh)| Array::from_parts(a.shape.clone(), a.dtype, sh.clone(), bufs))
             .collect();
         Ok(tree::unflatten(&c.lowered.out_def, arrays)?)
+    }
+
+    /// Copies a single-device buffer to every device of `mesh` (in mesh order).
+    fn replicate(
+        &self,
+        buf: &Arc<pjrt::Buffer>,
+        mesh: &Mesh,
+        path: &str,
+    ) -> Result<Vec<Arc<pjrt::Buffer>>, JitError> {
+        let client = buf.client().clone();
+        let devices = client.addressable_devices();
+        mesh.device_ids()
+            .iter()
+            .map(|&id| {
+                let dev = devices
+                    .iter()
+                    .find(|d| i64::from(d.id()) == id)
+                    .ok_or_else(|| JitError::Argument {
+                        path: path.to_string(),
+                        source: ArrayError::Device(id),
+                    })?;
+                if buf.device().map_err(|e| self.runtime(e))? == *dev {
+                    Ok(buf.clone())
+                } else {
+                    Ok(Arc::new(
+                        buf.copy_to_device(dev).map_err(|e| self.runtime(e))?,
+                    ))
+                }
+            })
+            .collect()
     }
 
     fn trace_and_emit(
@@ -263,6 +361,7 @@ where
         s: &S,
         def: &TreeDef,
         inputs: &[(String, Aval)],
+        in_specs: &[Option<PartitionSpec>],
     ) -> Result<Lowered, JitError> {
         let t0 = Instant::now();
         let avals: Vec<Aval> = inputs.iter().map(|(_, a)| a.clone()).collect();
@@ -281,11 +380,57 @@ where
         }
         let out_avals: Vec<Aval> = out_leaves.iter().map(|(_, t)| t.aval().clone()).collect();
         let aliases = self.aliases(inputs, &out_avals);
-        let opts = ModuleOptions {
+        let mut opts = ModuleOptions {
             name: format!("jit_{}", self.name),
             aliases: aliases.clone(),
             result_names: out_leaves.iter().map(|(p, _)| p.clone()).collect(),
+            ..ModuleOptions::default()
         };
+        let mut out_shardings = vec![None; out_avals.len()];
+        if let Some(p) = &self.partitioning {
+            let attr = |sh: &NamedSharding, rank: usize| {
+                format!("sdy.sharding = {}", sh.to_sdy(MESH_NAME, rank))
+            };
+            opts.num_partitions = p.mesh.size();
+            opts.preamble = vec![p.mesh.to_sdy(MESH_NAME)];
+            opts.arg_shardings = inputs
+                .iter()
+                .zip(in_specs)
+                .map(|((_, a), spec)| {
+                    let spec = spec.clone().unwrap_or_default();
+                    let sh = NamedSharding::new(p.mesh.clone(), spec).map_err(|e| e.to_string());
+                    sh.map(|sh| Some(attr(&sh, a.shape.len())))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    self.runtime(pjrt::Error::InvalidArgument {
+                        op: "jit",
+                        message: e,
+                    })
+                })?;
+            for (k, ((path, t), a)) in out_leaves.iter().zip(&out_avals).enumerate() {
+                let sh = NamedSharding::new(p.mesh.clone(), (p.out_specs)(path, t.aval()))
+                    .map_err(|e| {
+                        self.runtime(pjrt::Error::InvalidArgument {
+                            op: "jit",
+                            message: format!("output `{path}`: {e}"),
+                        })
+                    })?;
+                let dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+                sh.shard_shape(&dims).map_err(|e| {
+                    self.runtime(pjrt::Error::InvalidArgument {
+                        op: "jit",
+                        message: format!("output `{path}`: {e}"),
+                    })
+                })?;
+                out_shardings[k] = Some(sh);
+            }
+            opts.result_shardings = out_shardings
+                .iter()
+                .zip(&out_avals)
+                .map(|(sh, a)| sh.as_ref().map(|sh| attr(sh, a.shape.len())))
+                .collect();
+        }
         let text = emit::module(&tr.graph, &ids, &opts)?;
         lock(&self.stats).trace_time += t0.elapsed();
         Ok(Lowered {
@@ -293,6 +438,7 @@ where
             out_def,
             out_avals,
             aliases,
+            out_shardings,
         })
     }
 

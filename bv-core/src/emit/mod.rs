@@ -125,6 +125,14 @@ pub struct ModuleOptions {
     pub aliases: Vec<Option<usize>>,
     /// For each flat result, its path in the result tree (`jax.result_info`).
     pub result_names: Vec<String>,
+    /// Devices the program is partitioned over (0 or 1: unpartitioned).
+    pub num_partitions: usize,
+    /// Module-level declarations before `@main`, e.g. Shardy's `sdy.mesh @mesh = <...>`.
+    pub preamble: Vec<String>,
+    /// For each flat argument, a sharding attribute (`sdy.sharding = #sdy.sharding<...>`).
+    pub arg_shardings: Vec<Option<String>>,
+    /// For each flat result, a sharding attribute.
+    pub result_shardings: Vec<Option<String>>,
 }
 
 /// Why a graph cannot be emitted.
@@ -244,21 +252,29 @@ pub fn module(graph: &Graph, outputs: &[usize], opts: &ModuleOptions) -> Result<
         .params
         .iter()
         .enumerate()
-        .map(|(i, a)| match opts.aliases.get(i).copied().flatten() {
-            Some(k) => format!("%arg{i}: {} {{tf.aliasing_output = {k} : i32}}", ty(a)),
-            None => format!("%arg{i}: {}", ty(a)),
+        .map(|(i, a)| {
+            let mut attrs = Vec::new();
+            if let Some(k) = opts.aliases.get(i).copied().flatten() {
+                attrs.push(format!("tf.aliasing_output = {k} : i32"));
+            }
+            if let Some(Some(sh)) = opts.arg_shardings.get(i) {
+                attrs.push(sh.clone());
+            }
+            with_attrs(format!("%arg{i}: {}", ty(a)), &attrs)
         })
         .collect();
     let results: Vec<String> = outputs
         .iter()
         .enumerate()
-        .map(|(i, &o)| match opts.result_names.get(i) {
-            Some(p) => format!(
-                "{} {{jax.result_info = \"{}\"}}",
-                ty(&graph.avals[o]),
-                escape(p)
-            ),
-            None => ty(&graph.avals[o]),
+        .map(|(i, &o)| {
+            let mut attrs = Vec::new();
+            if let Some(p) = opts.result_names.get(i) {
+                attrs.push(format!("jax.result_info = \"{}\"", escape(p)));
+            }
+            if let Some(Some(sh)) = opts.result_shardings.get(i) {
+                attrs.push(sh.clone());
+            }
+            with_attrs(ty(&graph.avals[o]), &attrs)
         })
         .collect();
     let ret_tys: Vec<String> = outputs.iter().map(|&o| ty(&graph.avals[o])).collect();
@@ -270,9 +286,13 @@ pub fn module(graph: &Graph, outputs: &[usize], opts: &ModuleOptions) -> Result<
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "module @{} attributes {{mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32}} {{",
-        symbol(name)
+        "module @{} attributes {{mhlo.num_partitions = {} : i32, mhlo.num_replicas = 1 : i32}} {{",
+        symbol(name),
+        opts.num_partitions.max(1)
     );
+    for line in &opts.preamble {
+        let _ = writeln!(s, "  {line}");
+    }
     let _ = writeln!(
         s,
         "  func.func public @main({}) -> ({}) {{",
@@ -327,6 +347,15 @@ fn symbol(name: &str) -> String {
     match s.chars().next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => s,
         _ => format!("_{s}"),
+    }
+}
+
+/// `text {a, b}`, or `text` alone when there are no attributes.
+fn with_attrs(text: String, attrs: &[String]) -> String {
+    if attrs.is_empty() {
+        text
+    } else {
+        format!("{text} {{{}}}", attrs.join(", "))
     }
 }
 

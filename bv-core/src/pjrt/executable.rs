@@ -337,12 +337,14 @@ impl LoadedExecutable {
                         ));
                     }
                 }
-                if buf.device()? != *device {
-                    return Err(Error::invalid(
-                        "execute",
-                        format!("argument {i} for device list {d} is on device {}, the program runs it on device {}",
-                            buf.device()?.id(), device.id()),
-                    ));
+                let on = buf.device()?;
+                if on != *device {
+                    let message = if std::sync::Arc::ptr_eq(&on.client, &device.client) {
+                        format!("argument {i} for device list {d} is on device {}, the program runs it on device {}", on.id(), device.id())
+                    } else {
+                        format!("argument {i} for device list {d} belongs to another client than the program")
+                    };
+                    return Err(Error::invalid("execute", message));
                 }
             }
         }
