@@ -1,5 +1,6 @@
 //! The `bv-train` command line: one module per subcommand group.
 
+pub mod config;
 pub mod data;
 pub mod plot;
 
@@ -20,6 +21,8 @@ pub enum Command {
     /// Prepare and inspect datasets in the TFDS format.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Check a config and print the resolved run (steps, schedules, cadence).
+    Config(config::ConfigArgs),
     /// Draw the loss, schedule and eval curves of a workdir to an SVG file.
     Plot(plot::PlotArgs),
 }
@@ -30,6 +33,7 @@ impl Cli {
         match self.command {
             Command::Data(cmd) => cmd.run(),
             Command::Plot(args) => args.run(),
+            Command::Config(args) => args.run(),
         }
     }
 }

@@ -172,11 +172,10 @@ pub enum ScheduleError {
     #[error("schedule: bad regex {pattern:?}: {msg}")]
     Regex { pattern: String, msg: String },
     /// A group's schedule dict is wrong.
-    #[error("schedule group {pattern:?}: {source}")]
+    #[error("schedule group {pattern:?}: {inner}")]
     Group {
         pattern: String,
-        #[source]
-        source: Box<ScheduleError>,
+        inner: Box<ScheduleError>,
     },
     /// A parameter matches none of the groups; big_vision requires every one covered.
     #[error("schedule: parameter {0:?} matches no schedule pattern; add a catch-all (\".*\", ...) group")]
@@ -334,7 +333,7 @@ impl ScheduleGroups {
                     .transpose()
                     .map_err(|e| ScheduleError::Group {
                         pattern: pattern.clone(),
-                        source: Box::new(e),
+                        inner: Box::new(e),
                     })?;
                 Ok((pattern, regex, schedule))
             })
