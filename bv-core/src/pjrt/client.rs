@@ -151,6 +151,24 @@ impl Client {
         Client::cpu_with_devices(1)
     }
 
+    /// The client for the platform named by `BV_PLATFORM` (`cpu`, the default, with one
+    /// device; `cuda`; `tpu`), its plugin found by [`provision::find_plugin`].
+    pub fn from_env() -> Result<Client> {
+        let platform = match std::env::var("BV_PLATFORM").as_deref() {
+            Err(_) | Ok("cpu") | Ok("") => return Client::cpu(),
+            Ok("cuda") | Ok("gpu") => provision::Platform::Cuda,
+            Ok("tpu") => provision::Platform::Tpu,
+            Ok(other) => {
+                return Err(Error::invalid(
+                    "Client::from_env",
+                    format!("BV_PLATFORM={other:?}; use cpu, cuda or tpu"),
+                ))
+            }
+        };
+        let plugin = Plugin::load(provision::find_plugin(platform)?)?;
+        Client::new(plugin, &ClientOptions::new())
+    }
+
     /// A CPU client with `n` virtual devices (for sharding on one machine).
     pub fn cpu_with_devices(n: usize) -> Result<Client> {
         let plugin = Plugin::load(provision::cpu_plugin()?)?;
