@@ -28,8 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (_, rng_init) = Key::from_seed(0).split2();
     let forward = jit(move |(key, x): (Tensor, Tensor)| {
-        let (_, params) = bv_nn::init(&vit, &key, x.clone());
-        let (logits, _) = bv_nn::apply(&vit, &params, &[], x);
+        let (_, params) = bv_nn::init(&vit, &key, (x.clone(), false));
+        let (logits, _) = bv_nn::apply(&vit, &params, &[], (x, false));
         (params, logits)
     });
     let image: Vec<f32> = (0..2 * 32 * 32 * 3).map(|i| (i % 7) as f32 / 7.0).collect();

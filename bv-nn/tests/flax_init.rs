@@ -167,6 +167,6 @@ impl Module for VitInit {
     type In = Tensor;
     type Out = Tensor;
     fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
-        self.0.apply(s, x).0
+        self.0.apply(s, (x, false)).0
     }
 }

@@ -33,7 +33,7 @@ fn check(name: &str, vit: Vit) {
         .find(|(k, _)| k == "image")
         .map(|(_, a)| device(a))
         .unwrap();
-    let f = jit(move |(p, x): (Params<Tensor>, Tensor)| bv_nn::apply(&vit, &p, &[], x).1);
+    let f = jit(move |(p, x): (Params<Tensor>, Tensor)| bv_nn::apply(&vit, &p, &[], (x, false)).1);
     let out = f.call(&(params, image)).unwrap();
     let expected = read_npz(dir(name).join("expected_forward.npz")).unwrap();
     let mut checked = 0;
@@ -95,7 +95,7 @@ fn param_counts_match_big_vision() {
     use bv_core::{DType, Spec};
     use bv_nn::models::vit::Posemb;
     let count = |vit: Vit| {
-        let f = jit(move |(key, x): (Tensor, Tensor)| bv_nn::init(&vit, &key, x).1);
+        let f = jit(move |(key, x): (Tensor, Tensor)| bv_nn::init(&vit, &key, (x, false)).1);
         let lowered = f
             .lower(&(Key::spec(), Spec::new([1, 224, 224, 3], DType::F32)))
             .unwrap();

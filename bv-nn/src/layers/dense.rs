@@ -5,6 +5,7 @@ use bv_core::prim::{self, ConvDims, Convolution, DotDims, Precision};
 use bv_core::{DType, Tensor};
 
 use crate::init::Init;
+use crate::layers::Dropout;
 use crate::scope::{Module, Scope};
 
 /// `y = x · kernel + bias` over the last axis; `kernel` is `(in, features)`.
@@ -241,24 +242,28 @@ impl Module for Conv {
     }
 }
 
-/// Flax's MLP block of big_vision: `Dense(mlp_dim) → gelu (tanh) → Dense(d)`, kernels
-/// xavier_uniform, biases normal(1e-6).
-#[derive(Clone, Debug)]
+/// big_vision's ViT MLP block: `Dense(mlp_dim) → gelu (tanh) → Dropout → Dense(d)`,
+/// kernels xavier_uniform, biases normal(1e-6).
+#[derive(Clone, Debug, Default)]
 pub struct MlpBlock {
     /// Hidden width (4·d when `None`).
     pub mlp_dim: Option<usize>,
+    /// Dropout rate after the activation.
+    pub dropout: f64,
 }
 
 impl Module for MlpBlock {
     const NAME: &'static str = "MlpBlock";
-    type In = Tensor;
+    /// `(x, deterministic)`.
+    type In = (Tensor, bool);
     type Out = Tensor;
 
-    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+    fn apply(&self, s: &mut Scope, (x, deterministic): (Tensor, bool)) -> Tensor {
         let d = x.shape().last().copied().unwrap_or(1);
         let dense = |f| Dense::new(f).with_init(Init::xavier_uniform(), Init::normal(1e-6));
         let h = s.call(&dense(self.mlp_dim.unwrap_or(4 * d)), x);
         let h = np::gelu(&h, true);
+        let h = s.call(&Dropout { rate: self.dropout }, (h, deterministic));
         s.call(&dense(d), h)
     }
 }

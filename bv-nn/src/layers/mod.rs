@@ -2,8 +2,10 @@
 
 mod attention;
 mod dense;
+mod dropout;
 mod norm;
 
 pub use attention::{dot_product_attention, MultiHeadDotProductAttention};
 pub use dense::{Conv, ConvPadding, Dense, DenseGeneral, MlpBlock};
+pub use dropout::Dropout;
 pub use norm::LayerNorm;

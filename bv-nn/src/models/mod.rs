@@ -1,3 +1,147 @@
-//! big_vision's models.
+//! big_vision's models behind one interface, built by `model_name` from the free-form
+//! `config.model` map of a big_vision config.
+//!
+//! ```
+//! use bv_core::{jit, random::Key, DType, Spec, Tensor};
+//! use serde_json::json;
+//! let model = bv_nn::models::build("vit", &json!({"variant": "mu/8", "num_classes": 10}))?;
+//! let spec = Spec::new([2, 32, 32, 3], DType::F32);
+//! let m = model.clone();
+//! let init = jit(move |key: Tensor| m.init(&key, &spec));
+//! let lowered = init.lower(&Key::spec()).expect("lowers");
+//! assert_eq!(lowered.out_avals.len(), 23); // mu: one block
+//! # Ok::<(), bv_nn::models::ModelError>(())
+//! ```
 
+mod config;
 pub mod vit;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bv_core::{numpy as np, DType, Spec, Tensor};
+use serde_json::Value;
+
+use crate::params::Params;
+
+/// Intermediate values by big_vision's `out` names (`pre_logits`, `logits`, `stage1`, ...).
+pub type Out = Params<Tensor>;
+
+/// A model as big_vision's trainer uses it: `model.init` and `model.apply`. Both trace
+/// into the surrounding `jit`.
+pub trait ImageModel: Send + Sync + fmt::Debug {
+    /// big_vision's `model_name` (`"vit"`, `"mlp_mixer"`, `"bit"`, `"bit_paper"`).
+    fn model_name(&self) -> &'static str;
+
+    /// `model.init(key, zeros(input))["params"]`: the parameters, Flax's names and values,
+    /// created from the `params` key `key` (a `[2]` uint32 tensor).
+    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor>;
+
+    /// `model.apply({"params": params}, image, train=train, rngs=rngs)`: the logits (or the
+    /// representation for a model without head) and the `out` dict. `rngs` holds the
+    /// streams the model draws from in training (`("dropout", key)`); deterministic models
+    /// and `train = false` need none.
+    fn apply(
+        &self,
+        params: &Params<Tensor>,
+        image: &Tensor,
+        train: bool,
+        rngs: &[(String, Tensor)],
+    ) -> (Tensor, Out);
+}
+
+/// The model names [`build`] knows.
+pub const MODEL_NAMES: [&str; 1] = ["vit"];
+
+/// Why a model could not be built from its config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelError {
+    /// No model of this name.
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+    },
+    /// The config is not a map.
+    NotAnObject {
+        /// The model.
+        model: String,
+        /// What was given.
+        found: String,
+    },
+    /// A key the model does not take.
+    UnknownKey {
+        /// The model.
+        model: String,
+        /// The key.
+        key: String,
+        /// The keys it takes.
+        known: Vec<String>,
+    },
+    /// A key with a value of the wrong kind or out of range.
+    BadValue {
+        /// The model.
+        model: String,
+        /// The key.
+        key: String,
+        /// What it must be.
+        expected: String,
+        /// What it is.
+        found: String,
+    },
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::UnknownModel { name } => write!(
+                f,
+                "unknown model_name `{name}`; known: {}",
+                MODEL_NAMES.join(", ")
+            ),
+            ModelError::NotAnObject { model, found } => {
+                write!(f, "{model}: the model config must be a map, got {found}")
+            }
+            ModelError::UnknownKey { model, key, known } => write!(
+                f,
+                "{model}: unknown model config key `{key}`; known: {}",
+                known.join(", ")
+            ),
+            ModelError::BadValue {
+                model,
+                key,
+                expected,
+                found,
+            } => write!(f, "{model}: model.{key} must be {expected}, got {found}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+/// The model `name` (big_vision's `config.model_name`) with hyperparameters `config`
+/// (`config.model`, with `num_classes` among its keys as `Model(num_classes, **kw)` takes
+/// it). Keys follow big_vision's `Model` arguments; unknown names and keys are errors.
+pub fn build(name: &str, config: &Value) -> Result<Arc<dyn ImageModel>, ModelError> {
+    Ok(match name {
+        "vit" => Arc::new(vit::Vit::from_config(config)?),
+        _ => {
+            return Err(ModelError::UnknownModel {
+                name: name.to_string(),
+            })
+        }
+    })
+}
+
+/// A float32 zero input of `spec`'s shape (`init` only reads shapes).
+pub(crate) fn dummy_input(spec: &Spec) -> Tensor {
+    np::zeros(&spec.shape, DType::F32)
+}
+
+/// `image` as float32 (big_vision casts inputs to the model's compute type).
+pub(crate) fn as_f32(image: &Tensor) -> Tensor {
+    if image.dtype() == DType::F32 {
+        image.clone()
+    } else {
+        np::astype(image, DType::F32)
+    }
+}

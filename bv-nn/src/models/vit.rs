@@ -1,12 +1,18 @@
 //! big_vision's ViT (`big_vision/models/vit.py`) with its parameter names and its `out`
-//! dict of intermediate values. Deterministic (no dropout) and unscanned for now.
+//! dict of intermediate values, dropout as Flax draws it, and [`Vit::from_config`] for
+//! big_vision's `config.model` keys.
 
 use bv_core::numpy as np;
 use bv_core::prim;
-use bv_core::{DType, Tensor};
+use bv_core::{DType, Spec, Tensor};
+use serde_json::Value;
 
 use crate::init::Init;
-use crate::layers::{Conv, ConvPadding, Dense, LayerNorm, MlpBlock, MultiHeadDotProductAttention};
+use crate::layers::{
+    Conv, ConvPadding, Dense, Dropout, LayerNorm, MlpBlock, MultiHeadDotProductAttention,
+};
+use crate::models::config::Cfg;
+use crate::models::{as_f32, dummy_input, ImageModel, ModelError, Out};
 use crate::params::Params;
 use crate::scope::{Module, Scope};
 
@@ -57,6 +63,8 @@ pub struct Vit {
     pub rep_size: Option<usize>,
     /// Zero-initialize the head kernel (big_vision's default).
     pub head_zeroinit: bool,
+    /// Dropout rate after the posemb, in the MLPs and on both residual branches.
+    pub dropout: f64,
 }
 
 /// `(width, depth, mlp_dim, num_heads)` of a named variant (`"mu"`, `"Ti"`, `"S"`, ...).
@@ -97,9 +105,106 @@ impl Vit {
             pool: Pool::Gap,
             rep_size: None,
             head_zeroinit: true,
+            dropout: 0.0,
         })
     }
+
+    /// `vit.Model(**config)`: big_vision's keys (`variant`, `num_classes`, `patch_size`,
+    /// `width`, `depth`, `mlp_dim`, `num_heads`, `posemb`, `rep_size`, `dropout`,
+    /// `pool_type`, `head_zeroinit`, `scan`, `remat_policy`, `dtype_mm`); explicit keys
+    /// override the variant's.
+    pub fn from_config(config: &Value) -> Result<Vit, ModelError> {
+        let c = Cfg::new("vit", config, &CONFIG_KEYS)?;
+        let mut v = match c.str("variant")? {
+            Some(name) => {
+                let (size, patch) = name.split_once('/').unwrap_or((name, ""));
+                let (width, depth, mlp_dim, num_heads) =
+                    variant(size).ok_or_else(|| c.bad("variant", "a ViT variant like \"B/16\""))?;
+                let p = match patch {
+                    "" => 16,
+                    p => p
+                        .parse()
+                        .map_err(|_| c.bad("variant", "a ViT variant like \"B/16\""))?,
+                };
+                Vit {
+                    patch_size: (p, p),
+                    width,
+                    depth,
+                    mlp_dim: Some(mlp_dim),
+                    num_heads,
+                    ..Vit::from_variant("B/16", None).expect("a known variant")
+                }
+            }
+            None => Vit {
+                mlp_dim: None,
+                ..Vit::from_variant("B/16", None).expect("a known variant")
+            },
+        };
+        v.num_classes = c.usize("num_classes")?.filter(|&n| n > 0);
+        v.patch_size = c.pair("patch_size")?.unwrap_or(v.patch_size);
+        v.width = c.usize("width")?.unwrap_or(v.width);
+        v.depth = c.usize("depth")?.unwrap_or(v.depth);
+        v.mlp_dim = c.usize("mlp_dim")?.or(v.mlp_dim);
+        v.num_heads = c.usize("num_heads")?.unwrap_or(v.num_heads);
+        v.posemb = match c.str("posemb")? {
+            None | Some("learn") => Posemb::Learn,
+            Some("sincos2d") => Posemb::Sincos2d,
+            Some(_) => return Err(c.bad("posemb", "\"learn\" or \"sincos2d\"")),
+        };
+        v.rep_size = match c.bool("rep_size") {
+            Ok(b) => b.and_then(|b| b.then_some(v.width)),
+            Err(_) => c
+                .usize("rep_size")
+                .map_err(|_| c.bad("rep_size", "true, false or an integer"))?
+                .filter(|&n| n > 0),
+        };
+        v.dropout = c.f64("dropout")?.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&v.dropout) {
+            return Err(c.bad("dropout", "a rate in [0, 1]"));
+        }
+        v.pool = match c.str("pool_type")? {
+            None | Some("gap") => Pool::Gap,
+            Some("tok") => Pool::Tok,
+            Some("0") => Pool::First,
+            Some("map") => Pool::Map,
+            Some("none") => Pool::None,
+            Some(_) => return Err(c.bad("pool_type", "one of gap, tok, 0, map, none")),
+        };
+        v.head_zeroinit = c.bool("head_zeroinit")?.unwrap_or(true);
+        if c.bool("scan")?.unwrap_or(false) {
+            return Err(c.bad("scan", "false (the scanned encoder is not implemented yet)"));
+        }
+        if !matches!(c.str("remat_policy")?, None | Some("nothing_saveable")) {
+            return Err(c.bad("remat_policy", "\"nothing_saveable\""));
+        }
+        if !matches!(c.str("dtype_mm")?, None | Some("float32")) {
+            return Err(c.bad("dtype_mm", "\"float32\""));
+        }
+        if v.width % v.num_heads.max(1) != 0 || v.num_heads == 0 {
+            return Err(c.bad("num_heads", "a positive divisor of width"));
+        }
+        Ok(v)
+    }
 }
+
+/// The keys of `config.model` that [`Vit::from_config`] takes.
+pub const CONFIG_KEYS: [&str; 15] = [
+    "variant",
+    "num_classes",
+    "patch_size",
+    "width",
+    "depth",
+    "mlp_dim",
+    "num_heads",
+    "posemb",
+    "rep_size",
+    "dropout",
+    "pool_type",
+    "head_zeroinit",
+    "scan",
+    "remat_policy",
+    "dtype_mm",
+];
 
 /// MoCo-v3's 2-D sine-cosine position embedding `(1, h·w, width)`, computed on the host.
 pub fn posemb_sincos_2d(h: usize, w: usize, width: usize) -> Tensor {
@@ -120,9 +225,6 @@ pub fn posemb_sincos_2d(h: usize, w: usize, width: usize) -> Tensor {
     prim::constant(&pe, &[1, h * w, 4 * q])
 }
 
-/// Intermediate values, by big_vision's `out` names (`encoder/block00/+sa`, `logits`, ...).
-pub type Out = Params<Tensor>;
-
 fn attention(num_heads: usize) -> MultiHeadDotProductAttention {
     MultiHeadDotProductAttention {
         num_heads,
@@ -138,25 +240,28 @@ pub struct EncoderBlock {
     pub mlp_dim: Option<usize>,
     /// Attention heads.
     pub num_heads: usize,
+    /// Dropout rate.
+    pub dropout: f64,
 }
 
 impl Module for EncoderBlock {
     const NAME: &'static str = "Encoder1DBlock";
-    type In = Tensor;
+    /// `(x, deterministic)`.
+    type In = (Tensor, bool);
     type Out = (Tensor, [Tensor; 4]);
 
-    fn apply(&self, s: &mut Scope, x: Tensor) -> Self::Out {
+    fn apply(&self, s: &mut Scope, (x, det): (Tensor, bool)) -> Self::Out {
+        let drop = Dropout { rate: self.dropout };
         let y = s.call(&LayerNorm::default(), x.clone());
         let sa = s.call(&attention(self.num_heads), (y.clone(), y));
-        let x = &x + &sa;
+        let x = &x + &s.call(&drop, (sa.clone(), det));
         let y = s.call(&LayerNorm::default(), x.clone());
-        let mlp = s.call(
-            &MlpBlock {
-                mlp_dim: self.mlp_dim,
-            },
-            y,
-        );
-        let out = &x + &mlp;
+        let mlp = MlpBlock {
+            mlp_dim: self.mlp_dim,
+            dropout: self.dropout,
+        };
+        let mlp = s.call(&mlp, (y, det));
+        let out = &x + &s.call(&drop, (mlp.clone(), det));
         (out.clone(), [sa, x, mlp, out])
     }
 }
@@ -171,21 +276,25 @@ pub struct Encoder {
     pub mlp_dim: Option<usize>,
     /// Attention heads.
     pub num_heads: usize,
+    /// Dropout rate.
+    pub dropout: f64,
 }
 
 impl Module for Encoder {
     const NAME: &'static str = "Encoder";
-    type In = Tensor;
+    /// `(x, deterministic)`.
+    type In = (Tensor, bool);
     type Out = (Tensor, Out);
 
-    fn apply(&self, s: &mut Scope, mut x: Tensor) -> Self::Out {
+    fn apply(&self, s: &mut Scope, (mut x, det): (Tensor, bool)) -> Self::Out {
         let mut out = Out::new();
         let block = EncoderBlock {
             mlp_dim: self.mlp_dim,
             num_heads: self.num_heads,
+            dropout: self.dropout,
         };
         for i in 0..self.depth {
-            let (y, parts) = s.call_named(&format!("encoderblock_{i}"), &block, x);
+            let (y, parts) = s.call_named(&format!("encoderblock_{i}"), &block, (x, det));
             for (name, v) in ["sa", "+sa", "mlp", "+mlp"].iter().zip(parts) {
                 out.insert(format!("block{i:02}/{name}"), v);
             }
@@ -217,25 +326,23 @@ impl Module for MapHead {
         let probe = prim::broadcast_in_dim(&probe, &[n, 1, d], &[0, 1, 2]);
         let x = s.call(&attention(self.num_heads), (probe, x));
         let y = s.call(&LayerNorm::default(), x.clone());
-        let x = &x
-            + &s.call(
-                &MlpBlock {
-                    mlp_dim: self.mlp_dim,
-                },
-                y,
-            );
+        let mlp = MlpBlock {
+            mlp_dim: self.mlp_dim,
+            dropout: 0.0,
+        };
+        let x = &x + &s.call(&mlp, (y, true));
         prim::reshape(&prim::slice(&x, &[0, 0, 0], &[n, 1, d], &[]), &[n, d])
     }
 }
 
 impl Module for Vit {
     const NAME: &'static str = "_Model";
-    /// Images `[batch, H, W, 3]`.
-    type In = Tensor;
+    /// Images `[batch, H, W, 3]` and `train` (dropout on).
+    type In = (Tensor, bool);
     /// The logits (or the pooled representation without a head) and the `out` dict.
     type Out = (Tensor, Out);
 
-    fn apply(&self, s: &mut Scope, image: Tensor) -> Self::Out {
+    fn apply(&self, s: &mut Scope, (image, train): (Tensor, bool)) -> Self::Out {
         let mut out = Out::new();
         let (ph, pw) = self.patch_size;
         let stem = Conv {
@@ -261,12 +368,14 @@ impl Module for Vit {
             let cls = prim::broadcast_in_dim(&cls, &[n, 1, c], &[0, 1, 2]);
             x = prim::concatenate(&[&cls, &x], 1);
         }
+        let x = s.call(&Dropout { rate: self.dropout }, (x, !train));
         let encoder = Encoder {
             depth: self.depth,
             mlp_dim: self.mlp_dim,
             num_heads: self.num_heads,
+            dropout: self.dropout,
         };
-        let (x, enc) = s.call_named("Transformer", &encoder, x);
+        let (x, enc) = s.call_named("Transformer", &encoder, (x, !train));
         for (name, v) in enc {
             out.insert(format!("encoder/{name}"), v);
         }
@@ -308,5 +417,25 @@ impl Module for Vit {
             out.insert("logits", x.clone());
         }
         (x, out)
+    }
+}
+
+impl ImageModel for Vit {
+    fn model_name(&self) -> &'static str {
+        "vit"
+    }
+
+    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
+        crate::init(self, key, (dummy_input(input), false)).1
+    }
+
+    fn apply(
+        &self,
+        params: &Params<Tensor>,
+        image: &Tensor,
+        train: bool,
+        rngs: &[(String, Tensor)],
+    ) -> (Tensor, Out) {
+        crate::apply(self, params, rngs, (as_f32(image), train))
     }
 }

@@ -1,0 +1,70 @@
+//! The model registry: building models by `model_name` from big_vision config maps, and
+//! its errors for unknown names, unknown keys and ill-typed values.
+
+use bv_core::random::Key;
+use bv_core::{jit, DType, Spec, Tensor};
+use bv_nn::models::{build, ModelError};
+use serde_json::json;
+
+/// Parameter count of a built model, from lowering its `init` (not run).
+fn count(name: &str, config: serde_json::Value, input: &[usize]) -> usize {
+    let model = build(name, &config).unwrap();
+    let spec = Spec::new(input, DType::F32);
+    let f = jit(move |key: Tensor| model.init(&key, &spec));
+    f.lower(&Key::spec())
+        .unwrap()
+        .out_avals
+        .iter()
+        .map(|a| a.shape.iter().product::<usize>())
+        .sum()
+}
+
+/// big_vision's `vit_s16_i1k` model config: ViT-S/16 with gap, sincos2d and rep_size
+/// (spec §2.1: 22,122,472 parameters).
+#[test]
+fn vit_from_big_vision_config() {
+    let config = json!({
+        "variant": "S/16", "rep_size": true, "pool_type": "gap",
+        "posemb": "sincos2d", "num_classes": 1000,
+    });
+    assert_eq!(count("vit", config, &[1, 224, 224, 3]), 22_122_472);
+}
+
+#[test]
+fn unknown_model_name() {
+    let e = build("resnet", &json!({})).unwrap_err();
+    assert_eq!(
+        e,
+        ModelError::UnknownModel {
+            name: "resnet".into()
+        }
+    );
+    assert!(e.to_string().contains("known: vit"), "{e}");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let e = build("vit", &json!({"variant": "S/16", "pool": "gap"})).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("`pool`") && msg.contains("pool_type"), "{msg}");
+}
+
+#[test]
+fn bad_values_are_named() {
+    for (config, key) in [
+        (json!({"variant": "Q/16"}), "variant"),
+        (json!({"pool_type": "max"}), "pool_type"),
+        (json!({"depth": -1}), "depth"),
+        (json!({"patch_size": [1, 2, 3]}), "patch_size"),
+        (json!({"rep_size": "yes"}), "rep_size"),
+    ] {
+        let e = build("vit", &config).unwrap_err();
+        assert!(
+            matches!(&e, ModelError::BadValue { key: k, .. } if k == key),
+            "{config}: {e}"
+        );
+        assert!(e.to_string().contains(&format!("model.{key}")), "{e}");
+    }
+    let e = build("vit", &json!([1])).unwrap_err();
+    assert!(matches!(e, ModelError::NotAnObject { .. }), "{e}");
+}
