@@ -39,7 +39,7 @@ fn unknown_model_name() {
             name: "resnet".into()
         }
     );
-    assert!(e.to_string().contains("known: vit"), "{e}");
+    assert!(e.to_string().contains("known: vit, mlp_mixer"), "{e}");
 }
 
 #[test]

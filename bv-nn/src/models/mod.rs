@@ -14,6 +14,7 @@
 //! ```
 
 mod config;
+pub mod mlp_mixer;
 pub mod vit;
 
 use std::fmt;
@@ -51,7 +52,7 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
 }
 
 /// The model names [`build`] knows.
-pub const MODEL_NAMES: [&str; 1] = ["vit"];
+pub const MODEL_NAMES: [&str; 2] = ["vit", "mlp_mixer"];
 
 /// Why a model could not be built from its config.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +125,7 @@ impl std::error::Error for ModelError {}
 pub fn build(name: &str, config: &Value) -> Result<Arc<dyn ImageModel>, ModelError> {
     Ok(match name {
         "vit" => Arc::new(vit::Vit::from_config(config)?),
+        "mlp_mixer" => Arc::new(mlp_mixer::MlpMixer::from_config(config)?),
         _ => {
             return Err(ModelError::UnknownModel {
                 name: name.to_string(),
