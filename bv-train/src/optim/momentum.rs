@@ -1,0 +1,54 @@
+//! `big_vision.momentum_hp`: SGD momentum with a half-precision accumulator (`optax.trace`).
+
+use bv_core::trace::Aval;
+use bv_core::{numpy as np, DType};
+
+use super::transform::{take, Params, State, Transform};
+
+/// `tr = g + momentum · tr`; the update is `tr` (nesterov: `g + momentum · tr`). State:
+/// `trace/<param>` in `dtype`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MomentumHp {
+    pub momentum: f64,
+    /// The accumulator's dtype (big_vision: bfloat16).
+    pub dtype: DType,
+    pub nesterov: bool,
+}
+
+impl Default for MomentumHp {
+    fn default() -> Self {
+        MomentumHp {
+            momentum: 0.9,
+            dtype: DType::BF16,
+            nesterov: false,
+        }
+    }
+}
+
+impl Transform for MomentumHp {
+    fn init(&self, params: &Params) -> State {
+        params
+            .iter()
+            .map(|(k, p)| (format!("trace/{k}"), np::zeros(p.shape(), self.dtype)))
+            .collect()
+    }
+
+    fn update(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
+        let mut out = Params::new();
+        let mut new = State::new();
+        for (k, g) in updates {
+            let key = format!("trace/{k}");
+            let prev = take(&mut state, &key, Aval::new(g.shape(), self.dtype));
+            // As optax writes it: `g + decay * t`, the constant in the accumulator's dtype.
+            let tr = &g + &prev * self.momentum;
+            let u = if self.nesterov {
+                &g + &tr * self.momentum
+            } else {
+                tr.clone()
+            };
+            new.insert(key, np::astype(&tr, self.dtype));
+            out.insert(k, u);
+        }
+        (out, new)
+    }
+}

@@ -1,0 +1,123 @@
+//! The stateless and counter-only stages of big_vision's chain: `scale` (lr, lr_mults,
+//! -1), `add_decayed_weights`, `scale_by_schedule`, `set_to_zero`, `identity`
+//! (`big_vision.sgd`), and `clip_by_global_norm`.
+
+use bv_core::trace::Aval;
+use bv_core::{numpy as np, DType, Tensor};
+
+use super::schedule::Schedule;
+use super::transform::{global_norm, increment, take, zero_count, Params, State, Transform};
+
+/// `u = f32(factor) · u` (`optax.scale`).
+pub struct Scale(pub f64);
+
+impl Transform for Scale {
+    fn init(&self, _: &Params) -> State {
+        State::new()
+    }
+    fn update(&self, updates: Params, state: State, _: &Params) -> (Params, State) {
+        let u = updates.into_iter().map(|(k, u)| (k, &u * self.0)).collect();
+        (u, state)
+    }
+}
+
+/// `u = u + f32(rate) · θ` (`optax.add_decayed_weights`); mask it to pick the parameters.
+pub struct AddDecayedWeights(pub f64);
+
+impl Transform for AddDecayedWeights {
+    fn init(&self, _: &Params) -> State {
+        State::new()
+    }
+    fn update(&self, updates: Params, state: State, params: &Params) -> (Params, State) {
+        let u = updates
+            .into_iter()
+            .map(|(k, u)| {
+                let decayed = match params.get(&k) {
+                    Some(p) => u + p * self.0,
+                    None => u,
+                };
+                (k, decayed)
+            })
+            .collect();
+        (u, state)
+    }
+}
+
+/// `u = sched(count) · u` with its own int32 `count` of previous updates
+/// (`optax.scale_by_schedule`); the multiplier is computed in float32 inside the step.
+pub struct ScaleBySchedule(pub Schedule);
+
+impl Transform for ScaleBySchedule {
+    fn init(&self, _: &Params) -> State {
+        State::from([("count".to_string(), zero_count())])
+    }
+    fn update(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
+        let (count, next) = next_count(&mut state);
+        let mult = self.0.at(np::astype(&count, DType::F32));
+        let u = updates
+            .into_iter()
+            .map(|(k, u)| (k, np::astype(&mult, u.dtype()) * u))
+            .collect();
+        (u, State::from([("count".to_string(), next)]))
+    }
+}
+
+/// `u = 0` (`optax.set_to_zero`), for frozen parameters.
+pub struct SetToZero;
+
+impl Transform for SetToZero {
+    fn init(&self, _: &Params) -> State {
+        State::new()
+    }
+    fn update(&self, updates: Params, state: State, _: &Params) -> (Params, State) {
+        let u = updates
+            .into_iter()
+            .map(|(k, u)| (k, np::zeros(u.shape(), u.dtype())))
+            .collect();
+        (u, state)
+    }
+}
+
+/// Updates unchanged (`optax.identity`, `big_vision.sgd`).
+pub struct Identity;
+
+impl Transform for Identity {
+    fn init(&self, _: &Params) -> State {
+        State::new()
+    }
+    fn update(&self, updates: Params, state: State, _: &Params) -> (Params, State) {
+        (updates, state)
+    }
+}
+
+/// `g = g` if the global norm `n < max_norm`, else `(g / n) · max_norm`
+/// (`optax.clip_by_global_norm`; mask it to pick the leaves that count).
+pub struct ClipByGlobalNorm(pub f64);
+
+impl Transform for ClipByGlobalNorm {
+    fn init(&self, _: &Params) -> State {
+        State::new()
+    }
+    fn update(&self, updates: Params, state: State, _: &Params) -> (Params, State) {
+        if updates.is_empty() {
+            return (updates, state);
+        }
+        let norm = global_norm(&updates);
+        let keep = np::less(&norm, self.0);
+        let u = updates
+            .into_iter()
+            .map(|(k, g)| {
+                let clipped = (&g / &np::astype(&norm, g.dtype())) * self.0;
+                (k, np::where_(&keep, &g, clipped))
+            })
+            .collect();
+        (u, state)
+    }
+}
+
+/// The int32 `count` entry of `state` (updates so far) and its increment.
+pub(crate) fn next_count(state: &mut State) -> (Tensor, Tensor) {
+    let c = take(state, "count", Aval::new([], DType::I32));
+    let n = increment(&c);
+    (c, n)
+}
