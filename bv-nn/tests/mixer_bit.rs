@@ -68,15 +68,15 @@ fn check(
         ("init", "", grads_atol[0], loss_atol[0]),
         ("step3", "_step3", grads_atol[1], loss_atol[1]),
     ];
+    let (forward, loss_and_grads) = (forward(&model), loss_and_grads(&model, loss_name));
     for (params_name, suffix, g_atol, l_atol) in steps {
         let params = load(&dir.join(format!("params_{params_name}.npz")));
-        let (logits, mut out) = forward(&model, params.clone(), image.clone());
+        let (logits, mut out) = forward(params.clone(), &image);
         out.insert("logits", logits);
         let file = dir.join(format!("expected_forward{suffix}.npz"));
         assert!(check_all(&file, &out, 1e-4, 1e-4, 0.0) >= 2);
 
-        let (loss, grads) =
-            loss_and_grads(&model, loss_name, params, image.clone(), labels.clone());
+        let (loss, grads) = loss_and_grads(params, &image, &labels);
         let want = meta[format!("loss_{params_name}")].as_f64().unwrap();
         assert!(
             (loss - want).abs() <= l_atol,
@@ -97,5 +97,22 @@ fn mixer() {
         0,
         [7.8e-7, 4.44e-6],
         [1e-5, 1e-5],
+    );
+}
+
+#[test]
+fn bit_v1() {
+    check("bit", "bit", "bit", 0, [1.52e-6, 1.14e-4], [1e-5, 1.34e-4]);
+}
+
+#[test]
+fn bit_paper_v2() {
+    check(
+        "bit",
+        "bit_paper",
+        "bit_paper",
+        1,
+        [2.87e-6, 1.91e-5],
+        [4.51e-6, 1.15e-4],
     );
 }

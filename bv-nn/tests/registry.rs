@@ -39,7 +39,11 @@ fn unknown_model_name() {
             name: "resnet".into()
         }
     );
-    assert!(e.to_string().contains("known: vit, mlp_mixer"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("known: vit, mlp_mixer, bit, bit_paper"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -67,4 +71,31 @@ fn bad_values_are_named() {
     }
     let e = build("vit", &json!([1])).unwrap_err();
     assert!(matches!(e, ModelError::NotAnObject { .. }), "{e}");
+}
+
+/// Mixer-B/16 and BiT-R50x1 at 224 with 1000 classes against the published sizes, within
+/// 0.5%: 59.9M (`mixer_b16_224`) and 25.5M (`resnetv2_50x1_bit`), as timm's model cards give
+/// them (the MLP-Mixer paper rounds to 59M).
+#[test]
+fn mixer_and_bit_counts_match_published() {
+    let mixer = count(
+        "mlp_mixer",
+        json!({"variant": "B/16", "num_classes": 1000}),
+        &[1, 224, 224, 3],
+    );
+    let r50 = |name| {
+        count(
+            name,
+            json!({"depth": 50, "num_classes": 1000}),
+            &[1, 224, 224, 3],
+        )
+    };
+    let (v1, v2) = (r50("bit"), r50("bit_paper"));
+    eprintln!("Mixer-B/16 {mixer}, BiT-R50x1 v1 {v1}, v2 {v2}");
+    for (n, published) in [(mixer, 59.9e6), (v1, 25.5e6), (v2, 25.5e6)] {
+        assert!(
+            (n as f64 / published - 1.0).abs() < 0.005,
+            "{n} vs {published}"
+        );
+    }
 }

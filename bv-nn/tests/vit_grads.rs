@@ -13,12 +13,10 @@ fn check(case: &str) {
     let meta = meta(&dir);
     let model = build("vit", &meta["model_kwargs"]).unwrap();
     let inputs = dir.join("inputs.npz");
-    let (loss, grads) = loss_and_grads(
-        &model,
-        "softmax_xent",
+    let (loss, grads) = loss_and_grads(&model, "softmax_xent")(
         common::load(&dir.join("params_init.npz")),
-        entry(&inputs, "image"),
-        entry(&inputs, "labels_onehot"),
+        &entry(&inputs, "image"),
+        &entry(&inputs, "labels_onehot"),
     );
     let want = meta["loss_init_softmax_xent"].as_f64().unwrap();
     assert!(

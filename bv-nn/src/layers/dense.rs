@@ -182,12 +182,17 @@ impl Conv {
     }
 }
 
-impl Module for Conv {
-    const NAME: &'static str = "Conv";
-    type In = Tensor;
-    type Out = Tensor;
+impl Conv {
+    /// The kernel shape `(kh, kw, in / groups, features)` for `cin` input channels.
+    pub fn kernel_shape(&self, cin: usize) -> Vec<usize> {
+        let mut kshape = self.kernel_size.clone();
+        kshape.extend([cin / self.groups.max(1), self.features]);
+        kshape
+    }
 
-    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+    /// The convolution of `x` with `kernel` (no bias), with this layer's strides, padding,
+    /// dilation and groups.
+    pub fn convolve(&self, x: &Tensor, kernel: &Tensor) -> Tensor {
         let nsp = self.kernel_size.len();
         let or_ones = |v: &[usize]| {
             if v.is_empty() {
@@ -197,10 +202,6 @@ impl Module for Conv {
             }
         };
         let (strides, dilation) = (or_ones(&self.strides), or_ones(&self.dilation));
-        let cin = x.shape().last().copied().unwrap_or(1);
-        let mut kshape = self.kernel_size.clone();
-        kshape.extend([cin / self.groups.max(1), self.features]);
-        let kernel = s.param("kernel", &self.kernel_init, &kshape, DType::F32);
         let spatial = x.shape().get(1..1 + nsp).unwrap_or(&[]).to_vec();
         let padding = match &self.padding {
             ConvPadding::Valid => vec![(0, 0); nsp],
@@ -220,9 +221,9 @@ impl Module for Conv {
         } else {
             ("NWC", "WIO")
         };
-        let y = prim::conv_general_dilated(
-            &x,
-            &kernel,
+        prim::conv_general_dilated(
+            x,
+            kernel,
             Convolution {
                 strides,
                 padding,
@@ -233,7 +234,20 @@ impl Module for Conv {
                 batch_group_count: 1,
                 precision: Precision::Default,
             },
-        );
+        )
+    }
+}
+
+impl Module for Conv {
+    const NAME: &'static str = "Conv";
+    type In = Tensor;
+    type Out = Tensor;
+
+    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+        let cin = x.shape().last().copied().unwrap_or(1);
+        let kshape = self.kernel_shape(cin);
+        let kernel = s.param("kernel", &self.kernel_init, &kshape, DType::F32);
+        let y = self.convolve(&x, &kernel);
         if !self.use_bias {
             return y;
         }

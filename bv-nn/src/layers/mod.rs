@@ -8,4 +8,4 @@ mod norm;
 pub use attention::{dot_product_attention, MultiHeadDotProductAttention};
 pub use dense::{Conv, ConvPadding, Dense, DenseGeneral, MlpBlock};
 pub use dropout::Dropout;
-pub use norm::LayerNorm;
+pub use norm::{GroupNorm, LayerNorm};

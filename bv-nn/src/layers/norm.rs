@@ -1,5 +1,6 @@
-//! `LayerNorm` with Flax's fast variance and epsilon.
+//! `LayerNorm` and `GroupNorm` with Flax's fast variance and epsilon.
 
+use bv_core::numpy as np;
 use bv_core::prim::{self, ReduceKind};
 use bv_core::{DType, Tensor};
 
@@ -50,5 +51,61 @@ impl Module for LayerNorm {
         ));
         let y = prim::mul(&prim::sub(&x, &mean), &prim::mul(&mul, &last(&scale)));
         prim::add(&y, &last(&bias))
+    }
+}
+
+/// Flax's `GroupNorm`: statistics per example over the spatial axes and the channels of
+/// each of `num_groups` groups, with the fast variance `max(E[x²] - E[x]², 0)`; scale and
+/// bias of shape `(C,)`.
+#[derive(Clone, Debug)]
+pub struct GroupNorm {
+    /// Channel groups (Flax default 32).
+    pub num_groups: usize,
+    /// Added to the variance (Flax default 1e-6).
+    pub epsilon: f64,
+    /// Initializer of `scale` (ones by default).
+    pub scale_init: Init,
+}
+
+impl Default for GroupNorm {
+    fn default() -> Self {
+        GroupNorm {
+            num_groups: 32,
+            epsilon: 1e-6,
+            scale_init: Init::Ones,
+        }
+    }
+}
+
+impl Module for GroupNorm {
+    const NAME: &'static str = "GroupNorm";
+    /// `[batch, spatial..., C]`.
+    type In = Tensor;
+    type Out = Tensor;
+
+    fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+        let shape = x.shape().to_vec();
+        let r = shape.len();
+        let c = shape[r - 1];
+        let g = self.num_groups.max(1);
+        let mut grouped = shape[..r - 1].to_vec();
+        grouped.extend([g, c / g]);
+        let xg = prim::reshape(&x, &grouped);
+        let axes: Vec<isize> = (1..r + 1)
+            .filter(|&a| a != r - 1)
+            .map(|a| a as isize)
+            .collect();
+        let mean = np::mean(&xg, axes.clone(), true);
+        let mean2 = np::mean(&(&xg * &xg), axes, true);
+        let var = np::maximum(&(&mean2 - &(&mean * &mean)), 0.0);
+        let scale = s.param("scale", &self.scale_init, &[c], DType::F32);
+        let bias = s.param("bias", &Init::Zeros, &[c], DType::F32);
+        let mul = prim::reshape(
+            &np::broadcast_to(&prim::rsqrt(&(&var + self.epsilon)), &grouped),
+            &shape,
+        );
+        let mul = &mul * &prim::broadcast_in_dim(&scale, &shape, &[r - 1]);
+        let centered = prim::reshape(&(&xg - &np::broadcast_to(&mean, &grouped)), &shape);
+        &(&centered * &mul) + &prim::broadcast_in_dim(&bias, &shape, &[r - 1])
     }
 }

@@ -13,6 +13,7 @@
 //! # Ok::<(), bv_nn::models::ModelError>(())
 //! ```
 
+pub mod bit;
 mod config;
 pub mod mlp_mixer;
 pub mod vit;
@@ -52,7 +53,7 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
 }
 
 /// The model names [`build`] knows.
-pub const MODEL_NAMES: [&str; 2] = ["vit", "mlp_mixer"];
+pub const MODEL_NAMES: [&str; 4] = ["vit", "mlp_mixer", "bit", "bit_paper"];
 
 /// Why a model could not be built from its config.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +127,8 @@ pub fn build(name: &str, config: &Value) -> Result<Arc<dyn ImageModel>, ModelErr
     Ok(match name {
         "vit" => Arc::new(vit::Vit::from_config(config)?),
         "mlp_mixer" => Arc::new(mlp_mixer::MlpMixer::from_config(config)?),
+        "bit" => Arc::new(bit::ResNet::from_config(bit::Version::V1, config)?),
+        "bit_paper" => Arc::new(bit::ResNet::from_config(bit::Version::V2, config)?),
         _ => {
             return Err(ModelError::UnknownModel {
                 name: name.to_string(),

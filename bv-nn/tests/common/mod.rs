@@ -55,25 +55,21 @@ pub fn loss(name: &str, logits: &Tensor, labels: &Tensor) -> Tensor {
     np::mean(&per_example, 0, false)
 }
 
-/// `model.apply(params, image, train=False)` under `jit`: logits and `out`.
+/// `model.apply(params, image, train=False)` under one `jit`: logits and `out`.
 pub fn forward(
     model: &Arc<dyn ImageModel>,
-    params: Params<Array>,
-    image: Array,
-) -> (Array, Params<Array>) {
+) -> impl Fn(Params<Array>, &Array) -> (Array, Params<Array>) {
     let m = model.clone();
     let f = jit(move |(p, x): (Params<Tensor>, Tensor)| m.apply(&p, &x, false, &[]));
-    f.call(&(params, image)).expect("forward runs")
+    move |params, image| f.call(&(params, image.clone())).expect("forward runs")
 }
 
-/// `value_and_grad` of `loss(model.apply(params, image, train=True))` under `jit`.
+/// `value_and_grad` of `loss(model.apply(params, image, train=True), labels)` under one
+/// `jit`.
 pub fn loss_and_grads(
     model: &Arc<dyn ImageModel>,
     loss_name: &'static str,
-    params: Params<Array>,
-    image: Array,
-    labels: Array,
-) -> (f64, Params<Array>) {
+) -> impl Fn(Params<Array>, &Array, &Array) -> (f64, Params<Array>) {
     let m = model.clone();
     let f = jit(move |(p, x, y): (Params<Tensor>, Tensor, Tensor)| {
         let vg = value_and_grad_aux(|p: Params<Tensor>| {
@@ -83,8 +79,12 @@ pub fn loss_and_grads(
         let ((l, ()), g) = vg(&p);
         (l, g)
     });
-    let (l, g) = f.call(&(params, image, labels)).expect("gradient runs");
-    (f64::from(l.item::<f32>().unwrap()), g)
+    move |params, image, labels| {
+        let (l, g) = f
+            .call(&(params, image.clone(), labels.clone()))
+            .expect("gradient runs");
+        (f64::from(l.item::<f32>().unwrap()), g)
+    }
 }
 
 /// The largest `|got - want|` after checking `|got - want| <= atol + rtol |want|` for every
