@@ -157,7 +157,7 @@ fn compare_state(
 ) {
     let has_clip = tx.stage_names().any(|s| s == "clip");
     let mut seen = std::collections::BTreeSet::new();
-    let mut bf16_off = 0;
+    let (mut bf16_off, mut worst) = (0, 0.0f64);
     for (path, w) in under(want, &format!("step{step}/")) {
         let (path, is_bf16) = match path.strip_suffix("@bf16") {
             Some(p) => (p.to_string(), true),
@@ -177,7 +177,7 @@ fn compare_state(
         } else if w.dtype() == DType::I32 {
             assert_eq!(values(got), values(&w), "{what}");
         } else {
-            check(&what, got, &w, 1e-6, 1e-5);
+            worst = worst.max(check(&what, got, &w, 1e-6, 1e-5));
         }
     }
     let ours: Vec<_> = state.keys().filter(|k| !seen.contains(*k)).collect();
@@ -186,7 +186,7 @@ fn compare_state(
         "{name}: state entries not in the golden: {ours:?}"
     );
     println!(
-        "{name} step {step}: {} state entries, {bf16_off} bf16 ulp off",
+        "{name} step {step}: {} state entries, {bf16_off} bf16 ulp off, f32 max |diff| {worst:.2e}",
         seen.len()
     );
 }

@@ -28,7 +28,7 @@ use super::scale::{
 };
 use super::schedule::{ScheduleError, ScheduleGroups};
 use super::transform::{chain, masked, Chain, Transform};
-use crate::config::{Config, Dict};
+use crate::config::{Config, Dict, Plan};
 
 /// Optimizer cores `optax_name` can name.
 pub const OPTIMIZERS: &[&str] = &[
@@ -173,6 +173,16 @@ pub fn make<S: AsRef<str>>(
     }
     stages.push(("negate".into(), Box::new(Scale(-1.0))));
     Ok(chain(stages))
+}
+
+/// [`make`] for a training config and its resolved [`Plan`] (schedules with the run's
+/// length, batch size and data size).
+pub fn make_for_config<S: AsRef<str>>(
+    config: &Config,
+    plan: &Plan,
+    names: impl IntoIterator<Item = S>,
+) -> Result<Chain, OptimError> {
+    make(&OptimSpec::from(config), &plan.schedules, names)
 }
 
 /// One mask per pattern: the names whose first matching pattern (a full match) it is.

@@ -8,7 +8,7 @@ pub mod scale;
 pub mod schedule;
 pub mod transform;
 
-pub use make::{make, OptimError, OptimSpec, OPTIMIZERS};
+pub use make::{make, make_for_config, OptimError, OptimSpec, OPTIMIZERS};
 pub use schedule::{Schedule, ScheduleGroups};
 pub use transform::{
     apply_updates, chain, global_norm, masked, Chain, Masked, Params, State, Transform,

@@ -5,6 +5,29 @@
 //! State is a flat map of named entries: a transform names its fields (`mu/<param>`,
 //! `count`), and a [`Chain`] prefixes each stage's entries with the stage name
 //! (`adam/mu/a/kernel`), so a checkpoint of the state reads like the parameters.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use bv_core::{jit, Array};
+//! use bv_train::optim::{apply_updates, make, OptimSpec, Params, ScheduleGroups, State, Transform};
+//! let spec: OptimSpec =
+//!     serde_json::from_str(r#"{"optax_name": "scale_by_adam", "lr": 0.1}"#).unwrap();
+//! let groups = ScheduleGroups::new(None, 10, None, None).unwrap();
+//! let tx = Arc::new(make(&spec, &groups, ["w"]).unwrap());
+//! let t = tx.clone();
+//! let init = jit(move |p: Params| t.init(&p));
+//! let step = jit(move |(p, g, s): (Params, Params, State)| {
+//!     let (u, s) = tx.update(g, s, &p);
+//!     (apply_updates(&p, &u), s)
+//! });
+//! let params = [("w".to_string(), Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap())].into();
+//! let grads = [("w".to_string(), Array::from_slice(&[0.5f32, -0.5], &[2]).unwrap())].into();
+//! let state = init.call(&params).unwrap();
+//! let (params, state) = step.call(&(params, grads, state)).unwrap();
+//! let w = params["w"].to_vec::<f32>().unwrap(); // Adam's first step: θ - lr · sign(g)
+//! assert!((w[0] - 0.9).abs() < 1e-6 && (w[1] - 2.1).abs() < 1e-6);
+//! assert_eq!(state["adam/count"].item::<i32>().unwrap(), 1);
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
