@@ -14,6 +14,7 @@
 //! # Ok::<(), bv_core::JitError>(())
 //! ```
 
+pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod models;

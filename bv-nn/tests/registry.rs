@@ -99,3 +99,20 @@ fn mixer_and_bit_counts_match_published() {
         );
     }
 }
+
+/// `config.init_head_bias` fills `head/bias` inside the jitted init.
+#[test]
+fn init_head_bias_fills_the_head_bias() {
+    let model = build("vit", &json!({"variant": "mu/8", "num_classes": 3})).unwrap();
+    let spec = Spec::new([1, 16, 16, 3], DType::F32);
+    let f = jit(move |key: Tensor| {
+        let mut p = model.init(&key, &spec);
+        assert!(bv_nn::models::init_head_bias(&mut p, -6.9));
+        p
+    });
+    let p = f.call(&Key::from_seed(0).to_array().unwrap()).unwrap();
+    assert_eq!(
+        p.get("head/bias").unwrap().to_vec::<f32>().unwrap(),
+        vec![-6.9f32; 3]
+    );
+}

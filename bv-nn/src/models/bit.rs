@@ -3,6 +3,7 @@
 //! (`models/bit_paper.py`, model_name `bit_paper`), with their parameter names and `out`
 //! dicts.
 
+use bv_core::io::HostArray;
 use bv_core::{numpy as np, prim, DType, Spec, Tensor};
 use serde_json::Value;
 
@@ -350,6 +351,26 @@ impl ImageModel for ResNet {
             Version::V1 => "bit",
             Version::V2 => "bit_paper",
         }
+    }
+
+    /// v1's `fix_old_checkpoints`: GroupNorm parameters of old checkpoints are squeezed
+    /// to `(C,)`.
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
+        if self.version == Version::V2 {
+            return loaded;
+        }
+        let gn = ["gn_root", "gn_proj", "gn1", "gn2", "gn3"];
+        loaded
+            .into_iter()
+            .map(|(k, v)| {
+                if !k.split('/').any(|part| gn.contains(&part)) || v.shape().len() <= 1 {
+                    return (k, v);
+                }
+                let shape: Vec<usize> = v.shape().iter().copied().filter(|&n| n != 1).collect();
+                let squeezed = HostArray::from_bytes(v.dtype(), &shape, v.bytes().to_vec());
+                (k, squeezed.unwrap_or(v))
+            })
+            .collect()
     }
 
     fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {

@@ -21,6 +21,7 @@ pub mod vit;
 use std::fmt;
 use std::sync::Arc;
 
+use bv_core::io::HostArray;
 use bv_core::{numpy as np, DType, Spec, Tensor};
 use serde_json::Value;
 
@@ -50,6 +51,30 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
         train: bool,
         rngs: &[(String, Tensor)],
     ) -> (Tensor, Out);
+
+    /// The model's fixes of older checkpoint layouts, applied by
+    /// [`checkpoint::load`](crate::checkpoint::load) before merging. None by default.
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
+        loaded
+    }
+
+    /// `loaded`, a checkpoint value of parameter `name`, resampled to the model's `shape`
+    /// (the ViT's `pos_embedding` on another grid); `None` where a shape change is an error.
+    fn resample(&self, name: &str, loaded: &HostArray, shape: &[usize]) -> Option<HostArray> {
+        let _ = (name, loaded, shape);
+        None
+    }
+}
+
+/// big_vision's `config.init_head_bias`: sets every element of `head/bias` to `value`
+/// (e.g. -6.9 for sigmoid losses); `false` when the model has no head.
+pub fn init_head_bias(params: &mut Params<Tensor>, value: f64) -> bool {
+    let Some(bias) = params.get("head/bias") else {
+        return false;
+    };
+    let filled = np::full(bias.shape(), value, bias.dtype());
+    params.insert("head/bias", filled);
+    true
 }
 
 /// The model names [`build`] knows.

@@ -2,6 +2,7 @@
 //! dict of intermediate values, dropout as Flax draws it, and [`Vit::from_config`] for
 //! big_vision's `config.model` keys.
 
+use bv_core::io::HostArray;
 use bv_core::numpy as np;
 use bv_core::prim;
 use bv_core::{DType, Spec, Tensor};
@@ -423,6 +424,64 @@ impl Module for Vit {
 impl ImageModel for Vit {
     fn model_name(&self) -> &'static str {
         "vit"
+    }
+
+    /// `vit.fix_old_checkpoints`: `pos_embedding` moved out of `Transformer` (and its
+    /// `posembed_input`), and a combined `[cls]`+grid posemb split, the cls part added to
+    /// `cls`.
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
+        let mut out: Params<HostArray> = loaded
+            .into_iter()
+            .map(|(k, v)| match k.as_str() {
+                "Transformer/posembed_input/pos_embedding" | "Transformer/pos_embedding" => {
+                    ("pos_embedding".to_string(), v)
+                }
+                _ => (k, v),
+            })
+            .collect();
+        let Some(pe) = out.get("pos_embedding").cloned() else {
+            return out;
+        };
+        let (n, d) = (pe.shape()[1], pe.shape()[2]);
+        let g = (n as f64).sqrt() as usize;
+        if g * g + 1 != n {
+            return out;
+        }
+        let values = pe.to_vec::<f32>().expect("float32 pos_embedding");
+        let (pe_cls, grid) = values.split_at(d);
+        let grid = HostArray::from_slice(grid, &[1, n - 1, d]).expect("sizes match");
+        out.insert("pos_embedding", grid);
+        if let Some(cls) = out.get("cls") {
+            let sum: Vec<f32> = cls
+                .to_vec::<f32>()
+                .expect("float32 cls")
+                .iter()
+                .zip(pe_cls)
+                .map(|(a, b)| a + b)
+                .collect();
+            let sum = HostArray::from_slice(&sum, cls.shape()).expect("sizes match");
+            out.insert("cls", sum);
+        }
+        out
+    }
+
+    /// `vit.resample_posemb`: a `pos_embedding` of another square grid, resampled
+    /// bilinearly (`scipy.ndimage.zoom(order=1)`).
+    fn resample(&self, name: &str, loaded: &HostArray, shape: &[usize]) -> Option<HostArray> {
+        let (old, new) = (loaded.shape(), shape);
+        if name != "pos_embedding" || old.len() != 3 || new.len() != 3 || old[2] != new[2] {
+            return None;
+        }
+        let (g, n) = (
+            (old[1] as f64).sqrt() as usize,
+            (new[1] as f64).sqrt() as usize,
+        );
+        if g * g != old[1] || n * n != new[1] {
+            return None;
+        }
+        let values = loaded.to_vec::<f32>().ok()?;
+        let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
+        HostArray::from_slice(&grid, new).ok()
     }
 
     fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
