@@ -1,4 +1,5 @@
-//! The `bv-train` binary: `bv-train data prepare fashion_mnist`, `bv-train data inspect NAME`.
+//! The `bv-train` binary: `bv-train --config FILE --workdir DIR` trains; `bv-train data`,
+//! `config` and `plot` prepare datasets, check configs and draw curves.
 
 use clap::Parser;
 

@@ -4,15 +4,57 @@ pub mod config;
 pub mod data;
 pub mod plot;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 /// big_vision's trainer, in Rust.
+///
+/// Train (or resume: a workdir with checkpoints continues where it stopped):
+///
+///   bv-train --config configs/fashion_mnist_vit.ron --workdir workdirs/fmnist
+///
+///   bv-train --config configs/vit_s16_i1k.ron --workdir W --set input.batch_size=256 --set lr=0.0005
+///
+/// Then `bv-train plot W` draws the curves; `bv-train config FILE` checks a config first.
 #[derive(Debug, Parser)]
-#[command(name = "bv-train", version, about)]
+#[command(
+    name = "bv-train",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do besides training.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// The training run (when no subcommand is given).
+    #[command(flatten)]
+    pub train: TrainFlags,
+}
+
+/// The flags of a training run.
+#[derive(Debug, clap::Args)]
+pub struct TrainFlags {
+    /// The config file (RON, big_vision's keys), e.g. configs/fashion_mnist_vit.ron.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The work directory: checkpoints, big_vision_metrics.txt and config.json go here.
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Override a config key by its dotted path, e.g. --set input.batch_size=64 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Where prepared TFDS datasets live (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Virtual CPU devices to train on (CPU plugin only; default 1).
+    #[arg(long)]
+    pub cpu_devices: Option<usize>,
+    /// Stop after this step (a later run resumes from the checkpoint written there).
+    #[arg(long)]
+    pub stop_after: Option<u64>,
 }
 
 /// The subcommands.
@@ -28,12 +70,47 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Runs the chosen subcommand.
+    /// Runs the chosen subcommand, or trains.
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         match self.command {
-            Command::Data(cmd) => cmd.run(),
-            Command::Plot(args) => args.run(),
-            Command::Config(args) => args.run(),
+            Some(Command::Data(cmd)) => cmd.run(),
+            Some(Command::Plot(args)) => args.run(),
+            Some(Command::Config(args)) => args.run(),
+            None => self.train.run(),
         }
+    }
+}
+
+impl TrainFlags {
+    fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+        let (Some(config), Some(workdir)) = (self.config, self.workdir) else {
+            return Err(
+                "give --config FILE and --workdir DIR to train (see bv-train --help)".into(),
+            );
+        };
+        if let Some(n) = self.cpu_devices {
+            bv_core::set_default_client(bv_core::pjrt::Client::cpu_with_devices(n)?);
+        }
+        let args = crate::train::RunArgs {
+            config,
+            workdir: workdir.clone(),
+            overrides: self.overrides,
+            data_dir: self.data_dir,
+            stop_after: self.stop_after,
+        };
+        let summary = crate::train::run(&args).map_err(|e| e as Box<dyn std::error::Error>)?;
+        println!(
+            "step {}: training_loss {:?}",
+            summary.step, summary.training_loss
+        );
+        for (k, v) in &summary.evals {
+            println!("{k}: {v:.4}");
+        }
+        println!(
+            "metrics in {}; draw them with: bv-train plot {}",
+            workdir.join("big_vision_metrics.txt").display(),
+            workdir.display()
+        );
+        Ok(())
     }
 }

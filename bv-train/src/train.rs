@@ -1,0 +1,692 @@
+//! big_vision's `train.py` in nine sections, read top to bottom: config and workdir, mesh,
+//! input pipeline, model and optimizer, sharding and init, the update step, loading a
+//! checkpoint, evaluators, and the loop. Sections with logic are plain functions below it.
+//!
+//! A custom training loop is a copy of this file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bv_core::autodiff::value_and_grad;
+use bv_core::io::HostArray;
+use bv_core::numpy as np;
+use bv_core::random::{self, Key};
+use bv_core::sharding::rules::{self, Leaf};
+use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::{jit, Array, Aval, DType, Spec, Tensor};
+use bv_nn::models::{self, ImageModel};
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{check_batch_divisible, Config, Plan};
+use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Value};
+use crate::evals::classification;
+use crate::losses;
+use crate::metrics::{MetricWriter, Progress};
+use crate::optim::{self, apply_updates, global_norm, Params, State, Transform};
+use crate::pp::{Pipeline, OPS};
+
+/// Anything that stops a run; the message says what to change.
+pub type TrainError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a run is asked to do (the `bv-train --config ... --workdir ...` flags).
+#[derive(Clone, Debug)]
+pub struct RunArgs {
+    /// The RON config.
+    pub config: PathBuf,
+    /// Where checkpoints, metrics and `config.json` go.
+    pub workdir: PathBuf,
+    /// `key.path=value` overrides.
+    pub overrides: Vec<String>,
+    /// Where prepared TFDS datasets live (default: `$TFDS_DATA_DIR`).
+    pub data_dir: Option<PathBuf>,
+    /// Stop after this step (to test resuming); the run continues on the next call.
+    pub stop_after: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// The last finished step.
+    pub step: u64,
+    /// The last logged training loss.
+    pub training_loss: Option<f64>,
+    /// The last value of every evaluator metric.
+    pub evals: BTreeMap<String, f64>,
+}
+
+/// The training state inside the step: parameters and optimizer state by name.
+type TrainState = (Params, State);
+
+/// The training state on devices.
+type Arrays = BTreeMap<String, Array>;
+
+/// What a checkpoint gives back: the state, the input position and the chrono.
+type Restored = ((Arrays, Arrays), Option<data::Position>, Chrono);
+
+/// Runs (or resumes) the training job of `args`.
+pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
+    // 1. Config and workdir: every check runs before anything is written.
+    let config = Config::load(&args.config, &args.overrides)?;
+    let client = bv_core::default_client()?;
+    let devices: Vec<i64> = client
+        .addressable_devices()
+        .iter()
+        .map(|d| i64::from(d.id()))
+        .collect();
+    check_batch_divisible(config.input.batch_size, devices.len() as u64)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(config.input.data.data_dir.as_ref().map(PathBuf::from));
+    let train_ds = open_dataset(&config.input.data.name, data_dir.as_deref())?;
+    let data_size: u64 = train_ds
+        .ranges(&config.input.data.split)?
+        .iter()
+        .map(|r| r.len())
+        .sum();
+    let plan = Plan::new(&config, data_size)?;
+
+    // 2. Mesh: one canonical device order for parameters, data and evaluators.
+    let mesh_axes = config
+        .mesh
+        .clone()
+        .unwrap_or_else(|| vec![("data".into(), -1)]);
+    let axes: Vec<(&str, i64)> = mesh_axes.iter().map(|(a, s)| (a.as_str(), *s)).collect();
+    let mesh = Mesh::new(&axes, &devices)?;
+    let batch_axis = mesh.axes()[0].0.clone();
+
+    // 3. Input pipeline.
+    let pp = Arc::new(Pipeline::build(&config.input.pp, OPS)?);
+    let train_cfg = TrainConfig {
+        sources: vec![Source {
+            dataset: train_ds.clone(),
+            split: config.input.data.split.clone(),
+            pp,
+            weight: 1.0,
+            shuffle_buffer: config.input.shuffle_buffer_size.unwrap_or(50_000) as usize,
+        }],
+        batch_size: config.input.batch_size as usize,
+        seed: config.seed,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        prefetch: config.input.prefetch.unwrap_or(2) as usize,
+        host_index: 0,
+        host_count: 1,
+        shuffle_files: true,
+        corruption: Corruption::default(),
+    };
+    let probe = data::train(&train_cfg, None)?
+        .next()
+        .ok_or("the training split is empty")??;
+    let image_spec = batch_spec(&probe, "image")?;
+
+    // 4. Model and optimizer.
+    let mut model_kw = serde_json::Value::Object(config.model.clone().into_iter().collect());
+    if let Some(n) = config.num_classes {
+        model_kw["num_classes"] = n.into();
+    }
+    let model = models::build(&config.model_name, &model_kw)?;
+    let (rng, rng_init) = Key::from_seed(config.seed as i64).split2();
+    let (_, rng_loop) = rng.split2();
+    let loss_name = config.loss.clone().unwrap_or_else(|| "sigmoid_xent".into());
+    for (what, name) in std::iter::once(("loss", &loss_name)).chain(
+        config
+            .evals
+            .values()
+            .filter_map(|e| e.loss_name.as_ref())
+            .map(|n| ("evals.*.loss_name", n)),
+    ) {
+        if !losses::NAMES.contains(&name.as_str()) {
+            return Err(format!(
+                "{what}: unknown loss {name:?}; use one of {:?}",
+                losses::NAMES
+            )
+            .into());
+        }
+    }
+
+    // 5. Sharding and init: parameters are born with their final layout.
+    let strategy = config
+        .sharding_strategy
+        .clone()
+        .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
+    let init = {
+        let (m, spec, bias) = (model.clone(), image_spec.clone(), config.init_head_bias);
+        let rule = layout_rule(&strategy, &mesh, "params");
+        jit(move |key: Tensor| init_params(m.as_ref(), &key, &spec, bias))
+            .named("init")
+            .sharded(mesh.clone(), move |p, a| rule(p, a))
+    };
+    let shapes = init.lower(&Key::spec())?;
+    let names: Vec<String> = param_names(&shapes)?;
+    let tx = Arc::new(optim::make_for_config(&config, &plan, &names)?);
+    let frozen: Vec<String> = frozen_names(&plan, &names)?;
+    let opt_init = {
+        let t = tx.clone();
+        let rule = layout_rule(&strategy, &mesh, "opt");
+        jit(move |p: Params| t.init(&p))
+            .named("opt_init")
+            .sharded(mesh.clone(), move |p, a| rule(p, a))
+    };
+
+    // 6. The update step: forward, backward and optimizer in one donating executable.
+    let update = {
+        let (m, t, loss_name) = (model.clone(), tx.clone(), loss_name.clone());
+        let (rules_p, rules_o) = (
+            layout_rule(&strategy, &mesh, "params"),
+            layout_rule(&strategy, &mesh, "opt"),
+        );
+        jit(
+            move |(state, rng_loop, step, x, y): (TrainState, Tensor, Tensor, Tensor, Tensor)| {
+                update_step(
+                    m.as_ref(),
+                    t.as_ref(),
+                    &loss_name,
+                    &frozen,
+                    state,
+                    &rng_loop,
+                    &step,
+                    &x,
+                    &y,
+                )
+            },
+        )
+        .named("update")
+        .donate_argnums(&[0])
+        .sharded(mesh.clone(), move |path, a| match path.split_once('/') {
+            Some(("0", rest)) => match rest.split_once('/') {
+                Some(("0", name)) => rules_p(name, a),
+                Some(("1", name)) => rules_o(name, a),
+                _ => PartitionSpec::replicated(),
+            },
+            _ => PartitionSpec::replicated(),
+        })
+    };
+
+    // 7. Load: the workdir's LAST checkpoint, else config.resume, else model_init, else
+    //    from scratch. Nothing is written to the workdir before this point.
+    std::fs::create_dir_all(&args.workdir)?;
+    config.write_json(&args.workdir)?;
+    let restored = match checkpoint::load_last(&args.workdir)? {
+        Some(c) => Some(c),
+        None => config.resume.as_ref().map(checkpoint::load).transpose()?,
+    };
+    let (mut state, first_step, position, mut chrono) = match restored {
+        Some(c) => {
+            let (state, position, chrono) = restore(&c, &mesh, &strategy)?;
+            (state, c.step, position, chrono)
+        }
+        None => {
+            let mut params = init.call(&rng_init.to_array()?)?;
+            if let Some(path) = &config.model_init {
+                params = load_model_init(
+                    model.as_ref(),
+                    params,
+                    Path::new(path),
+                    &config,
+                    &mesh,
+                    &strategy,
+                )?;
+            }
+            let opt = opt_init.call(&params)?;
+            ((params, opt), 0, None, Chrono::default())
+        }
+    };
+
+    // 8. Evaluators: classification over an ordered, padded eval pipeline.
+    let mut evaluators = Vec::new();
+    for (name, cfg) in &config.evals {
+        if cfg.kind != "classification" {
+            return Err(format!(
+                "evals.{name}: evaluator type {:?} is not available yet; use classification",
+                cfg.kind
+            )
+            .into());
+        }
+        let data = cfg.data.as_ref().unwrap_or(&config.input.data);
+        let ds = open_dataset(&data.name, data_dir.as_deref())?;
+        let pp = Arc::new(Pipeline::build(
+            cfg.pp_fn.as_deref().unwrap_or(&config.input.pp),
+            OPS,
+        )?);
+        let eval_cfg = data::EvalConfig {
+            dataset: ds,
+            split: data.split.clone(),
+            pp,
+            batch_size: cfg.batch_size.unwrap_or(config.input.batch_size) as usize,
+            threads: train_cfg.threads,
+            host_index: 0,
+            host_count: 1,
+        };
+        let (m, ln) = (
+            model.clone(),
+            cfg.loss_name.clone().unwrap_or_else(|| loss_name.clone()),
+        );
+        let predict = jit(
+            move |(params, x, y, mask): (Params, Tensor, Tensor, Tensor)| {
+                let p: bv_nn::Params<Tensor> = params.into_iter().collect();
+                let (logits, _) = m.apply(&p, &x, false, &[]);
+                // The loss name was checked above, so the sums always exist.
+                classification::batch_sums(&ln, &logits, &y, &mask)
+                    .unwrap_or_else(|| (logits.clone(), logits.clone(), logits))
+            },
+        )
+        .named(&format!("eval_{name}"))
+        .sharded(mesh.clone(), |_, _| PartitionSpec::replicated());
+        let prefix = cfg.prefix.clone().unwrap_or_else(|| format!("{name}/"));
+        let skip_first = cfg.skip_first.unwrap_or(false);
+        let eval_plan = plan.evals.iter().find(|e| &e.name == name).cloned();
+        evaluators.push((eval_cfg, predict, prefix, skip_first, eval_plan));
+    }
+
+    // 9. The loop.
+    let mut metrics = MetricWriter::open(&args.workdir, first_step)?;
+    let progress = Progress::new(plan.total_steps, first_step);
+    progress.note(&format!(
+        "bv-train: {} steps ({:.2} epochs of {data_size} examples, batch {}), model {} with {} parameters, {} device(s)",
+        plan.total_steps,
+        plan.epochs(),
+        plan.batch_size,
+        config.model_name,
+        shapes.out_avals.iter().map(|a| a.size()).sum::<usize>(),
+        mesh.size()
+    ));
+    let mut summary = Summary {
+        step: first_step,
+        ..Summary::default()
+    };
+    let run_evals = |step: u64,
+                     state: &(Arrays, Arrays),
+                     metrics: &mut MetricWriter,
+                     summary: &mut Summary,
+                     first: bool|
+     -> Result<(), TrainError> {
+        for (cfg, predict, prefix, skip_first, eval_plan) in &evaluators {
+            let due = if first {
+                !skip_first
+            } else {
+                eval_plan
+                    .as_ref()
+                    .is_some_and(|p| p.due(step, plan.total_steps))
+            };
+            if !due {
+                continue;
+            }
+            let t = Instant::now();
+            let (mut correct, mut loss, mut count) = (0.0, 0.0, 0.0);
+            for batch in data::eval(cfg)? {
+                let batch = batch?;
+                let x = to_array(&batch, "image", &mesh, &batch_axis)?;
+                let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
+                let mask = to_array(&batch, "_mask", &mesh, &batch_axis)?;
+                let (c, l, n) = predict.call(&(state.0.clone(), x, y, mask))?;
+                correct += f64::from(c.item::<f32>()?);
+                loss += f64::from(l.item::<f32>()?);
+                count += f64::from(n.item::<f32>()?);
+            }
+            for (k, v) in [("prec@1", correct / count), ("loss", loss / count)] {
+                let key = format!("{prefix}{k}");
+                metrics.measure(&key, v);
+                summary.evals.insert(key.clone(), v);
+                progress.note(&format!("step {step}: {key} = {v:.4}"));
+            }
+            metrics.measure(
+                &format!("z/secs/eval/{}", prefix.trim_end_matches('/')),
+                t.elapsed().as_secs_f64(),
+            );
+        }
+        Ok(())
+    };
+    if first_step == 0 || first_step == plan.total_steps {
+        metrics.step_start(first_step);
+        run_evals(first_step, &state, &mut metrics, &mut summary, true)?;
+        metrics.step_end()?;
+    }
+    let mut batches = data::train(&train_cfg, position.as_ref())?;
+    let rng_loop = rng_loop.to_array()?;
+    let start = Instant::now();
+    let last_step = args
+        .stop_after
+        .map_or(plan.total_steps, |s| s.min(plan.total_steps));
+    let mut window = (Instant::now(), 0u64);
+    for step in first_step + 1..=last_step {
+        let batch = batches.next().ok_or("the training pipeline ended")??;
+        metrics.step_start(step);
+        let x = to_array(&batch, "image", &mesh, &batch_axis)?;
+        let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
+        let step_arr = Array::scalar((step - 1) as u32)?;
+        let ((params, opt), loss, l2_grads, l2_params, l2_updates) =
+            update.call(&(state, rng_loop.clone(), step_arr, x, y))?;
+        state = (params, opt);
+        chrono.examples_seen += plan.batch_size;
+
+        if plan.log_due(step) || step == first_step + 1 {
+            let measured = [
+                ("training_loss", &loss),
+                ("l2_grads", &l2_grads),
+                ("l2_params", &l2_params),
+                ("l2_updates", &l2_updates),
+            ];
+            let mut values = Vec::new();
+            for (name, a) in measured {
+                let v = f64::from(a.item::<f32>()?);
+                if !v.is_finite() {
+                    return Err(format!("{name} is {v} at step {step}; lower the learning rate or check the data (the last checkpoint is kept)").into());
+                }
+                values.push((name, v));
+            }
+            let elapsed = window.0.elapsed().as_secs_f64();
+            let img_per_sec = (step - window.1) as f64 * plan.batch_size as f64 / elapsed.max(1e-9);
+            window = (Instant::now(), step);
+            for (name, v) in &values {
+                metrics.measure(name, *v);
+            }
+            for (name, v) in plan.schedules.logged(step - 1) {
+                metrics.measure(&name, v);
+            }
+            chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
+            metrics.measure("img/sec/core", img_per_sec / mesh.size() as f64);
+            metrics.measure("examples_seen", chrono.examples_seen as f64);
+            metrics.measure("epoch", chrono.examples_seen as f64 / data_size as f64);
+            metrics.measure("progress", step as f64 / plan.total_steps as f64);
+            metrics.measure("uptime", chrono.train_secs);
+            metrics.measure(
+                "core_hours",
+                chrono.train_secs * mesh.size() as f64 / 3600.0,
+            );
+            summary.training_loss = Some(values[0].1);
+            progress.update(step, Some(values[0].1), Some(img_per_sec));
+        } else {
+            progress.update(step, summary.training_loss, None);
+        }
+
+        if let Some(keep) = plan
+            .checkpoint_due(step)
+            .or((step == last_step && step < plan.total_steps).then_some(false))
+        {
+            chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
+            save(
+                &args.workdir,
+                step,
+                &state,
+                batch.position.as_ref(),
+                &chrono,
+                keep,
+            )?;
+        }
+        run_evals(step, &state, &mut metrics, &mut summary, false)?;
+        metrics.step_end()?;
+        summary.step = step;
+    }
+    progress.finish();
+    Ok(summary)
+}
+
+/// Training-time accumulators kept in checkpoints (big_vision's `chrono`).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Chrono {
+    examples_seen: u64,
+    train_secs: f64,
+    #[serde(skip)]
+    train_secs_base: f64,
+}
+
+/// Opens a prepared dataset; Fashion-MNIST is prepared on first use.
+fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDataset>, TrainError> {
+    match TfdsDataset::open(name, dir) {
+        Ok(ds) => Ok(Arc::new(ds)),
+        Err(e) if name == "fashion_mnist" => {
+            eprintln!("bv-train: {e}; preparing fashion_mnist from the Debian IDX files");
+            let idx = data::fashion_mnist::provide_idx_dir(None)?;
+            data::fashion_mnist::prepare(&idx, &data::tfds::data_dir(dir), [None, None])?;
+            Ok(Arc::new(TfdsDataset::open(name, dir)?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The spec of one batch feature (its dtype as the device will see it).
+fn batch_spec(batch: &Batch, key: &str) -> Result<Spec, TrainError> {
+    let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
+    Ok(Spec::new(v.shape().to_vec(), value_dtype(v)?))
+}
+
+fn missing(key: &str, batch: &Batch) -> TrainError {
+    format!(
+        "the pp pipeline yields no {key:?} (it yields {:?}); end it with e.g. keep(\"image\", \"labels\")",
+        batch.data.keys().collect::<Vec<_>>()
+    )
+    .into()
+}
+
+fn value_dtype(v: &Value) -> Result<DType, TrainError> {
+    Ok(match v {
+        Value::U8(_) => DType::U8,
+        Value::I64(_) => DType::I32,
+        Value::F32(_) => DType::F32,
+        Value::Bytes(_) => {
+            return Err("byte-string features cannot go to devices; decode them in pp".into())
+        }
+    })
+}
+
+/// A batch feature as a device array split over the mesh's batch axis.
+fn to_array(batch: &Batch, key: &str, mesh: &Mesh, axis: &str) -> Result<Array, TrainError> {
+    let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
+    let mut spec = vec![None; v.shape().len()];
+    if !spec.is_empty() {
+        spec[0] = Some(axis);
+    }
+    let sharding = NamedSharding::new(mesh.clone(), PartitionSpec::of(&spec))?;
+    Ok(match v {
+        Value::U8(a) => Array::from_slice_sharded(&a.data, v.shape(), &sharding)?,
+        Value::I64(a) => {
+            let narrowed: Vec<i32> = a.data.iter().map(|&x| x as i32).collect();
+            Array::from_slice_sharded(&narrowed, v.shape(), &sharding)?
+        }
+        Value::F32(a) => Array::from_slice_sharded(&a.data, v.shape(), &sharding)?,
+        Value::Bytes(_) => return Err(format!("feature {key:?} holds byte strings").into()),
+    })
+}
+
+/// The layout of each leaf under big_vision's `sharding_strategy`, names prefixed as
+/// big_vision sees them (`params/...`, `opt/...`).
+fn layout_rule(
+    strategy: &[(String, String)],
+    mesh: &Mesh,
+    prefix: &str,
+) -> impl Fn(&str, &Aval) -> PartitionSpec + Send + Sync + Clone + 'static {
+    let (strategy, mesh, prefix) = (strategy.to_vec(), mesh.clone(), prefix.to_string());
+    move |path: &str, aval: &Aval| {
+        let name = format!("{prefix}/{path}");
+        let shape: Vec<i64> = aval.shape.iter().map(|&d| d as i64).collect();
+        let leaf = Leaf {
+            name: &name,
+            shape: &shape,
+            dtype: aval.dtype,
+        };
+        rules::infer(&strategy, &[leaf], &mesh)
+            .map(|mut v| v.remove(0))
+            .unwrap_or_default()
+    }
+}
+
+/// `model.init`, then `init_head_bias` as big_vision applies it.
+fn init_params(
+    model: &dyn ImageModel,
+    key: &Tensor,
+    image: &Spec,
+    head_bias: Option<f64>,
+) -> Params {
+    let mut params: Params = model.init(key, image).into_iter().collect();
+    if let (Some(b), Some(bias)) = (head_bias, params.get("head/bias").cloned()) {
+        params.insert("head/bias".into(), np::full(bias.shape(), b, bias.dtype()));
+    }
+    params
+}
+
+/// The parameter names, in the order `init` returns them.
+fn param_names(lowered: &bv_core::Lowered) -> Result<Vec<String>, TrainError> {
+    let specs: Vec<Spec> = lowered
+        .out_avals
+        .iter()
+        .map(|a| Spec::new(a.shape.clone(), a.dtype))
+        .collect();
+    let tree: BTreeMap<String, Spec> = bv_core::tree::unflatten(&lowered.out_def, specs)?;
+    Ok(tree.into_keys().collect())
+}
+
+/// Parameters in frozen schedule groups (`schedule: [(regex, None)]`).
+fn frozen_names(plan: &Plan, names: &[String]) -> Result<Vec<String>, TrainError> {
+    let groups: Vec<bool> = plan.schedules.groups().map(|(_, s)| s.is_none()).collect();
+    let mut out = Vec::new();
+    for n in names {
+        if groups[plan.schedules.group_of(n)?] {
+            out.push(n.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// One training step (big_vision's `update_fn`): the loss and its gradient, the optimizer
+/// update, and the measurements.
+#[allow(clippy::too_many_arguments)]
+fn update_step(
+    model: &dyn ImageModel,
+    tx: &dyn Transform,
+    loss_name: &str,
+    frozen: &[String],
+    (params, opt): TrainState,
+    rng_loop: &Tensor,
+    step: &Tensor,
+    x: &Tensor,
+    y: &Tensor,
+) -> (TrainState, Tensor, Tensor, Tensor, Tensor) {
+    let rng = random::fold_in(rng_loop, step);
+    let (_, rng_model) = random::split2(&rng);
+    let image = np::astype(x, DType::F32);
+    let loss_fn = |p: Params| {
+        let p: bv_nn::Params<Tensor> = p.into_iter().collect();
+        let (logits, _) = model.apply(&p, &image, true, &[("dropout".into(), rng_model.clone())]);
+        let per_example = losses::per_example(loss_name, &logits, y).unwrap_or(logits);
+        np::mean(&per_example, np::Axes::All, false)
+    };
+    let (loss, grads) = value_and_grad(loss_fn)(&params);
+    let trainable: Params = grads
+        .iter()
+        .filter(|(n, _)| !frozen.contains(n))
+        .map(|(n, g)| (n.clone(), g.clone()))
+        .collect();
+    let l2_grads = global_norm(&trainable);
+    let (updates, opt) = tx.update(grads, opt, &params);
+    let l2_updates = global_norm(&updates);
+    let params = apply_updates(&params, &updates);
+    let l2_params = global_norm(&params);
+    ((params, opt), loss, l2_grads, l2_params, l2_updates)
+}
+
+/// Writes a checkpoint: parameters, optimizer state, the data position and the chrono.
+fn save(
+    workdir: &Path,
+    step: u64,
+    state: &(Arrays, Arrays),
+    position: Option<&data::Position>,
+    chrono: &Chrono,
+    keep: bool,
+) -> Result<(), TrainError> {
+    let mut leaves = Vec::new();
+    for (prefix, tree) in [("params", &state.0), ("opt", &state.1)] {
+        for (name, a) in tree {
+            leaves.push((
+                format!("{prefix}/{name}"),
+                HostArray::from_bytes(a.dtype(), a.shape(), a.to_bytes()?)?,
+            ));
+        }
+    }
+    let extra = serde_json::json!({ "position": position, "chrono": chrono });
+    checkpoint::save(
+        workdir,
+        &Checkpoint {
+            step,
+            leaves,
+            extra,
+        },
+        keep,
+    )?;
+    Ok(())
+}
+
+/// A checkpoint's state laid out as a fresh run would lay it out.
+fn restore(
+    c: &Checkpoint,
+    mesh: &Mesh,
+    strategy: &[(String, String)],
+) -> Result<Restored, TrainError> {
+    let mut params = Arrays::new();
+    let mut opt = Arrays::new();
+    for (name, h) in &c.leaves {
+        let (prefix, rest) = name
+            .split_once('/')
+            .ok_or_else(|| format!("checkpoint leaf {name:?} is neither params/ nor opt/"))?;
+        let rule = layout_rule(strategy, mesh, prefix);
+        let spec = rule(rest, &Aval::new(h.shape().to_vec(), h.dtype()));
+        let a = Array::from_bytes_sharded(
+            h.bytes(),
+            h.dtype(),
+            h.shape(),
+            &NamedSharding::new(mesh.clone(), spec)?,
+        )?;
+        match prefix {
+            "params" => params.insert(rest.to_string(), a),
+            "opt" => opt.insert(rest.to_string(), a),
+            other => {
+                return Err(format!("checkpoint leaf {name:?} has unknown prefix {other:?}").into())
+            }
+        };
+    }
+    let position = serde_json::from_value(c.extra["position"].clone()).ok();
+    let mut chrono: Chrono = serde_json::from_value(c.extra["chrono"].clone()).unwrap_or_default();
+    chrono.train_secs_base = chrono.train_secs;
+    Ok(((params, opt), position, chrono))
+}
+
+/// `model_init`: parameters from a big_vision npz, merged with the fresh ones by the
+/// model's loader (`dont_load`, posemb resampling), laid out like the fresh ones.
+fn load_model_init(
+    model: &dyn ImageModel,
+    fresh: Arrays,
+    path: &Path,
+    config: &Config,
+    mesh: &Mesh,
+    strategy: &[(String, String)],
+) -> Result<Arrays, TrainError> {
+    let mut init_host = bv_nn::Params::new();
+    for (name, a) in &fresh {
+        init_host.insert(
+            name.clone(),
+            HostArray::from_bytes(a.dtype(), a.shape(), a.to_bytes()?)?,
+        );
+    }
+    let dont_load: Vec<String> = config
+        .model_load
+        .get("dont_load")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let loaded = bv_nn::checkpoint::load(model, &init_host, path, &dont_load)?;
+    let rule = layout_rule(strategy, mesh, "params");
+    let mut out = Arrays::new();
+    for (name, h) in loaded {
+        let spec = rule(&name, &Aval::new(h.shape().to_vec(), h.dtype()));
+        out.insert(
+            name,
+            Array::from_bytes_sharded(
+                h.bytes(),
+                h.dtype(),
+                h.shape(),
+                &NamedSharding::new(mesh.clone(), spec)?,
+            )?,
+        );
+    }
+    Ok(out)
+}
