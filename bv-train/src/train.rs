@@ -76,6 +76,10 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .map(|d| i64::from(d.id()))
         .collect();
     check_batch_divisible(config.input.batch_size, devices.len() as u64)?;
+    for (name, e) in &config.evals {
+        let bs = e.batch_size.unwrap_or(config.input.batch_size);
+        check_batch_divisible(bs, devices.len() as u64).map_err(|err| format!("evals.{name}.batch_size: {err}"))?;
+    }
     let data_dir = args
         .data_dir
         .clone()
@@ -205,9 +209,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     };
 
     // 7. Load: the workdir's LAST checkpoint, else config.resume, else model_init, else
-    //    from scratch. Nothing is written to the workdir before this point.
-    std::fs::create_dir_all(&args.workdir)?;
-    config.write_json(&args.workdir)?;
+    //    from scratch.
     let restored = match checkpoint::load_last(&args.workdir)? {
         Some(c) => Some(c),
         None => config.resume.as_ref().map(checkpoint::load).transpose()?,
@@ -280,9 +282,20 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         evaluators.push((eval_cfg, predict, prefix, skip_first, eval_plan));
     }
 
-    // 9. The loop.
-    let mut metrics = MetricWriter::open(&args.workdir, first_step)?;
+    // 9. The loop. Nothing is written to the workdir before this point, and nothing at all
+    //    for a run that is already complete (its last line and checkpoint are written).
     let progress = Progress::new(plan.total_steps, first_step);
+    if first_step == plan.total_steps {
+        progress.note(&format!(
+            "bv-train: the run in {} is complete (step {first_step})",
+            args.workdir.display()
+        ));
+        let prefixes: Vec<&str> = evaluators.iter().map(|e| e.2.as_str()).collect();
+        return Ok(completed_summary(&args.workdir, first_step, &prefixes));
+    }
+    std::fs::create_dir_all(&args.workdir)?;
+    config.write_json(&args.workdir)?;
+    let mut metrics = MetricWriter::open(&args.workdir, (first_step > 0).then_some(first_step))?;
     progress.note(&format!(
         "bv-train: {} steps ({:.2} epochs of {data_size} examples, batch {}), model {} with {} parameters, {} device(s)",
         plan.total_steps,
@@ -338,7 +351,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
         Ok(())
     };
-    if first_step == 0 || first_step == plan.total_steps {
+    if first_step == 0 {
         metrics.step_start(first_step);
         run_evals(first_step, &state, &mut metrics, &mut summary, true)?;
         metrics.step_end()?;
@@ -382,7 +395,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             for (name, v) in &values {
                 metrics.measure(name, *v);
             }
-            for (name, v) in plan.schedules.logged(step - 1) {
+            for (name, v) in plan.schedules.logged(step) {
                 metrics.measure(&name, v);
             }
             chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
@@ -400,7 +413,10 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         } else {
             progress.update(step, summary.training_loss, None);
         }
+        run_evals(step, &state, &mut metrics, &mut summary, false)?;
+        metrics.step_end()?;
 
+        // After the step's line: a resumed run keeps exactly the lines up to its checkpoint.
         if let Some(keep) = plan
             .checkpoint_due(step)
             .or((step == last_step && step < plan.total_steps).then_some(false))
@@ -415,8 +431,6 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
                 keep,
             )?;
         }
-        run_evals(step, &state, &mut metrics, &mut summary, false)?;
-        metrics.step_end()?;
         summary.step = step;
     }
     progress.finish();
@@ -430,6 +444,30 @@ struct Chrono {
     train_secs: f64,
     #[serde(skip)]
     train_secs_base: f64,
+}
+
+/// The summary of a complete run: the last logged loss and eval values (metrics named
+/// `<prefix>prec@1`, `<prefix>loss`) in its metrics file.
+fn completed_summary(workdir: &Path, step: u64, prefixes: &[&str]) -> Summary {
+    let mut summary = Summary {
+        step,
+        ..Summary::default()
+    };
+    let records = crate::metrics::read_metrics(workdir.join(crate::metrics::METRICS_FILE));
+    for (name, value) in records.iter().flatten().flat_map(|r| &r.values) {
+        let is_eval = prefixes.iter().any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|k| k == "prec@1" || k == "loss")
+        });
+        match value {
+            Some(v) if is_eval => {
+                summary.evals.insert(name.clone(), *v);
+            }
+            _ if name == "training_loss" => summary.training_loss = *value,
+            _ => {}
+        }
+    }
+    summary
 }
 
 /// Opens a prepared dataset; Fashion-MNIST is prepared on first use.
