@@ -3,8 +3,9 @@
 //! metric names, and the live progress line on the terminal.
 //!
 //! Non-finite values are written as `null` (Python's json writes the non-JSON `NaN`).
-//! On resume, lines for steps after the restored checkpoint are dropped first, so a run
-//! killed and resumed any number of times logs each step once.
+//! On resume, lines for steps after the restored checkpoint are dropped first (all lines
+//! when a run starts from scratch), so a run killed and resumed any number of times logs
+//! each step once, provided a step's line is written before its checkpoint.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -92,9 +93,10 @@ pub struct MetricWriter {
 }
 
 impl MetricWriter {
-    /// Opens `workdir/big_vision_metrics.txt` for a run that continues after `resume_step`
-    /// (0 for a fresh run): lines of later steps, and a cut-off last line, are removed.
-    pub fn open(workdir: impl AsRef<Path>, resume_step: u64) -> Result<Self, MetricsError> {
+    /// Opens `workdir/big_vision_metrics.txt` for a run that continues after the checkpoint
+    /// of `resume_step` (`None` for a run from scratch): lines of later steps (every line
+    /// for a run from scratch), and a cut-off last line, are removed.
+    pub fn open(workdir: impl AsRef<Path>, resume_step: Option<u64>) -> Result<Self, MetricsError> {
         let path = workdir.as_ref().join(METRICS_FILE);
         let io = |source| MetricsError::Io {
             path: path.clone(),
@@ -105,7 +107,7 @@ impl MetricWriter {
             let mut kept = String::new();
             for line in reader.lines() {
                 let line = line.map_err(io)?;
-                if parse_line(&line).is_ok_and(|r| r.step <= resume_step) {
+                if parse_line(&line).is_ok_and(|r| resume_step.is_some_and(|s| r.step <= s)) {
                     kept.push_str(&line);
                     kept.push('\n');
                 }
@@ -212,7 +214,7 @@ mod tests {
     #[test]
     fn writes_big_vision_lines_and_drops_later_steps_on_resume() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = MetricWriter::open(dir.path(), 0).unwrap();
+        let mut w = MetricWriter::open(dir.path(), None).unwrap();
         for step in 1..=4 {
             w.step_start(step);
             if step != 3 {
@@ -235,7 +237,7 @@ mod tests {
 
         // Killed mid-write after step 5, resumed from the checkpoint of step 2.
         std::fs::write(&path, format!("{text}{{\"step\": 6, \"trai")).unwrap();
-        let mut w = MetricWriter::open(dir.path(), 2).unwrap();
+        let mut w = MetricWriter::open(dir.path(), Some(2)).unwrap();
         w.step_start(3);
         w.measure("training_loss", 0.25);
         w.step_end().unwrap();
@@ -245,6 +247,10 @@ mod tests {
             .map(|r| r.step)
             .collect();
         assert_eq!(steps, vec![1, 2, 3]);
+
+        // Started from scratch again: every line goes.
+        MetricWriter::open(dir.path(), None).unwrap();
+        assert!(read_metrics(&path).unwrap().is_empty());
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     check_batch_divisible(config.input.batch_size, devices.len() as u64)?;
     for (name, e) in &config.evals {
         let bs = e.batch_size.unwrap_or(config.input.batch_size);
-        check_batch_divisible(bs, devices.len() as u64).map_err(|err| format!("evals.{name}.batch_size: {err}"))?;
+        check_batch_divisible(bs, devices.len() as u64)
+            .map_err(|err| format!("evals.{name}.batch_size: {err}"))?;
     }
     let data_dir = args
         .data_dir

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod train;
+
 /// The TFDS-written Fashion-MNIST fixture (1000 train, 200 test).
 pub fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/tfds")
