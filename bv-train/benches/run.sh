@@ -25,6 +25,10 @@ done
 "$VENV/bin/python" - "$WORK/results.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-med = {k: statistics.median(r["images_per_sec"] for r in rows if r["impl"] == k) for k in ("bv", "tf.data")}
-print(json.dumps({"median_images_per_sec": med, "ratio_bv_over_tf": med["bv"] / med["tf.data"]}))
+def med(key):
+    return {k: statistics.median(r[key] for r in rows if r["impl"] == k) for k in ("bv", "tf.data")}
+ips, cpu = med("images_per_sec"), med("cpu_ms_per_image")
+print(json.dumps({"median_images_per_sec": ips, "ratio_bv_over_tf": ips["bv"] / ips["tf.data"],
+                  "median_cpu_ms_per_image": cpu,
+                  "cpu_ratio_tf_over_bv": cpu["tf.data"] / cpu["bv"]}))
 PY

@@ -13,7 +13,7 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
-use super::batch::stack_examples;
+use super::batch::{recycle, Stacker};
 use super::error::DataError;
 use super::shuffle::{ShuffledSource, SourcePosition};
 use super::split::even_split;
@@ -371,18 +371,23 @@ fn batcher(
 ) {
     let mut pending: BTreeMap<u64, (Result<Example, PipelineError>, Option<Position>)> =
         BTreeMap::new();
-    let mut batch = Vec::with_capacity(batch_size);
+    // Each example is stacked as soon as it is next in order, so its buffers are freed while
+    // the workers can reuse them.
+    let mut stack = Stacker::new(batch_size);
     let mut sent = 0usize;
     let mut template: Option<Example> = None;
-    let emit = |batch: &mut Vec<Example>, pos: Option<Position>| {
-        let r = stack_examples(batch)
-            .map_err(PipelineError::Batch)
-            .map(|data| Batch {
-                data,
-                position: pos,
-            });
-        batch.clear();
-        r
+    let push = |stack: &mut Stacker, ex: &Example| {
+        stack.push(ex).map_err(|e| {
+            let _ = tx.send(Err(PipelineError::Batch(e)));
+        })
+    };
+    let emit = |stack: &mut Stacker, pos: Option<Position>| {
+        let data = std::mem::replace(stack, Stacker::new(batch_size)).finish();
+        tx.send(Ok(Batch {
+            data,
+            position: pos,
+        }))
+        .is_ok()
     };
     loop {
         let item = match pending.remove(&next) {
@@ -414,12 +419,13 @@ fn batcher(
                 template = Some(t);
             }
         }
-        batch.push(ex);
-        if batch.len() == batch_size {
-            let r = emit(&mut batch, pos);
-            let failed = r.is_err();
+        if push(&mut stack, &ex).is_err() {
+            return;
+        }
+        recycle(ex);
+        if stack.len() == batch_size {
             sent += 1;
-            if tx.send(r).is_err() || failed {
+            if !emit(&mut stack, pos) {
                 return;
             }
         }
@@ -435,11 +441,13 @@ fn batcher(
         return;
     };
     while sent < steps {
-        while batch.len() < batch_size {
-            batch.push(t.clone());
+        while stack.len() < batch_size {
+            if push(&mut stack, &t).is_err() {
+                return;
+            }
         }
         sent += 1;
-        if tx.send(emit(&mut batch, None)).is_err() {
+        if !emit(&mut stack, None) {
             return;
         }
     }

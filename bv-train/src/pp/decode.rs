@@ -182,15 +182,14 @@ pub fn decode_jpeg(
         }
         let stride = c.output_width as usize * channels;
         let mut row = vec![0u8; stride];
-        let mut out = vec![0u8; win.h * win.w * channels];
-        for r in 0..win.h {
+        let mut out = Vec::with_capacity(win.h * win.w * channels);
+        for _ in 0..win.h {
             let mut p = row.as_mut_ptr();
             if jpeg::jpeg_read_scanlines(c, &mut p, 1) != 1 {
                 jpeg::jpeg_abort_decompress(c);
                 return Err("jpeg: premature end of data".into());
             }
-            out[r * win.w * channels..(r + 1) * win.w * channels]
-                .copy_from_slice(&row[col0 * channels..(col0 + win.w) * channels]);
+            out.extend_from_slice(&row[col0 * channels..(col0 + win.w) * channels]);
         }
         // TensorFlow stops here too (`jpeg_abort` after the rows it needs).
         jpeg::jpeg_abort_decompress(c);

@@ -5,6 +5,7 @@ use super::decode::{decode_image, decode_jpeg, image_size, Dct, Window};
 use super::registry::{Args, ValueOp};
 use super::resize::{area, bilinear, nearest, to_u8, Method};
 use super::rng::Rng;
+use crate::data::batch::f32_buffer;
 use crate::data::{Array, Value};
 
 /// An (H, W, C) image value, uint8 or float32.
@@ -64,9 +65,7 @@ pub(crate) fn resize(v: &Value, oh: usize, ow: usize, m: Method) -> Result<Value
     Ok(match (v, m) {
         (Value::U8(a), Method::Nearest) => Value::U8(nearest(a, oh, ow)),
         (Value::F32(a), Method::Nearest) => Value::F32(nearest(a, oh, ow)),
-        (Value::U8(a), Method::Bilinear) => {
-            Value::U8(Array::new(shape, to_u8(&bilinear(a, oh, ow))))
-        }
+        (Value::U8(a), Method::Bilinear) => Value::U8(Array::new(shape, bilinear(a, oh, ow))),
         (Value::F32(a), Method::Bilinear) => Value::F32(Array::new(shape, bilinear(a, oh, ow))),
         (Value::U8(a), Method::Area) => Value::U8(Array::new(shape, to_u8(&area(a, oh, ow)))),
         (Value::F32(a), Method::Area) => Value::F32(Array::new(shape, area(a, oh, ow))),
@@ -402,28 +401,32 @@ impl FlipLr {
     }
 }
 
-fn flip<T: Copy>(a: &Array<T>) -> Array<T> {
+/// Mirrors each row in place: reverses its elements, then each pixel's channels back.
+fn flip<T>(a: &mut Array<T>) {
     let (w, c) = (a.shape[1], a.shape[2]);
-    let mut data = Vec::with_capacity(a.data.len());
-    for row in a.data.chunks_exact(w * c) {
-        for px in row.chunks_exact(c).rev() {
-            data.extend_from_slice(px);
+    for row in a.data.chunks_exact_mut(w * c) {
+        row.reverse();
+        if c > 1 {
+            row.chunks_exact_mut(c).for_each(<[T]>::reverse);
         }
     }
-    Array::new(a.shape.clone(), data)
 }
 
 impl ValueOp for FlipLr {
     fn apply(&self, v: &Value, rng: &mut Rng) -> Result<Value, String> {
-        hwc(v)?;
-        if !rng.coin() {
-            return Ok(v.clone());
+        self.apply_owned(v.clone(), rng)
+    }
+
+    fn apply_owned(&self, mut v: Value, rng: &mut Rng) -> Result<Value, String> {
+        hwc(&v)?;
+        if rng.coin() {
+            match &mut v {
+                Value::U8(a) => flip(a),
+                Value::F32(a) => flip(a),
+                _ => unreachable!("hwc checked the type"),
+            }
         }
-        Ok(match v {
-            Value::U8(a) => Value::U8(flip(a)),
-            Value::F32(a) => Value::F32(flip(a)),
-            _ => unreachable!("hwc checked the type"),
-        })
+        Ok(v)
     }
 }
 
@@ -470,17 +473,36 @@ impl ValueRange {
     }
 }
 
-impl ValueOp for ValueRange {
-    fn apply(&self, v: &Value, _: &mut Rng) -> Result<Value, String> {
-        let mut a = as_f32(v)?;
-        let (span, out) = (self.in_max - self.in_min, self.vmax - self.vmin);
-        for x in &mut a.data {
-            let t = (*x - self.in_min) / span;
-            *x = self.vmin + t * out;
-            if self.clip {
-                *x = x.clamp(self.vmin.min(self.vmax), self.vmax.max(self.vmin));
-            }
+impl ValueRange {
+    fn map(&self, x: f32) -> f32 {
+        let t = (x - self.in_min) / (self.in_max - self.in_min);
+        let x = self.vmin + t * (self.vmax - self.vmin);
+        if self.clip {
+            x.clamp(self.vmin.min(self.vmax), self.vmax.max(self.vmin))
+        } else {
+            x
         }
+    }
+}
+
+impl ValueOp for ValueRange {
+    fn apply(&self, v: &Value, rng: &mut Rng) -> Result<Value, String> {
+        self.apply_owned(v.clone(), rng)
+    }
+
+    fn apply_owned(&self, v: Value, _: &mut Rng) -> Result<Value, String> {
+        let mut a = match v {
+            Value::U8(a) => {
+                // uint8 has 256 values: map each once, the same float32 operations.
+                let lut: [f32; 256] = std::array::from_fn(|i| self.map(i as f32));
+                let mut data = f32_buffer(a.data.len());
+                data.extend(a.data.iter().map(|&x| lut[usize::from(x)]));
+                return Ok(Value::F32(Array::new(a.shape, data)));
+            }
+            Value::F32(a) => a,
+            other => as_f32(&other)?,
+        };
+        a.data.iter_mut().for_each(|x| *x = self.map(*x));
         Ok(Value::F32(a))
     }
 }

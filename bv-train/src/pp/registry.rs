@@ -21,6 +21,12 @@ pub trait PpOp: Send + Sync {
 pub trait ValueOp: Send + Sync {
     /// Maps the input value to the output value.
     fn apply(&self, v: &Value, rng: &mut Rng) -> Result<Value, String>;
+
+    /// [`ValueOp::apply`] on a value the caller gives up (the op writes back to the key it
+    /// reads), so that an op can reuse its buffer; the same result as `apply`.
+    fn apply_owned(&self, v: Value, rng: &mut Rng) -> Result<Value, String> {
+        self.apply(&v, rng)
+    }
 }
 
 /// How an op is made from its arguments.
@@ -188,14 +194,20 @@ struct Keyed {
 
 impl PpOp for Keyed {
     fn apply(&self, ex: &mut Example, rng: &mut Rng) -> Result<(), String> {
-        let v = ex.get(&self.inkey).ok_or_else(|| {
+        let missing = |ex: &Example| {
             format!(
                 "no key '{}' in the example (keys: {})",
                 self.inkey,
                 ex.keys().cloned().collect::<Vec<_>>().join(", ")
             )
-        })?;
-        let out = self.inner.apply(v, rng)?;
+        };
+        let out = if self.inkey == self.outkey {
+            let v = ex.remove(&self.inkey).ok_or_else(|| missing(ex))?;
+            self.inner.apply_owned(v, rng)?
+        } else {
+            let v = ex.get(&self.inkey).ok_or_else(|| missing(ex))?;
+            self.inner.apply(v, rng)?
+        };
         ex.insert(self.outkey.clone(), out);
         Ok(())
     }
