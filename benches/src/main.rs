@@ -7,8 +7,10 @@
 //! cargo run --release -p bv-benches -- runtime --rounds 7
 //! cargo run --release -p bv-benches -- plugins --rounds 5
 //! cargo run --release -p bv-benches -- tracing --rounds 5
+//! cargo run --release -p bv-benches -- models --rounds 3
 //! ```
 
+mod models;
 mod plugins;
 mod report;
 mod runtime;
@@ -42,6 +44,10 @@ enum Command {
     Plugins,
     /// Trace + lower time of a ViT-B/16-sized program, and jit dispatch on a cache hit.
     Tracing,
+    /// ViT-Ti/16 and ViT-S/16 forward, train step and time to the first step, beside JAX/Flax.
+    Models,
+    /// (internal) One model measurement in this process, printed as JSON.
+    ModelProbe { variant: String },
     /// (internal) One plugin measurement in this process, printed as JSON.
     PluginProbe,
 }
@@ -53,6 +59,8 @@ fn main() {
         Command::Plugins => plugins::run(cli.rounds, &cli.out),
         Command::Tracing => tracing::run(&cli.python, cli.rounds, &cli.out),
         Command::PluginProbe => plugins::probe(),
+        Command::Models => models::run(&cli.python, cli.rounds, &cli.out),
+        Command::ModelProbe { variant } => models::probe(&variant),
     };
     if let Err(e) = result {
         eprintln!("bv-bench: {e}");

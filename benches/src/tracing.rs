@@ -36,14 +36,25 @@ fn dense(x: &Tensor, k: &Tensor, b: &Tensor) -> Tensor {
 
 /// A stack of pre-LN attention + MLP blocks, as in big_vision's ViT encoder.
 fn encoder((x, p): (Tensor, Vec<Tensor>)) -> Tensor {
-    let heads = |t: Tensor| np::reshape(&t, &[BATCH as isize, TOKENS as isize, HEADS as isize, (WIDTH / HEADS) as isize]);
+    let heads = |t: Tensor| {
+        np::reshape(
+            &t,
+            &[
+                BATCH as isize,
+                TOKENS as isize,
+                HEADS as isize,
+                (WIDTH / HEADS) as isize,
+            ],
+        )
+    };
     let mut x = x;
     for w in p.chunks(PER_BLOCK) {
         let y = layer_norm(&x, &w[0], &w[1]);
         let q = heads(dense(&y, &w[2], &w[3]));
         let k = heads(dense(&y, &w[4], &w[5]));
         let v = heads(dense(&y, &w[6], &w[7]));
-        let logits = np::einsum("bqhd,bkhd->bhqk", &[&q, &k]) * (1.0 / ((WIDTH / HEADS) as f64).sqrt());
+        let logits =
+            np::einsum("bqhd,bkhd->bhqk", &[&q, &k]) * (1.0 / ((WIDTH / HEADS) as f64).sqrt());
         let att = np::einsum("bhqk,bkhd->bqhd", &[&np::softmax(&logits, -1), &v]);
         let att = np::reshape(&att, &[BATCH as isize, TOKENS as isize, WIDTH as isize]);
         x = x + dense(&att, &w[8], &w[9]);
@@ -73,7 +84,9 @@ fn param_specs() -> Vec<Spec> {
         &[MLP, WIDTH],
         &[WIDTH],
     ];
-    (0..DEPTH).flat_map(|_| shapes.iter().map(|s| Spec::new(s.to_vec(), DType::F32))).collect()
+    (0..DEPTH)
+        .flat_map(|_| shapes.iter().map(|s| Spec::new(s.to_vec(), DType::F32)))
+        .collect()
 }
 
 struct Figures {
@@ -114,9 +127,16 @@ fn measure_bv() -> Result<Figures, Box<dyn Error>> {
 }
 
 fn measure_jax(python: &Path) -> Result<serde_json::Value, Box<dyn Error>> {
-    let out = Command::new(python).arg("benches/jax/tracing.py").env("JAX_PLATFORMS", "cpu").output()?;
+    let out = Command::new(python)
+        .arg("benches/jax/tracing.py")
+        .env("JAX_PLATFORMS", "cpu")
+        .output()?;
     if !out.status.success() {
-        return Err(format!("benches/jax/tracing.py failed:\n{}", String::from_utf8_lossy(&out.stderr)).into());
+        return Err(format!(
+            "benches/jax/tracing.py failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
@@ -135,7 +155,8 @@ fn verdict(lower: f64, dispatch: f64) -> String {
 
 /// Runs `rounds` interleaved rounds and writes the `tracing` section.
 pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error>> {
-    let (mut bv_lower, mut bv_dispatch, mut jax_lower, mut jax_dispatch) = (vec![], vec![], vec![], vec![]);
+    let (mut bv_lower, mut bv_dispatch, mut jax_lower, mut jax_dispatch) =
+        (vec![], vec![], vec![], vec![]);
     let mut lines = 0;
     let mut jax_lines = 0.0;
     for r in 0..rounds {
@@ -149,7 +170,12 @@ pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error
         jax_lines = j["lines"].as_f64().unwrap_or(f64::NAN);
         eprintln!("round {}/{rounds} done", r + 1);
     }
-    let (bl, jl, bd, jd) = (median(&bv_lower), median(&jax_lower), median(&bv_dispatch), median(&jax_dispatch));
+    let (bl, jl, bd, jd) = (
+        median(&bv_lower),
+        median(&jax_lower),
+        median(&bv_dispatch),
+        median(&jax_dispatch),
+    );
     let body = format!(
         "## Tracing and jit dispatch\n\n\
          `cargo run --release -p bv-benches -- tracing --rounds {rounds}` on {}. *Trace + lower*: a \
