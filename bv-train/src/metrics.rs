@@ -196,9 +196,14 @@ impl Progress {
         self.bar.set_message(msg);
     }
 
-    /// Prints a line above the progress line (notes, eval results).
+    /// Prints a line above the progress line (notes, eval results); plain stderr lines when
+    /// stderr is not a terminal.
     pub fn note(&self, text: &str) {
-        self.bar.println(text);
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
     }
 
     /// Leaves the final state on screen.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bv_core::autodiff::value_and_grad;
+use bv_core::distributed::{CoordinationClient, Coordinator, ProcessInfo};
 use bv_core::io::HostArray;
 use bv_core::numpy as np;
 use bv_core::random::{self, Key};
@@ -43,6 +44,8 @@ pub struct RunArgs {
     pub data_dir: Option<PathBuf>,
     /// Stop after this step (to test resuming); the run continues on the next call.
     pub stop_after: Option<u64>,
+    /// This process's place in a multi-process job (`ProcessInfo::single()` when alone).
+    pub process: ProcessInfo,
 }
 
 /// How a run ended.
@@ -92,6 +95,10 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .map(|r| r.len())
         .sum();
     let plan = Plan::new(&config, data_size)?;
+    let me = &args.process;
+    let (_coordinator, peers) = connect(me)?;
+    let input_split =
+        train_ds.host_ranges(&config.input.data.split, me.process_id, me.num_processes)?;
 
     // 2. Mesh: one canonical device order for parameters, data and evaluators.
     let mesh_axes = config
@@ -116,8 +123,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         seed: config.seed,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         prefetch: config.input.prefetch.unwrap_or(2) as usize,
-        host_index: 0,
-        host_count: 1,
+        host_index: me.process_id,
+        host_count: me.num_processes,
         shuffle_files: true,
         corruption: Corruption::default(),
     };
@@ -259,8 +266,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             pp,
             batch_size: cfg.batch_size.unwrap_or(config.input.batch_size) as usize,
             threads: train_cfg.threads,
-            host_index: 0,
-            host_count: 1,
+            host_index: me.process_id,
+            host_count: me.num_processes,
         };
         let (m, ln) = (
             model.clone(),
@@ -294,9 +301,34 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         let prefixes: Vec<&str> = evaluators.iter().map(|e| e.2.as_str()).collect();
         return Ok(completed_summary(&args.workdir, first_step, &prefixes));
     }
-    std::fs::create_dir_all(&args.workdir)?;
-    config.write_json(&args.workdir)?;
-    let mut metrics = MetricWriter::open(&args.workdir, (first_step > 0).then_some(first_step))?;
+    // Only process 0 writes the workdir; the others keep their metrics in a scratch folder.
+    let scratch = std::env::temp_dir().join(format!(
+        "bv-train-process-{}-{}",
+        me.process_id,
+        std::process::id()
+    ));
+    let metrics_dir = if me.process_id == 0 {
+        std::fs::create_dir_all(&args.workdir)?;
+        config.write_json(&args.workdir)?;
+        args.workdir.clone()
+    } else {
+        std::fs::create_dir_all(&scratch)?;
+        scratch.clone()
+    };
+    if me.num_processes > 1 {
+        let ranges: Vec<String> = input_split
+            .iter()
+            .map(|r| format!("{}[{}:{}]", r.name, r.start, r.end))
+            .collect();
+        progress.note(&format!(
+            "bv-train: process {} of {}, coordinator {}, training input {}",
+            me.process_id,
+            me.num_processes,
+            me.coordinator,
+            ranges.join(" + ")
+        ));
+    }
+    let mut metrics = MetricWriter::open(&metrics_dir, (first_step > 0).then_some(first_step))?;
     progress.note(&format!(
         "bv-train: {} steps ({:.2} epochs of {data_size} examples, batch {}), model {} with {} parameters, {} device(s)",
         plan.total_steps,
@@ -423,19 +455,50 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             .or((step == last_step && step < plan.total_steps).then_some(false))
         {
             chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
-            save(
-                &args.workdir,
-                step,
-                &state,
-                batch.position.as_ref(),
-                &chrono,
-                keep,
-            )?;
+            if me.process_id == 0 {
+                save(
+                    &args.workdir,
+                    step,
+                    &state,
+                    batch.position.as_ref(),
+                    &chrono,
+                    keep,
+                )?;
+            }
         }
         summary.step = step;
     }
     progress.finish();
+    if let Some(kv) = &peers {
+        kv.barrier(
+            "bv-train/done",
+            me.num_processes,
+            std::time::Duration::from_secs(3600),
+        )?;
+    }
+    if me.process_id != 0 {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     Ok(summary)
+}
+
+/// Joins a multi-process job: process 0 serves the coordination service, every process
+/// connects and waits for the others. Nothing to do for a single process.
+fn connect(
+    me: &ProcessInfo,
+) -> Result<(Option<Coordinator>, Option<CoordinationClient>), TrainError> {
+    if me.num_processes <= 1 {
+        return Ok((None, None));
+    }
+    let server = if me.process_id == 0 {
+        Some(Coordinator::serve(me.coordinator)?)
+    } else {
+        None
+    };
+    let wait = std::time::Duration::from_secs(300);
+    let kv = CoordinationClient::connect(me.coordinator, wait)?;
+    kv.barrier("bv-train/start", me.num_processes, wait)?;
+    Ok((server, Some(kv)))
 }
 
 /// Training-time accumulators kept in checkpoints (big_vision's `chrono`).

@@ -55,6 +55,17 @@ pub struct TrainFlags {
     /// Stop after this step (a later run resumes from the checkpoint written there).
     #[arg(long)]
     pub stop_after: Option<u64>,
+    /// Multi-process jobs: where process 0 serves the coordination service (HOST:PORT).
+    /// Without these three flags, BV_COORDINATOR/BV_NUM_PROCESSES/BV_PROCESS_ID or Cloud
+    /// TPU's TPU_WORKER_HOSTNAMES/TPU_WORKER_ID are used, else the job is one process.
+    #[arg(long, requires_all = ["num_processes", "process_id"])]
+    pub coordinator: Option<String>,
+    /// Multi-process jobs: the number of processes.
+    #[arg(long)]
+    pub num_processes: Option<usize>,
+    /// Multi-process jobs: this process's index (0 writes metrics and checkpoints).
+    #[arg(long)]
+    pub process_id: Option<usize>,
 }
 
 /// The subcommands.
@@ -91,7 +102,13 @@ impl TrainFlags {
         if let Some(n) = self.cpu_devices {
             bv_core::set_default_client(bv_core::pjrt::Client::cpu_with_devices(n)?);
         }
+        let process = match (&self.coordinator, self.num_processes, self.process_id) {
+            (Some(c), Some(n), Some(i)) => bv_core::distributed::ProcessInfo::new(c, n, i)?,
+            _ => bv_core::distributed::ProcessInfo::from_env()?
+                .unwrap_or_else(bv_core::distributed::ProcessInfo::single),
+        };
         let args = crate::train::RunArgs {
+            process,
             config,
             workdir: workdir.clone(),
             overrides: self.overrides,
