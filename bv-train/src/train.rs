@@ -16,7 +16,7 @@ use bv_core::numpy as np;
 use bv_core::random::{self, Key};
 use bv_core::sharding::rules::{self, Leaf};
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
-use bv_core::{jit, Array, Aval, DType, Spec, Tensor};
+use bv_core::{jit, prim, Array, Aval, DType, Spec, Tensor};
 use bv_nn::models::{self, ImageModel};
 
 use crate::checkpoint::{self, Checkpoint};
@@ -183,6 +183,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     };
 
     // 6. The update step: forward, backward and optimizer in one donating executable.
+    let mixup = config
+        .mixup
+        .as_ref()
+        .filter(|m| m.p > 0.0)
+        .map(|m| (m.p, mesh.size()));
     let update = {
         let (m, t, loss_name) = (model.clone(), tx.clone(), loss_name.clone());
         let (rules_p, rules_o) = (
@@ -196,6 +201,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
                     t.as_ref(),
                     &loss_name,
                     &frozen,
+                    mixup,
                     state,
                     &rng_loop,
                     &step,
@@ -659,15 +665,26 @@ fn update_step(
     tx: &dyn Transform,
     loss_name: &str,
     frozen: &[String],
+    mixup: Option<(f64, usize)>,
     (params, opt): TrainState,
     rng_loop: &Tensor,
     step: &Tensor,
     x: &Tensor,
     y: &Tensor,
 ) -> (TrainState, Tensor, Tensor, Tensor, Tensor) {
-    let rng = random::fold_in(rng_loop, step);
+    let mut rng = random::fold_in(rng_loop, step);
+    let mut image = np::astype(x, DType::F32);
+    let mut labels = y.clone();
+    if let Some((p, devices)) = mixup {
+        let (next, rng_mixup) = random::split2(&rng);
+        rng = next;
+        let a = random::beta(&rng_mixup, p, p, &[]);
+        let a = np::maximum(&a, 1.0 - &a);
+        image = mix_with_neighbour(&image, &a, devices);
+        labels = mix_with_neighbour(&labels, &a, devices);
+    }
+    let y = &labels;
     let (_, rng_model) = random::split2(&rng);
-    let image = np::astype(x, DType::F32);
     let loss_fn = |p: Params| {
         let p: bv_nn::Params<Tensor> = p.into_iter().collect();
         let (logits, _) = model.apply(&p, &image, true, &[("dropout".into(), rng_model.clone())]);
@@ -686,6 +703,29 @@ fn update_step(
     let params = apply_updates(&params, &updates);
     let l2_params = global_norm(&params);
     ((params, opt), loss, l2_grads, l2_params, l2_updates)
+}
+
+/// big_vision's mixup: `a·x + (1 − a)·roll(x, 1)` where the roll runs within each device's
+/// shard of the batch (`devices` equal contiguous blocks), so no data crosses devices.
+fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tensor {
+    let shape = x.shape().to_vec();
+    let per_device = shape[0] / devices;
+    let mut blocks: Vec<isize> = vec![devices as isize, per_device as isize];
+    blocks.extend(shape[1..].iter().map(|&d| d as isize));
+    let b = np::reshape(x, &blocks);
+    let mut start = vec![0; blocks.len()];
+    let mut limit: Vec<usize> = blocks.iter().map(|&d| d as usize).collect();
+    start[1] = per_device - 1;
+    let last = prim::slice(&b, &start, &limit, &[]);
+    start[1] = 0;
+    limit[1] = per_device - 1;
+    let rest = prim::slice(&b, &start, &limit, &[]);
+    let rolled = prim::concatenate(&[&last, &rest], 1);
+    let rolled = np::reshape(
+        &rolled,
+        &shape.iter().map(|&d| d as isize).collect::<Vec<_>>(),
+    );
+    x * a + rolled * (1.0 - a)
 }
 
 /// Writes a checkpoint: parameters, optimizer state, the data position and the chrono.
@@ -791,4 +831,35 @@ fn load_model_init(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// float64 reference: within each of `devices` blocks, row i mixes with row i-1 (the
+    /// first with the last of its block).
+    #[test]
+    fn mixup_rolls_within_each_device_block() {
+        let (batch, width, devices) = (8usize, 3usize, 2usize);
+        let x: Vec<f32> = (0..batch * width).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let f = jit(move |(x, a): (Tensor, Tensor)| mix_with_neighbour(&x, &a, devices));
+        let args = (
+            Array::from_slice(&x, &[batch, width]).unwrap(),
+            Array::scalar(0.7f32).unwrap(),
+        );
+        let out = f.call(&args).unwrap().to_vec::<f32>().unwrap();
+        let per = batch / devices;
+        for r in 0..batch {
+            let (block, i) = (r / per, r % per);
+            let prev = block * per + (i + per - 1) % per;
+            for c in 0..width {
+                let want = 0.7 * f64::from(x[r * width + c]) + 0.3 * f64::from(x[prev * width + c]);
+                assert!(
+                    (f64::from(out[r * width + c]) - want).abs() < 1e-5,
+                    "row {r} col {c}"
+                );
+            }
+        }
+    }
 }
