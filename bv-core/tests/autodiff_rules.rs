@@ -278,6 +278,7 @@ fn scatter(x: &[Tensor], kind: ScatterKind, idx: &[i32]) -> Tensor {
     prim::scatter(&x[0], &c_i32(idx, &[4, 1]), &x[1], dims, kind)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv(
     x: &Tensor,
     w: &Tensor,

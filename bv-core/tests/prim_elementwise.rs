@@ -118,7 +118,7 @@ fn is_finite_sees_nan_and_inf() {
         -0.0,
         3.0e38,
     ];
-    let got = run_unary(&[UnaryOp::IsFinite], &[v.clone()], DType::F32);
+    let got = run_unary(&[UnaryOp::IsFinite], std::slice::from_ref(&v), DType::F32);
     assert_eq!(got[0], vec![1.0, 0.0, 0.0, 0.0, 1.0, 1.0]);
 }
 

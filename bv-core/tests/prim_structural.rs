@@ -310,75 +310,71 @@ fn dot_conv_gather_scatter_sort() {
     let wv = quantize(&uniform(&mut r, 3 * 3 * 2 * 6, -1.0, 1.0), DType::F32);
     let tv: Vec<f64> = (0..15).map(|i| i as f64).collect();
     let keys = vec![3.0, 1.0, 2.0, 1.0, f64::NAN, -0.0, 3.0, 0.0];
-    let f = jit(
-        |((a, b, x), (w, t, idx, keys)): (
-            (Tensor, Tensor, Tensor),
-            (Tensor, Tensor, Tensor, Tensor),
-        )| {
-            let dot = prim::dot_general(
-                &a,
-                &b,
-                DotDims {
-                    lhs_batch: vec![0],
-                    rhs_batch: vec![0],
-                    lhs_contracting: vec![2],
-                    rhs_contracting: vec![1],
-                },
-                Precision::Highest,
-                None,
-            );
-            let conv = prim::conv_general_dilated(
-                &x,
-                &w,
-                Convolution {
-                    strides: vec![2, 1],
-                    padding: vec![(1, 1), (0, 2)],
-                    lhs_dilation: vec![1, 2],
-                    rhs_dilation: vec![2, 1],
-                    dims: ConvDims::from_layouts("NHWC", "HWIO", "NHWC"),
-                    feature_group_count: 2,
-                    batch_group_count: 1,
-                    precision: Precision::Highest,
-                },
-            );
-            // Rows 4, 0, 2 of a [5, 3] table.
-            let rows = prim::gather(
-                &t,
-                &idx,
-                GatherDims {
-                    offset_dims: vec![1],
-                    collapsed_slice_dims: vec![0],
-                    start_index_map: vec![0],
-                    index_vector_dim: 1,
-                    ..GatherDims::default()
-                },
-                &[1, 3],
-            );
-            let sdims = ScatterDims {
-                update_window_dims: vec![1],
-                inserted_window_dims: vec![0],
-                scatter_dims_to_operand_dims: vec![0],
+    type Inputs = ((Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor, Tensor));
+    let f = jit(|((a, b, x), (w, t, idx, keys)): Inputs| {
+        let dot = prim::dot_general(
+            &a,
+            &b,
+            DotDims {
+                lhs_batch: vec![0],
+                rhs_batch: vec![0],
+                lhs_contracting: vec![2],
+                rhs_contracting: vec![1],
+            },
+            Precision::Highest,
+            None,
+        );
+        let conv = prim::conv_general_dilated(
+            &x,
+            &w,
+            Convolution {
+                strides: vec![2, 1],
+                padding: vec![(1, 1), (0, 2)],
+                lhs_dilation: vec![1, 2],
+                rhs_dilation: vec![2, 1],
+                dims: ConvDims::from_layouts("NHWC", "HWIO", "NHWC"),
+                feature_group_count: 2,
+                batch_group_count: 1,
+                precision: Precision::Highest,
+            },
+        );
+        // Rows 4, 0, 2 of a [5, 3] table.
+        let rows = prim::gather(
+            &t,
+            &idx,
+            GatherDims {
+                offset_dims: vec![1],
+                collapsed_slice_dims: vec![0],
+                start_index_map: vec![0],
                 index_vector_dim: 1,
-                ..ScatterDims::default()
-            };
-            let ones = prim::full(&[3, 3], 1.0, DType::F32);
-            let added = prim::scatter(&t, &idx, &ones, sdims.clone(), ScatterKind::Add);
-            let replaced = prim::scatter(&t, &idx, &ones, sdims, ScatterKind::Replace);
-            let pos = prim::iota(DType::I32, &[8], 0);
-            let sorted = prim::sort(&[&keys, &pos], 0, 1, false);
-            let desc = prim::sort(&[&keys], 0, 1, true);
-            vec![
-                dot,
-                conv,
-                rows,
-                added,
-                replaced,
-                sorted[0].clone(),
-                prim::convert(&sorted[1], DType::F32),
-                desc[0].clone(),
-            ]
-        },
-    );
+                ..GatherDims::default()
+            },
+            &[1, 3],
+        );
+        let sdims = ScatterDims {
+            update_window_dims: vec![1],
+            inserted_window_dims: vec![0],
+            scatter_dims_to_operand_dims: vec![0],
+            index_vector_dim: 1,
+            ..ScatterDims::default()
+        };
+        let ones = prim::full(&[3, 3], 1.0, DType::F32);
+        let added = prim::scatter(&t, &idx, &ones, sdims.clone(), ScatterKind::Add);
+        let replaced = prim::scatter(&t, &idx, &ones, sdims, ScatterKind::Replace);
+        let pos = prim::iota(DType::I32, &[8], 0);
+        let sorted = prim::sort(&[&keys, &pos], 0, 1, false);
+        let desc = prim::sort(&[&keys], 0, 1, true);
+        vec![
+            dot,
+            conv,
+            rows,
+            added,
+            replaced,
+            sorted[0].clone(),
+            prim::convert(&sorted[1], DType::F32),
+            desc[0].clone(),
+        ]
+    });
     let args = (
         (
             array(&av, &[2, 3, 4], DType::F32),

@@ -102,10 +102,16 @@ pub(crate) fn while_flat(
     out
 }
 
+/// A scan body on flat lists: `(carry, x_slices) -> (carry, y_slices)`.
+type ScanBody<'a> = &'a dyn Fn(&[Tensor], &[Tensor]) -> (Vec<Tensor>, Vec<Tensor>);
+
+/// A branch of [`switch`] on flat lists.
+type Branch<'a> = &'a dyn Fn(&[Tensor]) -> Vec<Tensor>;
+
 /// [`scan`] on flat lists: `f(carry, x_slices) -> (carry, y_slices)`.
 #[track_caller]
 pub(crate) fn scan_flat(
-    f: &dyn Fn(&[Tensor], &[Tensor]) -> (Vec<Tensor>, Vec<Tensor>),
+    f: ScanBody<'_>,
     init: &[Tensor],
     xs: &[Tensor],
     length: usize,
@@ -246,11 +252,7 @@ fn lower_scan(
 
 /// [`switch`] on flat lists.
 #[track_caller]
-pub(crate) fn switch_flat(
-    index: &Tensor,
-    branches: &[&dyn Fn(&[Tensor]) -> Vec<Tensor>],
-    ops: &[Tensor],
-) -> Vec<Tensor> {
+pub(crate) fn switch_flat(index: &Tensor, branches: &[Branch<'_>], ops: &[Tensor]) -> Vec<Tensor> {
     let n = branches.len().max(1) as i32;
     let idx = prim::convert(index, DType::I32);
     let idx = prim::clamp(&prim::scalar(0i32), &idx, &prim::scalar(n - 1));
@@ -315,7 +317,7 @@ where
             }) as Flat
         })
         .collect();
-    let refs: Vec<&dyn Fn(&[Tensor]) -> Vec<Tensor>> = wrapped.iter().map(|b| b.as_ref()).collect();
+    let refs: Vec<Branch<'_>> = wrapped.iter().map(|b| b.as_ref()).collect();
     let outs = switch_flat(index, &refs, &ops);
     drop(refs);
     drop(wrapped);
