@@ -104,19 +104,7 @@ impl Array {
         shape: &[usize],
         sharding: &NamedSharding,
     ) -> Result<Array, ArrayError> {
-        let expected: usize = shape.iter().product();
-        if data.len() != expected {
-            return Err(ArrayError::Length {
-                len: data.len(),
-                shape: shape.to_vec(),
-                expected,
-            });
-        }
-        // SAFETY: Element types are plain data of DTYPE's size.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data))
-        };
-        Array::from_bytes_sharded(bytes, T::DTYPE, shape, sharding)
+        Array::from_bytes_sharded(crate::dtype::as_bytes(data), T::DTYPE, shape, sharding)
     }
 
     /// [`Array::from_slice_sharded`] for little-endian bytes of `dtype`.
@@ -126,6 +114,7 @@ impl Array {
         shape: &[usize],
         sharding: &NamedSharding,
     ) -> Result<Array, ArrayError> {
+        check_len(bytes, dtype, shape)?;
         let client = default_client()?;
         let global: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let shard_dims = sharding.shard_shape(&global)?;
@@ -171,14 +160,7 @@ impl Array {
         data: &[T],
         shape: &[usize],
     ) -> Result<Array, ArrayError> {
-        let expected: usize = shape.iter().product();
-        if data.len() != expected {
-            return Err(ArrayError::Length {
-                len: data.len(),
-                shape: shape.to_vec(),
-                expected,
-            });
-        }
+        check_len(crate::dtype::as_bytes(data), T::DTYPE, shape)?;
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let buf = client.buffer_from_host(data, &dims, device)?;
         Ok(Array::from_buffers(shape.to_vec(), T::DTYPE, vec![buf]))
@@ -187,15 +169,7 @@ impl Array {
     /// Copies little-endian host bytes of `dtype` and `shape` to the default client's first
     /// device.
     pub fn from_bytes(bytes: &[u8], dtype: DType, shape: &[usize]) -> Result<Array, ArrayError> {
-        let expected: usize = shape.iter().product();
-        if bytes.len() != expected * dtype.size_in_bytes() {
-            let len = bytes.len() / dtype.size_in_bytes();
-            return Err(ArrayError::Length {
-                len,
-                shape: shape.to_vec(),
-                expected,
-            });
-        }
+        check_len(bytes, dtype, shape)?;
         let client = default_client()?;
         let device = first_device(&client)?;
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
@@ -348,6 +322,19 @@ impl Array {
             }),
         }
     }
+}
+
+/// Checks that `bytes` of `dtype` fill `shape` exactly.
+fn check_len(bytes: &[u8], dtype: DType, shape: &[usize]) -> Result<(), ArrayError> {
+    let expected: usize = shape.iter().product();
+    if bytes.len() == expected * dtype.size_in_bytes() {
+        return Ok(());
+    }
+    Err(ArrayError::Length {
+        len: bytes.len() / dtype.size_in_bytes(),
+        shape: shape.to_vec(),
+        expected,
+    })
 }
 
 /// The client's devices in the mesh's canonical order.

@@ -123,6 +123,13 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn read_le(b: &[u8]) -> Self;
 }
 
+/// The bytes of a slice of elements, in memory order (little-endian on every platform bv
+/// runs on).
+pub fn as_bytes<T: Element>(data: &[T]) -> &[u8] {
+    // SAFETY: Element types are plain data of DTYPE's size, without padding.
+    unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) }
+}
+
 macro_rules! element {
     ($($t:ty => $d:ident),* $(,)?) => { $(impl Element for $t {
         const DTYPE: DType = DType::$d;

@@ -771,14 +771,7 @@ fn restore(
         let (prefix, rest) = name
             .split_once('/')
             .ok_or_else(|| format!("checkpoint leaf {name:?} is neither params/ nor opt/"))?;
-        let rule = layout_rule(strategy, mesh, prefix);
-        let spec = rule(rest, &Aval::new(h.shape().to_vec(), h.dtype()));
-        let a = Array::from_bytes_sharded(
-            h.bytes(),
-            h.dtype(),
-            h.shape(),
-            &NamedSharding::new(mesh.clone(), spec)?,
-        )?;
+        let a = place(h, prefix, rest, mesh, strategy)?;
         match prefix {
             "params" => params.insert(rest.to_string(), a),
             "opt" => opt.insert(rest.to_string(), a),
@@ -803,34 +796,35 @@ fn load_model_init(
     mesh: &Mesh,
     strategy: &[(String, String)],
 ) -> Result<Arrays, TrainError> {
-    let mut init_host = bv_nn::Params::new();
-    for (name, a) in &fresh {
-        init_host.insert(
-            name.clone(),
-            HostArray::from_bytes(a.dtype(), a.shape(), a.to_bytes()?)?,
-        );
-    }
+    let init_host = bv_nn::checkpoint::to_host(&fresh.into_iter().collect())?;
     let dont_load: Vec<String> = config
         .model_load
         .get("dont_load")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
     let loaded = bv_nn::checkpoint::load(model, &init_host, path, &dont_load)?;
-    let rule = layout_rule(strategy, mesh, "params");
-    let mut out = Arrays::new();
-    for (name, h) in loaded {
-        let spec = rule(&name, &Aval::new(h.shape().to_vec(), h.dtype()));
-        out.insert(
-            name,
-            Array::from_bytes_sharded(
-                h.bytes(),
-                h.dtype(),
-                h.shape(),
-                &NamedSharding::new(mesh.clone(), spec)?,
-            )?,
-        );
-    }
-    Ok(out)
+    loaded
+        .iter()
+        .map(|(name, h)| Ok((name.to_string(), place(h, "params", name, mesh, strategy)?)))
+        .collect()
+}
+
+/// A host array on the mesh, laid out as `sharding_strategy` lays out `prefix/name`.
+fn place(
+    h: &HostArray,
+    prefix: &str,
+    name: &str,
+    mesh: &Mesh,
+    strategy: &[(String, String)],
+) -> Result<Array, TrainError> {
+    let spec = layout_rule(strategy, mesh, prefix)(name, &Aval::new(h.shape().to_vec(), h.dtype()));
+    let sharding = NamedSharding::new(mesh.clone(), spec)?;
+    Ok(Array::from_bytes_sharded(
+        h.bytes(),
+        h.dtype(),
+        h.shape(),
+        &sharding,
+    )?)
 }
 
 #[cfg(test)]

@@ -263,11 +263,7 @@ impl Client {
         dims: &[i64],
         device: &Device,
     ) -> Result<Buffer> {
-        // SAFETY: Element types are plain data of DTYPE's size.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data))
-        };
-        self.buffer_from_host_bytes(bytes, T::DTYPE, dims, device)
+        self.buffer_from_host_bytes(crate::dtype::as_bytes(data), T::DTYPE, dims, device)
     }
 
     /// Copies dense row-major host bytes of element type `dtype` to `device`, waiting only
