@@ -20,6 +20,14 @@ const VARIANTS: [&str; 2] = ["Ti/16", "S/16"];
 const BATCH: usize = 8;
 const REPS: usize = 3;
 
+/// Timed repetitions per measurement: `BV_BENCH_REPS`, else [`REPS`] (profiling wants more).
+fn reps() -> usize {
+    std::env::var("BV_BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(REPS)
+}
+
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -75,7 +83,7 @@ pub fn probe(variant: &str) -> Result<(), Box<dyn Error>> {
     loss.item::<f32>()?;
     let first_step_s = now() - t0;
     let mut steps = Vec::new();
-    for _ in 0..REPS {
+    for _ in 0..reps() {
         let t = Instant::now();
         let (s, loss) = step.call(&(state, x.clone(), y.clone()))?;
         loss.item::<f32>()?;
@@ -91,7 +99,7 @@ pub fn probe(variant: &str) -> Result<(), Box<dyn Error>> {
         .call(&(state.0.clone(), x.clone()))?
         .block_until_ready()?;
     let mut fwds = Vec::new();
-    for _ in 0..REPS {
+    for _ in 0..reps() {
         let t = Instant::now();
         forward
             .call(&(state.0.clone(), x.clone()))?

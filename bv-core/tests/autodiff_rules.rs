@@ -125,6 +125,7 @@ fn elementwise_rules_match_finite_differences() {
         case("expm1", &[(&[5], any, 1.0)], |x| prim::expm1(&x[0])),
         case("log", &[(&[5], 0.5, 2.0)], |x| prim::log(&x[0])),
         case("log1p", &[(&[5], 0.0, 2.0)], |x| prim::log1p(&x[0])),
+        case("square", &[(&[3, 4], any, 1.0)], |x| prim::square(&x[0])),
         case("sqrt", &[(&[5], 0.5, 2.0)], |x| prim::sqrt(&x[0])),
         case("rsqrt", &[(&[5], 0.5, 2.0)], |x| prim::rsqrt(&x[0])),
         case("tanh", &[(&[5], any, 1.0)], |x| prim::tanh(&x[0])),

@@ -29,6 +29,7 @@ fn unary_ref(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Expm1 => x.exp_m1(),
         UnaryOp::Log => x.ln(),
         UnaryOp::Log1p => x.ln_1p(),
+        UnaryOp::Square => x * x,
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Rsqrt => 1.0 / x.sqrt(),
         UnaryOp::Tanh => x.tanh(),

@@ -228,7 +228,7 @@ pub fn negative(x: &Tensor) -> Tensor {
 /// `x * x`.
 #[track_caller]
 pub fn square(x: &Tensor) -> Tensor {
-    prim::mul(x, x)
+    prim::square(x)
 }
 
 /// Logical not for bool, bitwise not for integers.

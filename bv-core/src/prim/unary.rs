@@ -58,6 +58,9 @@ unary_table! {
     Log, log, "log", Float, "stablehlo.log";
     /// `ln(1 + x)`, accurate near 0 (`stablehlo.log_plus_one`).
     Log1p, log1p, "log1p", Float, "stablehlo.log_plus_one";
+    /// `x * x` (`stablehlo.multiply` of `x` with itself), one primitive so that its
+    /// derivative is the single term `2x`, as `lax.square`.
+    Square, square, "square", Num, "stablehlo.multiply";
     /// Square root (`stablehlo.sqrt`).
     Sqrt, sqrt, "sqrt", Float, "stablehlo.sqrt";
     /// `1 / sqrt(x)` (`stablehlo.rsqrt`).
@@ -103,6 +106,7 @@ impl Primitive for Unary {
             Expm1 => p::mul(g, &p::add(y, &c(1.0))),
             Log => p::div(g, x),
             Log1p => p::div(g, &p::add(x, &c(1.0))),
+            Square => p::mul(g, &p::mul(x, &c(2.0))),
             Sqrt => p::div(g, &p::mul(y, &c(2.0))),
             Rsqrt => p::mul(g, &p::mul(&c(-0.5), &p::div(y, x))),
             Tanh => p::mul(g, &p::sub(&c(1.0), &p::mul(y, y))),
@@ -135,6 +139,12 @@ impl Primitive for Unary {
         match self.0 {
             UnaryOp::IsFinite => format!("stablehlo.is_finite {} : {}", cx.name(0), cx.fn_type()),
             UnaryOp::Erf => format!("\"chlo.erf\"({}) : {}", cx.name(0), cx.fn_type()),
+            UnaryOp::Square => format!(
+                "stablehlo.multiply {}, {} : {}",
+                cx.name(0),
+                cx.name(0),
+                cx.out_ty()
+            ),
             op => format!("{} {} : {}", op.mlir(), cx.name(0), cx.out_ty()),
         }
     }

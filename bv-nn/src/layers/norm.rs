@@ -31,25 +31,34 @@ impl Module for LayerNorm {
         let d = x.shape().last().copied().unwrap_or(1);
         let shape = x.shape().to_vec();
         let keep: Vec<usize> = (0..r.saturating_sub(1)).collect();
+        // Statistics stay at the reduced shape (as Flax's keepdims), so rsqrt and the
+        // variance run once per row, not once per element, in the forward and backward.
         let mean_last = |t: &Tensor| {
             let sum = prim::reduce(t, ReduceKind::Sum, &[r - 1]);
-            let m = prim::div(&sum, &prim::full(sum.shape(), d as f64, DType::F32));
-            prim::broadcast_in_dim(&m, &shape, &keep)
+            prim::div(&sum, &prim::full(sum.shape(), d as f64, DType::F32))
         };
+        // `x²` is traced before `mean(x)`, as in Flax: the backward pass then adds the
+        // square's term last, and XLA materializes the residual-stream cotangent once per
+        // block instead of re-fusing the whole chain into every consumer.
+        let sq = prim::square(&x);
         let mean = mean_last(&x);
-        let mean2 = mean_last(&prim::mul(&x, &x));
+        let mean2 = mean_last(&sq);
         let var = prim::max(
             &prim::sub(&mean2, &prim::mul(&mean, &mean)),
-            &prim::full(&shape, 0.0, DType::F32),
+            &prim::full(mean.shape(), 0.0, DType::F32),
         );
+        let inv = prim::rsqrt(&prim::add(
+            &var,
+            &prim::full(var.shape(), self.epsilon, DType::F32),
+        ));
         let scale = s.param("scale", &Init::Ones, &[d], DType::F32);
         let bias = s.param("bias", &Init::Zeros, &[d], DType::F32);
+        let rows = |t: &Tensor| prim::broadcast_in_dim(t, &shape, &keep);
         let last = |p: &Tensor| prim::broadcast_in_dim(p, &shape, &[r - 1]);
-        let mul = prim::rsqrt(&prim::add(
-            &var,
-            &prim::full(&shape, self.epsilon, DType::F32),
-        ));
-        let y = prim::mul(&prim::sub(&x, &mean), &prim::mul(&mul, &last(&scale)));
+        let y = prim::mul(
+            &prim::sub(&x, &rows(&mean)),
+            &prim::mul(&rows(&inv), &last(&scale)),
+        );
         prim::add(&y, &last(&bias))
     }
 }
@@ -95,8 +104,9 @@ impl Module for GroupNorm {
             .filter(|&a| a != r - 1)
             .map(|a| a as isize)
             .collect();
+        let sq = np::square(&xg);
         let mean = np::mean(&xg, axes.clone(), true);
-        let mean2 = np::mean(&(&xg * &xg), axes, true);
+        let mean2 = np::mean(&sq, axes, true);
         let var = np::maximum(&(&mean2 - &(&mean * &mean)), 0.0);
         let scale = s.param("scale", &self.scale_init, &[c], DType::F32);
         let bias = s.param("bias", &Init::Zeros, &[c], DType::F32);
