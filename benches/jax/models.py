@@ -6,7 +6,8 @@ jitted with donation as big_vision's train.py does.
 
 Usage: python models.py VARIANT   (VARIANT is Ti/16 or S/16). Prints one JSON object:
 first_step_s (from BV_T0, the parent's clock before starting this process), forward_ms,
-step_ms."""
+step_ms. BV_JAX_CACHE_DIR turns on JAX's persistent compilation cache in that directory;
+BV_BENCH_REPS sets the timed repetitions."""
 import json
 import os
 import sys
@@ -77,6 +78,9 @@ class ViT(nn.Module):
 
 def main():
     t0 = float(os.environ["BV_T0"])
+    if os.environ.get("BV_JAX_CACHE_DIR"):
+        # JAX's persistent compilation cache, with its default thresholds.
+        jax.config.update("jax_compilation_cache_dir", os.environ["BV_JAX_CACHE_DIR"])
     size, patch = sys.argv[1].split("/")
     width, depth, mlp, heads = WIDTHS[size]
     model = ViT(width, depth, mlp, heads, int(patch))

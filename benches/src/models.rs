@@ -134,32 +134,54 @@ pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error
          with bfloat16 mu, lr 1e-3, wd 1e-4 on kernels, cosine schedule), one donating jitted \
          step. JAX side: the same architecture written with Flax and optax (`benches/jax/models.py`), \
          JAX 0.10.2's built-in CPU client. *First step*: seconds from starting the process to the \
-         first finished training step (compiles included; neither side has a persistent compile \
-         cache here). Forward and step: medians of {REPS} after warm-up. Medians over {rounds} \
+         first finished training step, once with an empty persistent compilation cache (compiles \
+         included) and once more with the cache the first run filled (bv: its default cache, \
+         `BV_COMPILATION_CACHE_DIR`; JAX: `jax_compilation_cache_dir`, default thresholds). Forward and step: medians of {REPS} after warm-up. Medians over {rounds} \
          interleaved rounds, each side in a fresh process; ratio > 1 means bv is faster.\n\n\
          | model | measure | bv | JAX | ratio |\n|---|---|---|---|---|\n",
         machine()
     );
     for variant in VARIANTS {
-        let (mut bv, mut jx) = (Vec::new(), Vec::new());
+        let (mut bv, mut jx, mut bv_warm, mut jx_warm) = (vec![], vec![], vec![], vec![]);
         for r in 0..rounds {
-            let mut c = Command::new(&exe);
-            c.args(["model-probe", variant]);
-            bv.push(spawn(c)?);
-            let mut c = Command::new(python);
-            c.args(["benches/jax/models.py", variant]);
-            jx.push(spawn(c)?);
+            // Fresh, empty compilation caches each round: the first process of each side
+            // compiles (and fills its cache), the second loads.
+            let bv_cache = tempfile::tempdir()?;
+            let jax_cache = tempfile::tempdir()?;
+            for out in [&mut bv, &mut bv_warm] {
+                let mut c = Command::new(&exe);
+                c.args(["model-probe", variant])
+                    .env("BV_COMPILATION_CACHE_DIR", bv_cache.path());
+                out.push(spawn(c)?);
+            }
+            for out in [&mut jx, &mut jx_warm] {
+                let mut c = Command::new(python);
+                c.args(["benches/jax/models.py", variant])
+                    .env("BV_JAX_CACHE_DIR", jax_cache.path());
+                out.push(spawn(c)?);
+            }
             eprintln!("{variant}: round {}/{rounds} done", r + 1);
         }
         let m = |v: &[serde_json::Value], k: &str| {
             median(&v.iter().filter_map(|x| x[k].as_f64()).collect::<Vec<_>>())
         };
-        for (k, label) in [
-            ("forward_ms", "forward (ms)"),
-            ("step_ms", "train step (ms)"),
-            ("first_step_s", "process start to first step (s)"),
+        for (a, b, k, label) in [
+            (&bv, &jx, "forward_ms", "forward (ms)"),
+            (&bv, &jx, "step_ms", "train step (ms)"),
+            (
+                &bv,
+                &jx,
+                "first_step_s",
+                "process start to first step, empty compile cache (s)",
+            ),
+            (
+                &bv_warm,
+                &jx_warm,
+                "first_step_s",
+                "process start to first step, warm compile cache (s)",
+            ),
         ] {
-            let (a, b) = (m(&bv, k), m(&jx, k));
+            let (a, b) = (m(a, k), m(b, k));
             body.push_str(&format!(
                 "| ViT-{variant} | {label} | {a:.1} | {b:.1} | {:.2}× |\n",
                 b / a

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::array::{Array, ArrayError};
+use crate::compile_cache;
 use crate::emit::{self, EmitError, ModuleOptions};
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
 use crate::prim::sharding::MESH_NAME;
@@ -73,13 +74,16 @@ pub enum JitError {
 /// Counters for one jitted function.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JitStats {
-    /// Programs compiled (cache misses).
+    /// Programs built for a new signature (in-memory cache misses): compiled, or loaded
+    /// from the persistent [`compile_cache`].
     pub compiles: usize,
+    /// Of those, the programs loaded from the persistent cache.
+    pub disk_cache_hits: usize,
     /// Calls served from the cache.
     pub cache_hits: usize,
     /// Total time spent tracing and emitting.
     pub trace_time: Duration,
-    /// Total time spent in the XLA compiler.
+    /// Total time spent compiling (or loading) programs.
     pub compile_time: Duration,
 }
 
@@ -250,13 +254,13 @@ where
                     None => CompileOptions::default(),
                 };
                 let t0 = Instant::now();
-                let exe = client
-                    .compile(&lowered.text, &options)
+                let (exe, outcome) = compile_cache::compile(&client, &lowered.text, &options)
                     .map_err(|e| self.runtime(e))?;
                 let c = Arc::new(Compiled { exe, lowered });
                 {
                     let mut st = lock(&self.stats);
                     st.compiles += 1;
+                    st.disk_cache_hits += usize::from(outcome == compile_cache::Outcome::Hit);
                     st.compile_time += t0.elapsed();
                 }
                 lock(&self.cache).insert(key, c.clone());

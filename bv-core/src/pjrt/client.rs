@@ -255,6 +255,13 @@ impl Client {
         LoadedExecutable::from_raw(self.clone(), a.loaded_executable, None)
     }
 
+    /// [`Client::deserialize_executable`] for an executable compiled from `mlir`, whose
+    /// signature then checks the arguments of every call as after [`Client::compile`].
+    pub fn deserialize_executable_for(&self, bytes: &[u8], mlir: &str) -> Result<LoadedExecutable> {
+        let exe = self.deserialize_executable(bytes)?;
+        Ok(exe.with_signature(Signature::parse(mlir).ok()))
+    }
+
     /// Copies typed host data to `device`. Returns once the plugin no longer needs `data`
     /// (the transfer itself may still be running).
     pub fn buffer_from_host<T: Element>(

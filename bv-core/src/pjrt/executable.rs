@@ -116,6 +116,11 @@ impl LoadedExecutable {
         self.signature.as_ref()
     }
 
+    pub(crate) fn with_signature(mut self, signature: Option<Signature>) -> Self {
+        self.signature = signature;
+        self
+    }
+
     /// The program's name.
     pub fn name(&self) -> Result<String> {
         self.with_executable(|e| {
