@@ -355,12 +355,12 @@ impl ImageModel for ResNet {
 
     /// v1's `fix_old_checkpoints`: GroupNorm parameters of old checkpoints are squeezed
     /// to `(C,)`.
-    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
         if self.version == Version::V2 {
-            return loaded;
+            return Ok(loaded);
         }
         let gn = ["gn_root", "gn_proj", "gn1", "gn2", "gn3"];
-        loaded
+        Ok(loaded
             .into_iter()
             .map(|(k, v)| {
                 if !k.split('/').any(|part| gn.contains(&part)) || v.shape().len() <= 1 {
@@ -370,7 +370,7 @@ impl ImageModel for ResNet {
                 let squeezed = HostArray::from_bytes(v.dtype(), &shape, v.bytes().to_vec());
                 (k, squeezed.unwrap_or(v))
             })
-            .collect()
+            .collect())
     }
 
     fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {

@@ -52,10 +52,11 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
         rngs: &[(String, Tensor)],
     ) -> (Tensor, Out);
 
-    /// The model's fixes of older checkpoint layouts, applied by
-    /// [`checkpoint::load`](crate::checkpoint::load) before merging. None by default.
-    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
-        loaded
+    /// The model's fixes of older or other checkpoint layouts, applied by
+    /// [`checkpoint::load`](crate::checkpoint::load) before merging; `Err` says why the
+    /// checkpoint cannot be converted. None by default.
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
+        Ok(loaded)
     }
 
     /// `loaded`, a checkpoint value of parameter `name`, resampled to the model's `shape`
