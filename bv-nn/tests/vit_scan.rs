@@ -27,7 +27,7 @@ use bv_nn::checkpoint::{self, CheckpointError};
 use bv_nn::models::vit::{pyloop_to_scan, scan_to_pyloop};
 use bv_nn::models::{build, ImageModel, Out};
 use bv_nn::Params;
-use common::{check, check_all, entry, forward, golden, loss, loss_and_grads, meta};
+use common::{check, check_all, entry, forward, golden, loss, loss_and_grads, meta, ulps};
 use serde_json::{json, Value};
 
 /// `kwargs` with `extra` keys set.
@@ -166,18 +166,6 @@ fn remat_on_and_off_give_the_same_gradients() {
             "{name}"
         );
     }
-}
-
-fn ulps(a: f32, b: f32) -> u32 {
-    let ord = |x: f32| {
-        let i = x.to_bits() as i32;
-        if i < 0 {
-            i32::MIN - i
-        } else {
-            i
-        }
-    };
-    ord(a).abs_diff(ord(b))
 }
 
 fn flax_reference() -> Vec<(String, HostArray)> {

@@ -4,13 +4,13 @@
 //! dicts.
 
 use bv_core::io::HostArray;
-use bv_core::{numpy as np, prim, DType, Spec, Tensor};
+use bv_core::{numpy as np, prim, DType, Tensor};
 use serde_json::Value;
 
 use crate::init::Init;
 use crate::layers::{Conv, ConvPadding, Dense, GroupNorm};
 use crate::models::config::Cfg;
-use crate::models::{as_f32, dummy_input, ImageModel, ModelError, Out};
+use crate::models::{ImageModel, ModelError, Out};
 use crate::params::Params;
 use crate::scope::{Module, Scope};
 
@@ -373,17 +373,7 @@ impl ImageModel for ResNet {
             .collect())
     }
 
-    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
-        crate::init(self, key, (dummy_input(input), false)).1
-    }
-
-    fn apply(
-        &self,
-        params: &Params<Tensor>,
-        image: &Tensor,
-        train: bool,
-        rngs: &[(String, Tensor)],
-    ) -> (Tensor, Out) {
-        crate::apply(self, params, rngs, (as_f32(image), train))
+    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
+        Module::apply(self, s, (image, train))
     }
 }

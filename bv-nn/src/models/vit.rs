@@ -10,7 +10,7 @@ use bv_core::autodiff::RematPolicy;
 use bv_core::io::HostArray;
 use bv_core::numpy as np;
 use bv_core::prim;
-use bv_core::{DType, Spec, Tensor};
+use bv_core::{DType, Tensor};
 use serde_json::Value;
 
 use crate::init::Init;
@@ -18,7 +18,7 @@ use crate::layers::{
     Conv, ConvPadding, Dense, Dropout, LayerNorm, MlpBlock, MultiHeadDotProductAttention,
 };
 use crate::models::config::Cfg;
-use crate::models::{as_f32, dummy_input, ImageModel, ModelError, Out};
+use crate::models::{ImageModel, ModelError, Out};
 use crate::params::Params;
 use crate::scope::{Module, ScanLift, Scope};
 
@@ -682,17 +682,7 @@ impl ImageModel for Vit {
         HostArray::from_slice(&grid, new).ok()
     }
 
-    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
-        crate::init(self, key, (dummy_input(input), false)).1
-    }
-
-    fn apply(
-        &self,
-        params: &Params<Tensor>,
-        image: &Tensor,
-        train: bool,
-        rngs: &[(String, Tensor)],
-    ) -> (Tensor, Out) {
-        crate::apply(self, params, rngs, (as_f32(image), train))
+    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
+        Module::apply(self, s, (image, train))
     }
 }
