@@ -55,6 +55,11 @@ fn to_device(p: &Params<HostArray>) -> Params<Array> {
     checkpoint::to_device(p).unwrap()
 }
 
+/// The golden ti8 (scan=False) checkpoint.
+fn golden_params() -> PathBuf {
+    golden("vit", "ti8_d2").join("params_init.npz")
+}
+
 /// The golden `params_init.npz` loaded into a scan model of the fixture's config through
 /// `checkpoint::load` (the trainer's `model_init` path), which stacks the blocks.
 fn scan_model_with_golden(case: &str) -> (Arc<dyn ImageModel>, Params<HostArray>, PathBuf) {
@@ -267,8 +272,7 @@ fn stacked_names_and_shapes_are_big_vision_s() {
 
 #[test]
 fn pyloop_scan_round_trip_is_identity() {
-    let dir = golden("vit", "ti8_d2");
-    let pyloop = checkpoint::read(dir.join("params_init.npz")).unwrap();
+    let pyloop = checkpoint::read(golden_params()).unwrap();
     let scan = pyloop_to_scan(pyloop.clone()).unwrap();
     let stacked = scan
         .get("Transformer/encoderblock/MultiHeadDotProductAttention_0/query/kernel")
@@ -310,7 +314,7 @@ fn pyloop_scan_round_trip_is_identity() {
 
 /// The golden ti8 checkpoint with `edit` applied, written to a file.
 fn edited(name: &str, edit: impl FnOnce(&mut Params<HostArray>)) -> PathBuf {
-    let mut p = checkpoint::read(golden("vit", "ti8_d2").join("params_init.npz")).unwrap();
+    let mut p = checkpoint::read(golden_params()).unwrap();
     edit(&mut p);
     let path = tmp(name);
     checkpoint::write(&path, &p).unwrap();
@@ -380,7 +384,7 @@ fn wrong_depth_or_block_shapes_are_clear_errors() {
         "{msg}"
     );
 
-    let mut ragged = pyloop_to_scan(checkpoint::read(path_of_golden()).unwrap()).unwrap();
+    let mut ragged = pyloop_to_scan(checkpoint::read(golden_params()).unwrap()).unwrap();
     ragged.insert(
         "Transformer/encoderblock/LayerNorm_0/bias",
         HostArray::from_slice(&[0f32; 3 * 192], &[3, 192]).unwrap(),
@@ -392,22 +396,18 @@ fn wrong_depth_or_block_shapes_are_clear_errors() {
     );
 }
 
-fn path_of_golden() -> PathBuf {
-    golden("vit", "ti8_d2").join("params_init.npz")
-}
-
-/// A scan checkpoint of depth 3 into a scan=False model of depth 2: unstacked, its third
-/// block is named as unexpected.
+/// A scan checkpoint loads into a scan=False model with the golden values; one of depth 3
+/// into that depth-2 model names its third block as unexpected.
 #[test]
 fn scan_checkpoint_into_pyloop_model() {
     let dir = golden("vit", "ti8_d2");
     let model = build("vit", &meta(&dir)["model_kwargs"]).unwrap();
     let init = init(&model, &[8, 32, 32, 3], Key::from_seed(0));
-    let mut p = checkpoint::read(path_of_golden()).unwrap();
+    let mut p = checkpoint::read(golden_params()).unwrap();
     let path = tmp("scan2.npz");
     checkpoint::write(&path, &pyloop_to_scan(p.clone()).unwrap()).unwrap();
     let loaded = checkpoint::load(model.as_ref(), &init, &path, &[]).unwrap();
-    for (k, v) in checkpoint::read(path_of_golden()).unwrap().iter() {
+    for (k, v) in checkpoint::read(golden_params()).unwrap().iter() {
         assert_eq!(loaded.get(k).unwrap().bytes(), v.bytes(), "{k}");
     }
     third_block(&mut p);
