@@ -35,6 +35,14 @@ pub enum CheckpointError {
         /// In the checkpoint but not in the model.
         unexpected: Vec<String>,
     },
+    /// The model could not convert the checkpoint's layout to its own (e.g. encoder
+    /// blocks that cannot be stacked for a scanned ViT).
+    Convert {
+        /// The checkpoint.
+        file: PathBuf,
+        /// Why, naming the parameters.
+        reason: String,
+    },
     /// Copying a parameter between host and device failed.
     Device {
         /// The parameter.
@@ -61,6 +69,9 @@ impl fmt::Display for CheckpointError {
             CheckpointError::Io(e) => write!(f, "{e}"),
             CheckpointError::Device { name, reason } => {
                 write!(f, "parameter `{name}`: host/device copy failed: {reason}")
+            }
+            CheckpointError::Convert { file, reason } => {
+                write!(f, "{}: {reason}", file.display())
             }
             CheckpointError::BadPattern { pattern, reason } => {
                 write!(f, "dont_load pattern `{pattern}`: {reason}")
@@ -245,7 +256,8 @@ pub fn to_device(params: &Params<HostArray>) -> Result<Params<Array>, Checkpoint
 }
 
 /// `model.load(init_params, file, model_cfg, dont_load)`: reads `file`, applies the
-/// model's checkpoint fixes and merges it into `init` (see [`merge`]).
+/// model's checkpoint fixes and layout conversions and merges it into `init` (see
+/// [`merge`]).
 pub fn load(
     model: &dyn ImageModel,
     init: &Params<HostArray>,
@@ -253,7 +265,12 @@ pub fn load(
     dont_load: &[String],
 ) -> Result<Params<HostArray>, CheckpointError> {
     let file = file.as_ref();
-    let loaded = model.fix_checkpoint(read(file)?);
+    let loaded = model
+        .fix_checkpoint(read(file)?)
+        .map_err(|reason| CheckpointError::Convert {
+            file: file.to_path_buf(),
+            reason,
+        })?;
     merge(model, loaded, init, dont_load, file)
 }
 

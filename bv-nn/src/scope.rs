@@ -7,10 +7,18 @@
 //! is `fold_in(root, u32(sha1(path items ++ counter)))` (Flax's `_fold_in_static`: strings
 //! as UTF-8, the counter as minimal big-endian bytes, no separator, first four digest
 //! bytes big-endian). The parameter's own name is not hashed; the counter is.
+//!
+//! [`Scope::scan_named`] is Flax's `nn.scan` (optionally over `nn.remat`): one child whose
+//! parameters are stacked on a leading axis and whose body runs in `bv_core::control::scan`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use bv_core::trace::{fail, Aval};
+use bv_core::autodiff::{checkpoint, RematPolicy};
+use bv_core::control::scan;
+use bv_core::trace::{fail, trace_body, Aval};
+use bv_core::tree::{self, Tree};
 use bv_core::{random, DType, Tensor};
 use sha1::{Digest, Sha1};
 
@@ -35,14 +43,32 @@ enum Store<'a> {
     Apply(&'a Params<Tensor>),
 }
 
+/// `make_rng` counters by `(scope path, stream)` that outlive the scopes using them (see
+/// [`Scope::scan_named`]).
+type SharedCounters = Rc<RefCell<HashMap<(String, String), u32>>>;
+
 /// Where a module runs: its path from the root, the parameter store, the root rngs and
-/// the per-stream counters of this scope.
+/// the per-stream counters of this scope (kept in a shared table inside a scan body).
 pub struct Scope<'a> {
     store: Store<'a>,
     rngs: &'a [(String, Tensor)],
     path: Vec<String>,
     counters: HashMap<String, u32>,
+    shared: Option<SharedCounters>,
     children: HashMap<&'static str, usize>,
+}
+
+/// How [`Scope::scan_named`] lifts its module, as Flax's `nn.scan(nn.remat(module),
+/// variable_axes={"params": 0}, split_rngs={s: True for s in split_rngs},
+/// in_axes=nn.broadcast, length=length)`.
+#[derive(Clone, Debug)]
+pub struct ScanLift<'s> {
+    /// Iterations (the size of the parameters' leading axis).
+    pub length: usize,
+    /// Rng streams split into one key per iteration; the others are the same in each.
+    pub split_rngs: &'s [&'s str],
+    /// `nn.remat` around the body with this policy (`None`: no remat).
+    pub remat: Option<RematPolicy>,
 }
 
 /// Flax's `_fold_in_static` hash of a scope path and a counter.
@@ -89,6 +115,7 @@ impl<'a> Scope<'a> {
             rngs,
             path: Vec::new(),
             counters: HashMap::new(),
+            shared: None,
             children: HashMap::new(),
         }
     }
@@ -117,9 +144,22 @@ impl<'a> Scope<'a> {
             let reason = format!("no `{stream}` rng was given; pass one to apply");
             return fail("make_rng", reason, &[], None, Aval::new([2], DType::U32));
         };
-        let counter = self.counters.entry(stream.to_string()).or_insert(0);
-        *counter += 1;
-        random::fold_in(root, path_hash(&self.path, *counter))
+        let counter = match &self.shared {
+            Some(table) => {
+                let mut table = table.borrow_mut();
+                let c = table
+                    .entry((self.path.join("/"), stream.to_string()))
+                    .or_insert(0);
+                *c += 1;
+                *c
+            }
+            None => {
+                let c = self.counters.entry(stream.to_string()).or_insert(0);
+                *c += 1;
+                *c
+            }
+        };
+        random::fold_in(root, path_hash(&self.path, counter))
     }
 
     /// The parameter `name` of this scope: created by `make(key)` at init (the key comes
@@ -180,6 +220,7 @@ impl<'a> Scope<'a> {
             rngs: self.rngs,
             path,
             counters: HashMap::new(),
+            shared: self.shared.clone(),
             children: HashMap::new(),
         }
     }
@@ -196,6 +237,127 @@ impl<'a> Scope<'a> {
     pub fn call_named<M: Module>(&mut self, name: &str, m: &M, x: M::In) -> M::Out {
         m.apply(&mut self.child(name.to_string()), x)
     }
+
+    /// Runs child `m` named `name` `lift.length` times in a `scan` (Flax's lifted
+    /// `nn.scan`): the carry `C` threads through the iterations, `arg` is the same in each,
+    /// and the per-iteration outputs `Y` come back stacked on a new leading axis. Its
+    /// parameters are `{path}/{name}/...` with a leading axis of `lift.length` (created
+    /// stacked at init, sliced per iteration at apply); each stream in `lift.split_rngs`
+    /// is `split(key, length)`, one key per iteration, folded with the scope path as usual.
+    ///
+    /// As in Flax, the body is traced twice with `make_rng` counters carried over (the
+    /// first trace checks loop invariants), so the `k`-th draw of a scope that draws `n`
+    /// keys per iteration uses counter `n + k`. Remat applies at apply only (init is not
+    /// differentiated).
+    pub fn scan_named<M, C, A, Y>(
+        &mut self,
+        name: &str,
+        m: &M,
+        lift: &ScanLift<'_>,
+        (carry, arg): (C, A),
+    ) -> (C, Y)
+    where
+        M: Module<In = (C, A), Out = (C, Y)>,
+        C: Tree<Leaf = Tensor>,
+        A: Clone,
+        Y: Tree<Leaf = Tensor>,
+    {
+        let mut path = self.path.clone();
+        path.push(name.to_string());
+        let prefix = format!("{}/", path.join("/"));
+        let n = lift.length;
+        let mut split_keys = Vec::new();
+        let mut broadcast = Vec::new();
+        for (stream, key) in self.rngs {
+            if lift.split_rngs.contains(&stream.as_str()) {
+                split_keys.push((stream.clone(), random::split(key, n)));
+            } else {
+                broadcast.push((stream.clone(), key.clone()));
+            }
+        }
+        let stacked: Params<Tensor> = match &self.store {
+            Store::Init(_) => Params::new(),
+            Store::Apply(p) => p
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, t)| (k.to_string(), leading(k, t, n)))
+                .collect(),
+        };
+        let init = self.is_init();
+        let shared = SharedCounters::default();
+        // One iteration on a slice of the parameters and of the split keys.
+        let body =
+            |(c, slices, keys): (C, Params<Tensor>, Vec<Tensor>)| -> (C, (Params<Tensor>, Y)) {
+                let mut rngs = broadcast.clone();
+                rngs.extend(split_keys.iter().map(|(s, _)| s.clone()).zip(keys));
+                let mut created = Params::new();
+                let store = if init {
+                    Store::Init(&mut created)
+                } else {
+                    Store::Apply(&slices)
+                };
+                let mut s = Scope {
+                    store,
+                    rngs: &rngs,
+                    path: path.clone(),
+                    counters: HashMap::new(),
+                    shared: Some(shared.clone()),
+                    children: HashMap::new(),
+                };
+                let (c, y) = m.apply(&mut s, (c, arg.clone()));
+                (c, (created, y))
+            };
+        let xs = (stacked, split_keys.iter().map(|(_, k)| k.clone()).collect());
+        // Flax's first trace of the body: on fresh tensors of one iteration, only to
+        // advance the shared counters.
+        let (cdef, cl) = tree::flatten(&carry);
+        let (xdef, xl) = tree::flatten(&xs);
+        let mut avals: Vec<Aval> = cl.iter().map(|(_, t)| t.aval().clone()).collect();
+        avals.extend(
+            xl.iter()
+                .map(|(_, t)| Aval::new(&t.shape()[1..], t.dtype())),
+        );
+        trace_body(&avals, |p| {
+            let (pc, px) = p.split_at(cl.len());
+            let c = tree::unflatten::<C>(&cdef, pc.to_vec()).ok()?;
+            let (slices, keys) = tree::unflatten(&xdef, px.to_vec()).ok()?;
+            Some(body((c, slices, keys)))
+        });
+        let step = match (init, lift.remat) {
+            (false, Some(policy)) => Box::new(checkpoint(body, policy))
+                as Box<dyn Fn((C, Params<Tensor>, Vec<Tensor>)) -> (C, (Params<Tensor>, Y))>,
+            _ => Box::new(body),
+        };
+        let (carry, (created, ys)) = scan(
+            |c: C, (slices, keys): (Params<Tensor>, Vec<Tensor>)| step((c, slices, keys)),
+            carry,
+            xs,
+            Some(n),
+            false,
+        );
+        if let Store::Init(p) = &mut self.store {
+            for (k, v) in created {
+                p.insert(k, v);
+            }
+        }
+        (carry, ys)
+    }
+}
+
+/// `t`, the stacked parameter `name`, checked to have leading dimension `n`.
+fn leading(name: &str, t: &Tensor, n: usize) -> Tensor {
+    if t.shape().first() == Some(&n) {
+        return t.clone();
+    }
+    let mut want = vec![n];
+    want.extend(t.shape().get(1..).unwrap_or_default());
+    let want = Aval::new(want, t.dtype());
+    let reason = format!(
+        "stacked parameter `{name}` is {}, the scanned module expects a leading axis of {n} \
+         (one slice per iteration)",
+        t.aval()
+    );
+    fail("param", reason, &[t.aval()], Some(t), want)
 }
 
 #[cfg(test)]

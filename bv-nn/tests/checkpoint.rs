@@ -2,7 +2,7 @@
 //! big_vision's forward (tolerance as in vit_forward: `1e-5 + 1e-4 |want|`); write/read
 //! round trip; `params/` prefixes; bf16 entries; errors for missing, unexpected and
 //! mis-shaped parameters and truncated files; posemb resampling to another grid checked
-//! on a linear grid, which bilinear resampling reproduces exactly.
+//! on a linear grid, which bilinear resampling reproduces exactly; old ViT posemb layouts.
 
 mod common;
 
@@ -236,5 +236,45 @@ fn posemb_resampled_to_new_grid() {
                 "({t}, {k})"
             );
         }
+    }
+}
+
+/// `vit.fix_old_checkpoints`: a posemb under `Transformer/posembed_input` holding a `[cls]`
+/// row before the 4x4 grid is moved to `pos_embedding` without that row, which is added to
+/// `cls` (sums checked in float64).
+#[test]
+fn old_combined_cls_posemb_is_split() {
+    let model = build(
+        "vit",
+        &json!({"variant": "mu/8", "num_classes": 10, "pool_type": "tok"}),
+    )
+    .unwrap();
+    let init = init(&model, &[1, 32, 32, 3]);
+    let d = 32;
+    let row: Vec<f32> = (0..d).map(|k| 0.5 - k as f32 / 64.0).collect();
+    let grid: Vec<f32> = (0..16 * d).map(|i| (i as f32 * 0.37).sin()).collect();
+    let cls: Vec<f32> = (0..d).map(|k| k as f32 / 16.0).collect();
+    let mut old: Params<HostArray> = init
+        .iter()
+        .filter(|(k, _)| *k != "pos_embedding")
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let combined: Vec<f32> = row.iter().chain(&grid).copied().collect();
+    old.insert(
+        "Transformer/posembed_input/pos_embedding",
+        HostArray::from_slice(&combined, &[1, 17, d]).unwrap(),
+    );
+    old.insert("cls", HostArray::from_slice(&cls, &[1, 1, d]).unwrap());
+    let path = tmp("old_posemb.npz");
+    checkpoint::write(&path, &old).unwrap();
+    let p = checkpoint::load(model.as_ref(), &init, &path, &[]).unwrap();
+    assert_eq!(
+        p.get("pos_embedding").unwrap().to_vec::<f32>().unwrap(),
+        grid
+    );
+    let got = p.get("cls").unwrap().to_vec::<f32>().unwrap();
+    for k in 0..d {
+        let want = f64::from(cls[k]) + f64::from(row[k]);
+        assert!((f64::from(got[k]) - want).abs() <= want.abs() * 1e-7, "{k}");
     }
 }

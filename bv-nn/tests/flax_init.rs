@@ -2,6 +2,8 @@
 //! parameter names in creation order, shapes, per-parameter keys (exact: path hash and
 //! `fold_in` on the host) and values (within 4 ulp, the README's tolerance; most are exact).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use bv_core::io::read_npz;
@@ -11,6 +13,7 @@ use bv_nn::layers::{Conv, Dense};
 use bv_nn::models::vit::{Pool, Posemb, Vit};
 use bv_nn::scope::path_hash;
 use bv_nn::{Module, Params, Scope};
+use common::ulps;
 use serde_json::Value;
 
 fn dir(name: &str) -> PathBuf {
@@ -37,18 +40,6 @@ impl Module for Mlp {
         }
         x
     }
-}
-
-fn ulps(a: f32, b: f32) -> u32 {
-    let ord = |x: f32| {
-        let i = x.to_bits() as i32;
-        if i < 0 {
-            i32::MIN - i
-        } else {
-            i
-        }
-    };
-    ord(a).abs_diff(ord(b))
 }
 
 fn check<M>(name: &str, model: M, input_shape: &[usize])

@@ -4,13 +4,13 @@
 //! dicts.
 
 use bv_core::io::HostArray;
-use bv_core::{numpy as np, prim, DType, Spec, Tensor};
+use bv_core::{numpy as np, prim, DType, Tensor};
 use serde_json::Value;
 
 use crate::init::Init;
 use crate::layers::{Conv, ConvPadding, Dense, GroupNorm};
 use crate::models::config::Cfg;
-use crate::models::{as_f32, dummy_input, ImageModel, ModelError, Out};
+use crate::models::{ImageModel, ModelError, Out};
 use crate::params::Params;
 use crate::scope::{Module, Scope};
 
@@ -355,12 +355,12 @@ impl ImageModel for ResNet {
 
     /// v1's `fix_old_checkpoints`: GroupNorm parameters of old checkpoints are squeezed
     /// to `(C,)`.
-    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
         if self.version == Version::V2 {
-            return loaded;
+            return Ok(loaded);
         }
         let gn = ["gn_root", "gn_proj", "gn1", "gn2", "gn3"];
-        loaded
+        Ok(loaded
             .into_iter()
             .map(|(k, v)| {
                 if !k.split('/').any(|part| gn.contains(&part)) || v.shape().len() <= 1 {
@@ -370,20 +370,10 @@ impl ImageModel for ResNet {
                 let squeezed = HostArray::from_bytes(v.dtype(), &shape, v.bytes().to_vec());
                 (k, squeezed.unwrap_or(v))
             })
-            .collect()
+            .collect())
     }
 
-    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
-        crate::init(self, key, (dummy_input(input), false)).1
-    }
-
-    fn apply(
-        &self,
-        params: &Params<Tensor>,
-        image: &Tensor,
-        train: bool,
-        rngs: &[(String, Tensor)],
-    ) -> (Tensor, Out) {
-        crate::apply(self, params, rngs, (as_f32(image), train))
+    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
+        Module::apply(self, s, (image, train))
     }
 }

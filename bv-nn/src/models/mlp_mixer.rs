@@ -1,14 +1,13 @@
 //! big_vision's MLP-Mixer (`big_vision/models/mlp_mixer.py`) with its parameter names,
 //! `out` dict and stochastic depth.
 
-use bv_core::{numpy as np, prim, random, DType, Spec, Tensor};
+use bv_core::{numpy as np, prim, random, DType, Tensor};
 use serde_json::Value;
 
 use crate::init::Init;
 use crate::layers::{Conv, Dense, LayerNorm};
 use crate::models::config::Cfg;
-use crate::models::{as_f32, dummy_input, ImageModel, ModelError, Out};
-use crate::params::Params;
+use crate::models::{ImageModel, ModelError, Out};
 use crate::scope::{Module, Scope};
 
 /// `(hidden_dim, num_blocks, channels_mlp_dim, tokens_mlp_dim)` of a named variant.
@@ -217,17 +216,7 @@ impl ImageModel for MlpMixer {
         "mlp_mixer"
     }
 
-    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
-        crate::init(self, key, (dummy_input(input), false)).1
-    }
-
-    fn apply(
-        &self,
-        params: &Params<Tensor>,
-        image: &Tensor,
-        train: bool,
-        rngs: &[(String, Tensor)],
-    ) -> (Tensor, Out) {
-        crate::apply(self, params, rngs, (as_f32(image), train))
+    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
+        Module::apply(self, s, (image, train))
     }
 }

@@ -26,6 +26,7 @@ use bv_core::{numpy as np, DType, Spec, Tensor};
 use serde_json::Value;
 
 use crate::params::Params;
+use crate::scope::{Module, Scope};
 
 /// Intermediate values by big_vision's `out` names (`pre_logits`, `logits`, `stage1`, ...).
 pub type Out = Params<Tensor>;
@@ -36,26 +37,40 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
     /// big_vision's `model_name` (`"vit"`, `"mlp_mixer"`, `"bit"`, `"bit_paper"`).
     fn model_name(&self) -> &'static str;
 
+    /// The model's `__call__(image, train=train)` in scope `s` (its [`Module::apply`]), which
+    /// [`init`](ImageModel::init) and [`apply`](ImageModel::apply) run as the root module.
+    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out);
+
     /// `model.init(key, zeros(input))["params"]`: the parameters, Flax's names and values,
     /// created from the `params` key `key` (a `[2]` uint32 tensor).
-    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor>;
+    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
+        let zeros = np::zeros(&input.shape, DType::F32);
+        crate::init(&Root(self), key, (zeros, false)).1
+    }
 
     /// `model.apply({"params": params}, image, train=train, rngs=rngs)`: the logits (or the
     /// representation for a model without head) and the `out` dict. `rngs` holds the
     /// streams the model draws from in training (`("dropout", key)`); deterministic models
-    /// and `train = false` need none.
+    /// and `train = false` need none. Images are cast to float32 first.
     fn apply(
         &self,
         params: &Params<Tensor>,
         image: &Tensor,
         train: bool,
         rngs: &[(String, Tensor)],
-    ) -> (Tensor, Out);
+    ) -> (Tensor, Out) {
+        let image = match image.dtype() {
+            DType::F32 => image.clone(),
+            _ => np::astype(image, DType::F32),
+        };
+        crate::apply(&Root(self), params, rngs, (image, train))
+    }
 
-    /// The model's fixes of older checkpoint layouts, applied by
-    /// [`checkpoint::load`](crate::checkpoint::load) before merging. None by default.
-    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
-        loaded
+    /// The model's fixes of older or other checkpoint layouts, applied by
+    /// [`checkpoint::load`](crate::checkpoint::load) before merging; `Err` says why the
+    /// checkpoint cannot be converted. None by default.
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
+        Ok(loaded)
     }
 
     /// `loaded`, a checkpoint value of parameter `name`, resampled to the model's `shape`
@@ -162,16 +177,16 @@ pub fn build(name: &str, config: &Value) -> Result<Arc<dyn ImageModel>, ModelErr
     })
 }
 
-/// A float32 zero input of `spec`'s shape (`init` only reads shapes).
-pub(crate) fn dummy_input(spec: &Spec) -> Tensor {
-    np::zeros(&spec.shape, DType::F32)
-}
+/// An [`ImageModel`] as the root module of `init` and `apply` (the root's name is in no
+/// parameter path).
+struct Root<'m, M: ?Sized>(&'m M);
 
-/// `image` as float32 (big_vision casts inputs to the model's compute type).
-pub(crate) fn as_f32(image: &Tensor) -> Tensor {
-    if image.dtype() == DType::F32 {
-        image.clone()
-    } else {
-        np::astype(image, DType::F32)
+impl<M: ImageModel + ?Sized> Module for Root<'_, M> {
+    const NAME: &'static str = "Model";
+    type In = (Tensor, bool);
+    type Out = (Tensor, Out);
+
+    fn apply(&self, s: &mut Scope, (image, train): (Tensor, bool)) -> (Tensor, Out) {
+        self.0.forward(s, image, train)
     }
 }

@@ -1,11 +1,16 @@
 //! big_vision's ViT (`big_vision/models/vit.py`) with its parameter names and its `out`
 //! dict of intermediate values, dropout as Flax draws it, and [`Vit::from_config`] for
-//! big_vision's `config.model` keys.
+//! big_vision's `config.model` keys. With `scan` the encoder blocks run in a loop over
+//! parameters stacked under `Transformer/encoderblock`; checkpoints convert between the two
+//! layouts on load ([`pyloop_to_scan`], [`scan_to_pyloop`]).
 
+use std::collections::BTreeMap;
+
+use bv_core::autodiff::RematPolicy;
 use bv_core::io::HostArray;
 use bv_core::numpy as np;
 use bv_core::prim;
-use bv_core::{DType, Spec, Tensor};
+use bv_core::{DType, Tensor};
 use serde_json::Value;
 
 use crate::init::Init;
@@ -13,9 +18,9 @@ use crate::layers::{
     Conv, ConvPadding, Dense, Dropout, LayerNorm, MlpBlock, MultiHeadDotProductAttention,
 };
 use crate::models::config::Cfg;
-use crate::models::{as_f32, dummy_input, ImageModel, ModelError, Out};
+use crate::models::{ImageModel, ModelError, Out};
 use crate::params::Params;
-use crate::scope::{Module, Scope};
+use crate::scope::{Module, ScanLift, Scope};
 
 /// Position embedding of the patch tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +71,10 @@ pub struct Vit {
     pub head_zeroinit: bool,
     /// Dropout rate after the posemb, in the MLPs and on both residual branches.
     pub dropout: f64,
+    /// Run the encoder blocks in a `scan` over stacked parameters (`Transformer/encoderblock`).
+    pub scan: bool,
+    /// What the scanned blocks keep for the backward pass (ignored without `scan`).
+    pub remat_policy: RematPolicy,
 }
 
 /// `(width, depth, mlp_dim, num_heads)` of a named variant (`"mu"`, `"Ti"`, `"S"`, ...).
@@ -107,6 +116,8 @@ impl Vit {
             rep_size: None,
             head_zeroinit: true,
             dropout: 0.0,
+            scan: false,
+            remat_policy: RematPolicy::NothingSaveable,
         })
     }
 
@@ -172,12 +183,15 @@ impl Vit {
             Some(_) => return Err(c.bad("pool_type", "one of gap, tok, 0, map, none")),
         };
         v.head_zeroinit = c.bool("head_zeroinit")?.unwrap_or(true);
-        if c.bool("scan")?.unwrap_or(false) {
-            return Err(c.bad("scan", "false (the scanned encoder is not implemented yet)"));
-        }
-        if !matches!(c.str("remat_policy")?, None | Some("nothing_saveable")) {
-            return Err(c.bad("remat_policy", "\"nothing_saveable\""));
-        }
+        v.scan = c.bool("scan")?.unwrap_or(false);
+        v.remat_policy = match c.str("remat_policy")? {
+            None | Some("nothing_saveable") => RematPolicy::NothingSaveable,
+            Some("everything_saveable") => RematPolicy::EverythingSaveable,
+            Some(_) => {
+                let expected = "\"nothing_saveable\" or \"everything_saveable\"";
+                return Err(c.bad("remat_policy", expected));
+            }
+        };
         if !matches!(c.str("dtype_mm")?, None | Some("float32")) {
             return Err(c.bad("dtype_mm", "\"float32\""));
         }
@@ -226,6 +240,178 @@ pub fn posemb_sincos_2d(h: usize, w: usize, width: usize) -> Tensor {
     prim::constant(&pe, &[1, h * w, 4 * q])
 }
 
+/// The prefix of the stacked encoder-block parameters of a `scan` model.
+const SCANNED: &str = "Transformer/encoderblock/";
+
+/// The prefix of the encoder blocks of a `scan=False` model, followed by `{i}/`.
+const PYLOOP: &str = "Transformer/encoderblock_";
+
+/// `vit.fix_old_checkpoints`: `pos_embedding` moved out of `Transformer` (and its
+/// `posembed_input`), and a combined `[cls]`+grid posemb split, the cls part added to `cls`.
+pub fn fix_old_checkpoints(loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
+    let mut out: Params<HostArray> = loaded
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "Transformer/posembed_input/pos_embedding" | "Transformer/pos_embedding" => {
+                ("pos_embedding".to_string(), v)
+            }
+            _ => (k, v),
+        })
+        .collect();
+    let Some(pe) = out.get("pos_embedding").cloned() else {
+        return Ok(out);
+    };
+    let &[1, n, d] = pe.shape() else {
+        return Ok(out);
+    };
+    let g = (n as f64).sqrt() as usize;
+    if g * g + 1 != n {
+        return Ok(out);
+    }
+    let row = pe.bytes().len() / n;
+    let grid = HostArray::from_bytes(pe.dtype(), &[1, n - 1, d], pe.bytes()[row..].to_vec())
+        .map_err(|e| format!("`pos_embedding`: {e}"))?;
+    out.insert("pos_embedding", grid);
+    if let Some(cls) = out.get("cls") {
+        if cls.len() != d {
+            return Err(format!(
+                "`cls` has shape {:?}, `pos_embedding` has width {d}",
+                cls.shape()
+            ));
+        }
+        let sum: Vec<f32> = cls
+            .to_f64()
+            .iter()
+            .zip(pe.to_f64())
+            .map(|(a, b)| (a + b) as f32)
+            .collect();
+        let sum = HostArray::from_slice(&sum, cls.shape()).map_err(|e| format!("`cls`: {e}"))?;
+        out.insert("cls", sum);
+    }
+    Ok(out)
+}
+
+/// `vit.pyloop_to_scan`: the blocks `Transformer/encoderblock_{i}/...` (numbered from 0
+/// without gaps) stacked into `Transformer/encoderblock/...` with block `i` at index `i` of a
+/// new leading axis; every block must have the same names, shapes and types. The stacked
+/// entries take the place of the first block entry; other entries are unchanged.
+pub fn pyloop_to_scan(params: Params<HostArray>) -> Result<Params<HostArray>, String> {
+    let mut blocks: BTreeMap<usize, Params<HostArray>> = BTreeMap::new();
+    let mut others: Vec<(String, HostArray)> = Vec::new();
+    let mut at = None;
+    for (k, v) in params {
+        let Some((i, rest)) = k.strip_prefix(PYLOOP).and_then(|r| r.split_once('/')) else {
+            others.push((k, v));
+            continue;
+        };
+        let i: usize = i
+            .parse()
+            .map_err(|_| format!("`{k}`: `encoderblock_{i}` is not a numbered encoder block"))?;
+        at.get_or_insert(others.len());
+        blocks.entry(i).or_default().insert(rest, v);
+    }
+    let (Some(at), Some((&last, _))) = (at, blocks.last_key_value()) else {
+        return Ok(others.into_iter().collect());
+    };
+    if let Some(gap) = (0..last).find(|i| !blocks.contains_key(i)) {
+        return Err(format!(
+            "the checkpoint has `{PYLOOP}{last}` but no `{PYLOOP}{gap}`: cannot stack its blocks"
+        ));
+    }
+    let first = &blocks[&0];
+    for (i, block) in &blocks {
+        let extra = block.names().find(|n| first.get(n).is_none());
+        let lacking = first.names().find(|n| block.get(n).is_none());
+        if let Some(n) = extra {
+            return Err(format!(
+                "`{PYLOOP}{i}/{n}` has no counterpart in `{PYLOOP}0`: blocks differ"
+            ));
+        }
+        if let Some(n) = lacking {
+            return Err(format!(
+                "`{PYLOOP}{i}/{n}` is missing (`{PYLOOP}0/{n}` exists): blocks differ"
+            ));
+        }
+    }
+    let depth = last + 1;
+    let mut stacked = Vec::with_capacity(first.len());
+    for (rest, v0) in first.iter() {
+        let mut bytes = Vec::with_capacity(v0.bytes().len() * depth);
+        for (i, block) in &blocks {
+            let v = block
+                .get(rest)
+                .expect("checked: every block has every name");
+            if v.shape() != v0.shape() || v.dtype() != v0.dtype() {
+                return Err(format!(
+                    "`{PYLOOP}{i}/{rest}` is {} {:?} but `{PYLOOP}0/{rest}` is {} {:?}: \
+                     blocks of different shapes cannot be stacked",
+                    v.dtype(),
+                    v.shape(),
+                    v0.dtype(),
+                    v0.shape()
+                ));
+            }
+            bytes.extend_from_slice(v.bytes());
+        }
+        let mut shape = vec![depth];
+        shape.extend_from_slice(v0.shape());
+        let name = format!("{SCANNED}{rest}");
+        let v = HostArray::from_bytes(v0.dtype(), &shape, bytes)
+            .map_err(|e| format!("`{name}`: {e}"))?;
+        stacked.push((name, v));
+    }
+    others.splice(at..at, stacked);
+    Ok(others.into_iter().collect())
+}
+
+/// `vit.scan_to_pyloop`: every `Transformer/encoderblock/...` entry, all with the same
+/// leading (depth) dimension, split into `Transformer/encoderblock_{i}/...`; the blocks take
+/// the place of the first stacked entry.
+pub fn scan_to_pyloop(params: Params<HostArray>) -> Result<Params<HostArray>, String> {
+    let mut stacked: Vec<(String, HostArray)> = Vec::new();
+    let mut others: Vec<(String, HostArray)> = Vec::new();
+    let mut at = None;
+    for (k, v) in params {
+        if k.starts_with(SCANNED) {
+            at.get_or_insert(others.len());
+            stacked.push((k, v));
+        } else {
+            others.push((k, v));
+        }
+    }
+    let (Some(at), Some((k0, v0))) = (at, stacked.first()) else {
+        return Ok(others.into_iter().collect());
+    };
+    let Some(&depth) = v0.shape().first() else {
+        return Err(format!("`{k0}` is a scalar, not stacked on a depth axis"));
+    };
+    if let Some((k, v)) = stacked
+        .iter()
+        .find(|(_, v)| v.shape().first() != Some(&depth))
+    {
+        return Err(format!(
+            "`{k}` has shape {:?} but `{k0}` has {:?}: stacked encoder parameters must share \
+             the leading (depth) axis",
+            v.shape(),
+            v0.shape()
+        ));
+    }
+    let mut blocks = Vec::with_capacity(depth * stacked.len());
+    for i in 0..depth {
+        for (k, v) in &stacked {
+            let rest = &k[SCANNED.len()..];
+            let chunk = v.bytes().len() / depth;
+            let name = format!("{PYLOOP}{i}/{rest}");
+            let slice = v.bytes()[i * chunk..(i + 1) * chunk].to_vec();
+            let block = HostArray::from_bytes(v.dtype(), &v.shape()[1..], slice)
+                .map_err(|e| format!("`{name}`: {e}"))?;
+            blocks.push((name, block));
+        }
+    }
+    others.splice(at..at, blocks);
+    Ok(others.into_iter().collect())
+}
+
 fn attention(num_heads: usize) -> MultiHeadDotProductAttention {
     MultiHeadDotProductAttention {
         num_heads,
@@ -233,8 +419,8 @@ fn attention(num_heads: usize) -> MultiHeadDotProductAttention {
     }
 }
 
-/// One pre-LN transformer block (`Encoder1DBlock`); also returns its `sa`, `+sa`, `mlp`
-/// and `+mlp` values.
+/// One pre-LN transformer block (`Encoder1DBlock`); also returns its `out` dict: `sa`,
+/// `+sa`, `mlp` and `+mlp`.
 #[derive(Clone, Debug)]
 pub struct EncoderBlock {
     /// MLP hidden width.
@@ -249,7 +435,7 @@ impl Module for EncoderBlock {
     const NAME: &'static str = "Encoder1DBlock";
     /// `(x, deterministic)`.
     type In = (Tensor, bool);
-    type Out = (Tensor, [Tensor; 4]);
+    type Out = (Tensor, Out);
 
     fn apply(&self, s: &mut Scope, (x, det): (Tensor, bool)) -> Self::Out {
         let drop = Dropout { rate: self.dropout };
@@ -262,13 +448,18 @@ impl Module for EncoderBlock {
             dropout: self.dropout,
         };
         let mlp = s.call(&mlp, (y, det));
-        let out = &x + &s.call(&drop, (mlp.clone(), det));
-        (out.clone(), [sa, x, mlp, out])
+        let y = &x + &s.call(&drop, (mlp.clone(), det));
+        let out = [("sa", sa), ("+sa", x), ("mlp", mlp), ("+mlp", y.clone())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        (y, out)
     }
 }
 
-/// The encoder (`Transformer`): `depth` blocks named `encoderblock_{i}`, then
-/// `encoder_norm`. Also returns `block{i:02}/...` and `pre_ln` values.
+/// The encoder (`Transformer`): `depth` blocks named `encoderblock_{i}` (or, with `scan`,
+/// one scanned and rematerialized `encoderblock`), then `encoder_norm`. Also returns
+/// `block{i:02}/...` and, without `scan` as in big_vision, `pre_ln`.
 #[derive(Clone, Debug)]
 pub struct Encoder {
     /// Blocks.
@@ -279,6 +470,10 @@ pub struct Encoder {
     pub num_heads: usize,
     /// Dropout rate.
     pub dropout: f64,
+    /// Scan over stacked blocks.
+    pub scan: bool,
+    /// Remat policy of the scanned block.
+    pub remat_policy: RematPolicy,
 }
 
 impl Module for Encoder {
@@ -294,16 +489,40 @@ impl Module for Encoder {
             num_heads: self.num_heads,
             dropout: self.dropout,
         };
-        for i in 0..self.depth {
-            let (y, parts) = s.call_named(&format!("encoderblock_{i}"), &block, (x, det));
-            for (name, v) in ["sa", "+sa", "mlp", "+mlp"].iter().zip(parts) {
-                out.insert(format!("block{i:02}/{name}"), v);
+        if self.scan {
+            let lift = ScanLift {
+                length: self.depth,
+                split_rngs: &["params", "dropout"],
+                remat: Some(self.remat_policy),
+            };
+            let (y, stacked): (Tensor, Out) = s.scan_named("encoderblock", &block, &lift, (x, det));
+            for i in 0..self.depth {
+                for (name, v) in stacked.iter() {
+                    out.insert(format!("block{i:02}/{name}"), layer(v, i));
+                }
             }
             x = y;
+        } else {
+            for i in 0..self.depth {
+                let (y, parts) = s.call_named(&format!("encoderblock_{i}"), &block, (x, det));
+                for (name, v) in parts {
+                    out.insert(format!("block{i:02}/{name}"), v);
+                }
+                x = y;
+            }
+            out.insert("pre_ln", x.clone());
         }
-        out.insert("pre_ln", x.clone());
         (s.call_named("encoder_norm", &LayerNorm::default(), x), out)
     }
+}
+
+/// Slice `i` of a stacked value (`v[i]`).
+fn layer(v: &Tensor, i: usize) -> Tensor {
+    let mut start = vec![0; v.rank()];
+    let mut limit = v.shape().to_vec();
+    start[0] = i;
+    limit[0] = i + 1;
+    prim::reshape(&prim::slice(v, &start, &limit, &[]), &v.shape()[1..])
 }
 
 /// big_vision's `MAPHead`: a learned probe attends over the tokens, then `x + MLP(LN(x))`;
@@ -375,6 +594,8 @@ impl Module for Vit {
             mlp_dim: self.mlp_dim,
             num_heads: self.num_heads,
             dropout: self.dropout,
+            scan: self.scan,
+            remat_policy: self.remat_policy,
         };
         let (x, enc) = s.call_named("Transformer", &encoder, (x, !train));
         for (name, v) in enc {
@@ -426,43 +647,17 @@ impl ImageModel for Vit {
         "vit"
     }
 
-    /// `vit.fix_old_checkpoints`: `pos_embedding` moved out of `Transformer` (and its
-    /// `posembed_input`), and a combined `[cls]`+grid posemb split, the cls part added to
-    /// `cls`.
-    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Params<HostArray> {
-        let mut out: Params<HostArray> = loaded
-            .into_iter()
-            .map(|(k, v)| match k.as_str() {
-                "Transformer/posembed_input/pos_embedding" | "Transformer/pos_embedding" => {
-                    ("pos_embedding".to_string(), v)
-                }
-                _ => (k, v),
-            })
-            .collect();
-        let Some(pe) = out.get("pos_embedding").cloned() else {
-            return out;
-        };
-        let (n, d) = (pe.shape()[1], pe.shape()[2]);
-        let g = (n as f64).sqrt() as usize;
-        if g * g + 1 != n {
-            return out;
+    /// `vit.load`'s fixes: `fix_old_checkpoints` (see [`fix_old_checkpoints`]), then the
+    /// encoder blocks converted to the model's layout, stacked for a `scan` model
+    /// ([`pyloop_to_scan`]) and unstacked otherwise ([`scan_to_pyloop`]).
+    fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
+        let fixed = fix_old_checkpoints(loaded)?;
+        let scanned = fixed.names().any(|k| k.starts_with(SCANNED));
+        match (self.scan, scanned) {
+            (true, false) => pyloop_to_scan(fixed),
+            (false, true) => scan_to_pyloop(fixed),
+            _ => Ok(fixed),
         }
-        let values = pe.to_vec::<f32>().expect("float32 pos_embedding");
-        let (pe_cls, grid) = values.split_at(d);
-        let grid = HostArray::from_slice(grid, &[1, n - 1, d]).expect("sizes match");
-        out.insert("pos_embedding", grid);
-        if let Some(cls) = out.get("cls") {
-            let sum: Vec<f32> = cls
-                .to_vec::<f32>()
-                .expect("float32 cls")
-                .iter()
-                .zip(pe_cls)
-                .map(|(a, b)| a + b)
-                .collect();
-            let sum = HostArray::from_slice(&sum, cls.shape()).expect("sizes match");
-            out.insert("cls", sum);
-        }
-        out
     }
 
     /// `vit.resample_posemb`: a `pos_embedding` of another square grid, resampled
@@ -484,17 +679,7 @@ impl ImageModel for Vit {
         HostArray::from_slice(&grid, new).ok()
     }
 
-    fn init(&self, key: &Tensor, input: &Spec) -> Params<Tensor> {
-        crate::init(self, key, (dummy_input(input), false)).1
-    }
-
-    fn apply(
-        &self,
-        params: &Params<Tensor>,
-        image: &Tensor,
-        train: bool,
-        rngs: &[(String, Tensor)],
-    ) -> (Tensor, Out) {
-        crate::apply(self, params, rngs, (as_f32(image), train))
+    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
+        Module::apply(self, s, (image, train))
     }
 }

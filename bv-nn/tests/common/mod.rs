@@ -131,3 +131,16 @@ pub fn check_all(
 pub fn meta(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap()
 }
+
+/// The distance of two floats in units in the last place (0 for equal values).
+pub fn ulps(a: f32, b: f32) -> u32 {
+    let ord = |x: f32| {
+        let i = x.to_bits() as i32;
+        if i < 0 {
+            i32::MIN - i
+        } else {
+            i
+        }
+    };
+    ord(a).abs_diff(ord(b))
+}
