@@ -100,7 +100,10 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
     let mut params = DeviceParams::new();
     for (name, h) in &ckpt.leaves {
         if let Some(rest) = name.strip_prefix("params/") {
-            params.insert(rest.to_string(), place(h, "params", rest, &mesh, &strategy)?);
+            params.insert(
+                rest.to_string(),
+                place(h, "params", rest, &mesh, &strategy)?,
+            );
         }
     }
     if params.is_empty() {

@@ -541,7 +541,12 @@ fn value_dtype(v: &Value) -> Result<DType, TrainError> {
 }
 
 /// A batch feature as a device array split over the mesh's batch axis.
-pub(crate) fn to_array(batch: &Batch, key: &str, mesh: &Mesh, axis: &str) -> Result<Array, TrainError> {
+pub(crate) fn to_array(
+    batch: &Batch,
+    key: &str,
+    mesh: &Mesh,
+    axis: &str,
+) -> Result<Array, TrainError> {
     let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
     let mut spec = vec![None; v.shape().len()];
     if !spec.is_empty() {

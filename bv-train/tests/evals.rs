@@ -33,6 +33,7 @@ fn config_with_evals(dir: &std::path::Path) -> std::path::PathBuf {
             display_first: [("fmnist", 5)],
             prefix: "",
             batch_size: 100,
+            log_steps: 3,
         ),
         "m": (
             type: "mean",
@@ -40,6 +41,7 @@ fn config_with_evals(dir: &std::path::Path) -> std::path::PathBuf {
             data: (name: "fashion_mnist", split: "test"),
             pp_fn: r#"{pp}"#,
             batch_size: 64,
+            log_steps: 3,
         ),
         "pred": (
             type: "save",
@@ -48,6 +50,7 @@ fn config_with_evals(dir: &std::path::Path) -> std::path::PathBuf {
             outfile: "{{workdir}}/pred-{{step:09d}}.npz",
             outputs: ["logits", "pre_logits"],
             batch_size: 64,
+            log_steps: 3,
         ),
 "##
     );
@@ -59,12 +62,13 @@ fn config_with_evals(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn short_run() -> [&'static str; 4] {
-    [
-        "--set",
-        "total_steps=6",
-        "--set",
-        "schedule.warmup_steps=2",
-    ]
+    ["--set", "total_steps=6", "--set", "schedule.warmup_steps=2"]
+}
+
+/// `v[key]`, or a panic listing the keys there are.
+fn get(v: &std::collections::BTreeMap<&str, f64>, key: &str) -> f64 {
+    *v.get(key)
+        .unwrap_or_else(|| panic!("no {key}; have {:?}", v.keys()))
 }
 
 fn array(npz: &[(String, HostArray)], key: &str) -> HostArray {
@@ -89,13 +93,19 @@ fn evaluators_run_from_the_config_and_bv_train_eval_reproduces_them() {
     // num_params at step 0 (the tiny ViT's parameter count, from the checkpoint's leaves);
     // z/secs/update0 on the first step.
     let (_, leaves, _) = last_checkpoint(&workdir);
-    let params: Vec<_> = leaves.iter().filter(|l| l.0.starts_with("params/")).collect();
+    let params: Vec<_> = leaves
+        .iter()
+        .filter(|l| l.0.starts_with("params/"))
+        .collect();
     let count: usize = params.iter().map(|l| l.2.iter().product::<usize>()).sum();
     assert_eq!(first["num_params"], count as f64);
     let step1 = values(&records[1]);
     assert!(step1["z/secs/update0"] > 0.0, "{step1:?}");
     assert!(!last.contains_key("z/secs/update0"), "only the first step");
-    assert!(step1.keys().any(|k| k.starts_with("core_hours_")), "{step1:?}");
+    assert!(
+        step1.keys().any(|k| k.starts_with("core_hours_")),
+        "{step1:?}"
+    );
 
     // fewshot_lsr: big_vision's names, a/ for display_first, the mean over seeds, the
     // chosen λ among the candidates.
@@ -103,16 +113,16 @@ fn evaluators_run_from_the_config_and_bv_train_eval_reproduces_them() {
         for k in [1, 5] {
             let group = if k == 5 { "a" } else { "z" };
             let seeds: Vec<f64> = (0..2)
-                .map(|s| v[format!("{group}/fmnist_{k}shot-seed-{s}").as_str()])
+                .map(|s| get(v, &format!("{group}/fmnist_{k}shot-seed-{s}")))
                 .collect();
             for acc in &seeds {
                 assert!((0.0..=1.0).contains(acc), "{v:?}");
                 // 200 test examples: accuracies are multiples of 1/200.
                 assert!((acc * 200.0 - (acc * 200.0).round()).abs() < 1e-9, "{acc}");
             }
-            let mean = v[format!("{group}/fmnist_{k}shot").as_str()];
+            let mean = get(v, &format!("{group}/fmnist_{k}shot"));
             assert!((mean - (seeds[0] + seeds[1]) / 2.0).abs() < 1e-12);
-            let l2 = v[format!("z/{k}shot_best_l2").as_str()];
+            let l2 = get(v, &format!("z/{k}shot_best_l2"));
             assert!(l2 == 0.01 || l2 == 1024.0, "{l2}");
         }
         assert!(v.contains_key("z/secs/eval/fewshot"));
@@ -177,7 +187,10 @@ fn evaluators_run_from_the_config_and_bv_train_eval_reproduces_them() {
     let want = f.call(&(p, x)).unwrap().to_vec::<f32>().unwrap();
     let got = logits.to_vec::<f32>().unwrap();
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "logit {i}: {g} vs {w}");
+        assert!(
+            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            "logit {i}: {g} vs {w}"
+        );
     }
 
     // mean: the float64 mean of the saved logits' softmax cross-entropy and top-1 hits.
@@ -185,11 +198,20 @@ fn evaluators_run_from_the_config_and_bv_train_eval_reproduces_them() {
     for (z, y) in got.chunks(10).zip(labels.chunks(10)) {
         let z: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
         let lse = z.iter().map(|v| v.exp()).sum::<f64>().ln();
-        loss -= y.iter().zip(&z).map(|(y, z)| f64::from(*y) * (z - lse)).sum::<f64>();
+        loss -= y
+            .iter()
+            .zip(&z)
+            .map(|(y, z)| f64::from(*y) * (z - lse))
+            .sum::<f64>();
         let top = (0..10).fold(0, |b, c| if z[c] > z[b] { c } else { b });
         hits += f64::from(y[top]);
     }
-    assert!((last["m/loss"] - loss / 200.0).abs() < 1e-5, "{} vs {}", last["m/loss"], loss / 200.0);
+    assert!(
+        (last["m/loss"] - loss / 200.0).abs() < 1e-5,
+        "{} vs {}",
+        last["m/loss"],
+        loss / 200.0
+    );
     assert!((last["m/prec@1"] - hits / 200.0).abs() < 1e-6);
     assert!((last["m/prec@1"] - last["test/prec@1"]).abs() < 1e-6);
 
@@ -215,7 +237,13 @@ fn evaluators_run_from_the_config_and_bv_train_eval_reproduces_them() {
     assert_eq!(&again[..records.len()], &records[..]);
     let line = values(again.last().unwrap());
     assert_eq!(again.last().unwrap().step, STEPS);
-    for key in ["test/prec@1", "test/loss", "m/loss", "a/fmnist_5shot-seed-1", "z/1shot_best_l2"] {
+    for key in [
+        "test/prec@1",
+        "test/loss",
+        "m/loss",
+        "a/fmnist_5shot-seed-1",
+        "z/1shot_best_l2",
+    ] {
         assert!(
             (line[key] - last[key]).abs() < 1e-6,
             "{key}: {} vs {}",
@@ -258,7 +286,10 @@ fn bad_evaluator_configs_name_the_key() {
         assert!(err.contains(want), "{sets:?}: {err}");
         assert!(!dir.path().join("w").exists(), "nothing is written");
     };
-    check(&["evals.test.shots=[1]"], "evals.test.shots: not a key of classification");
+    check(
+        &["evals.test.shots=[1]"],
+        "evals.test.shots: not a key of classification",
+    );
     check(
         &["evals.test.type=fewshot_lsr"],
         "evals.test.data: not a key of fewshot_lsr",

@@ -73,7 +73,10 @@ fn plot_draws_loss_schedule_and_eval_curves() {
     assert_eq!((info.width, info.height), (900, 900));
     assert_eq!(info.color_type, png::ColorType::Rgb);
     let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(3).collect();
-    let white = pixels.iter().filter(|p| p.iter().all(|&c| c == 255)).count();
+    let white = pixels
+        .iter()
+        .filter(|p| p.iter().all(|&c| c == 255))
+        .count();
     let dark = pixels.iter().filter(|p| p.iter().all(|&c| c < 80)).count();
     let coloured = pixels
         .iter()

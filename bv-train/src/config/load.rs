@@ -80,14 +80,20 @@ fn whole_counts_as_ints(v: &mut Value, count: bool) {
         Value::Object(map) => {
             for (k, x) in map.iter_mut() {
                 if !FREE_FORM.contains(&k.as_str()) {
-                    let is_count = k.ends_with("_steps") || k.ends_with("_examples") || k == "steps";
+                    let is_count =
+                        k.ends_with("_steps") || k.ends_with("_examples") || k == "steps";
                     whole_counts_as_ints(x, is_count);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|x| whole_counts_as_ints(x, count)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|x| whole_counts_as_ints(x, count)),
         Value::Number(n) if count => {
-            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(53)) {
+            if let Some(f) = n
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(53))
+            {
                 *v = Value::from(f as i64);
             }
         }

@@ -168,8 +168,13 @@ impl Plan {
         let schedules = ScheduleGroups::new(c.schedule.as_ref(), total, Some(bs), Some(data_size))?;
         let mut evals = Vec::new();
         for (name, e) in &c.evals {
-            known(&format!("evals.{name}.type"), &e.kind, &crate::evals::type_names())?;
-            crate::evals::check_keys(name, e).map_err(|(key, msg)| PlanError::Invalid { key, msg })?;
+            known(
+                &format!("evals.{name}.type"),
+                &e.kind,
+                &crate::evals::type_names(),
+            )?;
+            crate::evals::check_keys(name, e)
+                .map_err(|(key, msg)| PlanError::Invalid { key, msg })?;
             let log_steps = length(
                 "log",
                 e.log_steps,

@@ -228,7 +228,11 @@ impl FewshotLsr {
                         )
                     })?;
                 f.labels.push(label);
-                f.x.extend(rep[i * f.dim..(i + 1) * f.dim].iter().map(|&v| f64::from(v)));
+                f.x.extend(
+                    rep[i * f.dim..(i + 1) * f.dim]
+                        .iter()
+                        .map(|&v| f64::from(v)),
+                );
             }
         }
         Ok(f)
@@ -268,7 +272,11 @@ impl Evaluator for FewshotLsr {
                     })
                     .collect();
                 for &k in &self.shots {
-                    let rows: Vec<usize> = per_class.iter().flat_map(|v| v.iter().take(k)).copied().collect();
+                    let rows: Vec<usize> = per_class
+                        .iter()
+                        .flat_map(|v| v.iter().take(k))
+                        .copied()
+                        .collect();
                     let x: Vec<f64> = rows
                         .iter()
                         .flat_map(|&i| train.x[i * train.dim..(i + 1) * train.dim].iter().copied())
@@ -303,7 +311,10 @@ impl Evaluator for FewshotLsr {
                     sum += acc;
                     metrics.push((format!("{group}{}_{k}shot-seed-{seed}", ds.name), acc));
                 }
-                metrics.push((format!("{group}{}_{k}shot", ds.name), sum / self.num_seeds as f64));
+                metrics.push((
+                    format!("{group}{}_{k}shot", ds.name),
+                    sum / self.num_seeds as f64,
+                ));
             }
         }
         Ok(metrics)
@@ -322,7 +333,13 @@ pub fn best_l2_index(runs: &[Vec<f64>]) -> usize {
             rank_sum[i] += rank;
         }
     }
-    (0..n).fold(0, |best, i| if rank_sum[i] > rank_sum[best] { i } else { best })
+    (0..n).fold(0, |best, i| {
+        if rank_sum[i] > rank_sum[best] {
+            i
+        } else {
+            best
+        }
+    })
 }
 
 /// A few-shot least-squares problem: whitened features with the bias column, targets,
@@ -369,7 +386,12 @@ impl Ridge {
         let d = dim + 1;
         let mut xw = Vec::with_capacity(n * d);
         for row in x.chunks(dim) {
-            xw.extend(row.iter().zip(&mean).zip(&std).map(|((v, m), s)| (v - m) / s));
+            xw.extend(
+                row.iter()
+                    .zip(&mean)
+                    .zip(&std)
+                    .map(|((v, m), s)| (v - m) / s),
+            );
             xw.push(BIAS);
         }
         let mut y = vec![-1.0; n * classes];
@@ -472,7 +494,13 @@ impl Linear {
             let scores = (0..c).map(|q| (0..=dim).map(|p| z[p] * self.w[p * c + q]).sum::<f64>());
             let top = scores
                 .enumerate()
-                .fold((0, f64::NEG_INFINITY), |best, (q, s)| if s > best.1 { (q, s) } else { best })
+                .fold((0, f64::NEG_INFINITY), |best, (q, s)| {
+                    if s > best.1 {
+                        (q, s)
+                    } else {
+                        best
+                    }
+                })
                 .0;
             correct += usize::from(top == label);
         }
@@ -499,7 +527,11 @@ fn cholesky(a: &[f64], m: usize) -> Vec<f64> {
     for i in 0..m {
         for j in 0..=i {
             let s = a[i * m + j] - dot(&l[i * m..i * m + j], &l[j * m..j * m + j]);
-            l[i * m + j] = if i == j { s.max(f64::MIN_POSITIVE).sqrt() } else { s / l[j * m + j] };
+            l[i * m + j] = if i == j {
+                s.max(f64::MIN_POSITIVE).sqrt()
+            } else {
+                s / l[j * m + j]
+            };
         }
     }
     l
@@ -555,7 +587,12 @@ mod tests {
         let x = (0..n * dim)
             .map(|j| {
                 let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-                4.0 * u - 2.0 + if j % dim == labels[j / dim] % dim { 1.5 } else { 0.0 }
+                4.0 * u - 2.0
+                    + if j % dim == labels[j / dim] % dim {
+                        1.5
+                    } else {
+                        0.0
+                    }
             })
             .collect();
         (x, labels)
@@ -612,9 +649,7 @@ mod tests {
                 }
             }
         }
-        (0..d)
-            .flat_map(|p| m[p][d..].to_vec())
-            .collect()
+        (0..d).flat_map(|p| m[p][d..].to_vec()).collect()
     }
 
     #[test]
@@ -651,7 +686,8 @@ mod tests {
                             .map(|c| {
                                 (0..dim)
                                     .map(|j| {
-                                        (xt[i * dim + j] - stats[j].0) / stats[j].1 * want[j * classes + c]
+                                        (xt[i * dim + j] - stats[j].0) / stats[j].1
+                                            * want[j * classes + c]
                                     })
                                     .sum::<f64>()
                                     + 100.0 * want[(d - 1) * classes + c]
@@ -663,7 +699,11 @@ mod tests {
                         top == yt[i]
                     })
                     .count();
-                assert_eq!(got.accuracy(&xt, &yt), correct as f64 / 40.0, "n={n} l2={l2}");
+                assert_eq!(
+                    got.accuracy(&xt, &yt),
+                    correct as f64 / 40.0,
+                    "n={n} l2={l2}"
+                );
             }
         }
     }

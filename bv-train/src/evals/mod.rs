@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bv_core::sharding::{Mesh, PartitionSpec};
 use bv_core::numpy as np;
+use bv_core::sharding::{Mesh, PartitionSpec};
 use bv_core::{Array, Tensor};
 use bv_nn::models::ImageModel;
 
@@ -156,17 +156,14 @@ pub fn from_config(plans: &[EvalPlan], ctx: &Context) -> Result<Vec<Scheduled>, 
     let mut out = Vec::new();
     for plan in plans {
         let cfg = &ctx.config.evals[&plan.name];
-        let t = TYPES
-            .iter()
-            .find(|t| t.name == cfg.kind)
-            .ok_or_else(|| {
-                format!(
-                    "evals.{}.type: unknown evaluator type {:?}; use one of {:?}",
-                    plan.name,
-                    cfg.kind,
-                    type_names()
-                )
-            })?;
+        let t = TYPES.iter().find(|t| t.name == cfg.kind).ok_or_else(|| {
+            format!(
+                "evals.{}.type: unknown evaluator type {:?}; use one of {:?}",
+                plan.name,
+                cfg.kind,
+                type_names()
+            )
+        })?;
         out.push(Scheduled {
             plan: plan.clone(),
             evaluator: (t.build)(&plan.name, cfg, ctx)?,
@@ -261,7 +258,9 @@ pub fn apply(
 }
 
 /// The batches of an eval pipeline, each checked.
-pub fn batches(cfg: &EvalConfig) -> Result<impl Iterator<Item = Result<Batch, TrainError>>, TrainError> {
+pub fn batches(
+    cfg: &EvalConfig,
+) -> Result<impl Iterator<Item = Result<Batch, TrainError>>, TrainError> {
     Ok(data::eval(cfg)?.map(|b| b.map_err(TrainError::from)))
 }
 
@@ -290,11 +289,14 @@ impl Outputs {
                 (_, Some(t)) => t.clone(),
                 ("logits", None) => logits.clone(),
                 (_, None) => {
-                    let mut have: Vec<&str> = std::iter::once("logits").chain(out.names()).collect();
+                    let mut have: Vec<&str> =
+                        std::iter::once("logits").chain(out.names()).collect();
                     have.sort_unstable();
                     have.dedup();
-                    *self.missing.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(format!("the model has no output {name:?}; it has {}", have.join(", ")));
+                    *self.missing.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                        "the model has no output {name:?}; it has {}",
+                        have.join(", ")
+                    ));
                     logits.clone()
                 }
             };
@@ -310,7 +312,12 @@ impl Outputs {
 
     /// The error for a name the model does not have, under config key `key`.
     pub fn check(&self, key: &str) -> Result<(), TrainError> {
-        match self.missing.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        match self
+            .missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             Some(msg) => Err(format!("{key}: {msg}").into()),
             None => Ok(()),
         }

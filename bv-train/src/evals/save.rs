@@ -120,7 +120,11 @@ impl Save {
                 for k in keys {
                     match batch.data.get(k) {
                         Some(Value::Bytes(_)) => {
-                            return Err(format!("evals.{}.inputs: {k:?} holds byte strings", self.name).into())
+                            return Err(format!(
+                                "evals.{}.inputs: {k:?} holds byte strings",
+                                self.name
+                            )
+                            .into())
                         }
                         Some(_) => {}
                         None => {
@@ -158,7 +162,8 @@ impl Evaluator for Save {
                 .map(|k| Ok((k.clone(), super::to_device(&batch, k, &self.mesh)?)))
                 .collect::<Result<BTreeMap<String, Array>, TrainError>>()?;
             let (outs, ins, mask) = self.predict.call(&(params.clone(), x, inputs, mask))?;
-            self.outputs.check(&format!("evals.{}.outputs", self.name))?;
+            self.outputs
+                .check(&format!("evals.{}.outputs", self.name))?;
             if !self.writes {
                 continue;
             }
@@ -177,7 +182,8 @@ impl Evaluator for Save {
                 });
                 for (i, m) in mask.iter().enumerate() {
                     if *m != 0 {
-                        col.rows.extend_from_slice(&host.bytes()[i * row..(i + 1) * row]);
+                        col.rows
+                            .extend_from_slice(&host.bytes()[i * row..(i + 1) * row]);
                         col.count += 1;
                     }
                 }
@@ -191,13 +197,20 @@ impl Evaluator for Save {
         for (key, col) in columns {
             let mut shape = col.array.shape().to_vec();
             shape[0] = col.count;
-            arrays.push((key, HostArray::from_bytes(col.array.dtype(), &shape, col.rows)?));
+            arrays.push((
+                key,
+                HostArray::from_bytes(col.array.dtype(), &shape, col.rows)?,
+            ));
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         let tmp = path.with_extension("npz.tmp");
-        write_npz(&tmp, arrays.iter().map(|(k, a)| (k, a)), Compression::Deflated)?;
+        write_npz(
+            &tmp,
+            arrays.iter().map(|(k, a)| (k, a)),
+            Compression::Deflated,
+        )?;
         std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Vec::new())
     }
