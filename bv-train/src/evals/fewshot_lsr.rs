@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bv_core::numpy as np;
 use bv_core::sharding::Mesh;
 use bv_core::{jit, Jit, Tensor};
 
@@ -162,7 +163,13 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     let repr = jit(
         move |(params, x, y, mask): (Params, Tensor, Tensor, Tensor)| {
             let (logits, out) = super::apply(model.as_ref(), params, &x);
-            (picked.pick(&logits, &out), y, mask)
+            // One feature vector per example (`pre_logits_2d` and the like are flattened).
+            let reps = picked
+                .pick(&logits, &out)
+                .into_iter()
+                .map(|(k, t)| (k, np::reshape(&t, &[t.shape()[0] as isize, -1])))
+                .collect();
+            (reps, y, mask)
         },
     )
     .named(&format!("eval_{name}"))

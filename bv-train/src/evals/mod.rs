@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bv_core::numpy as np;
 use bv_core::sharding::{Mesh, PartitionSpec};
 use bv_core::{Array, Tensor};
 use bv_nn::models::ImageModel;
@@ -280,8 +279,8 @@ impl Outputs {
         })
     }
 
-    /// The requested outputs of one traced `apply`, each flattened to `[batch, -1]` unless
-    /// it is `[batch]`; a missing name is noted and given as the logits.
+    /// The requested outputs of one traced `apply`; a missing name is noted and given as
+    /// the logits.
     pub fn pick(&self, logits: &Tensor, out: &bv_nn::models::Out) -> BTreeMap<String, Tensor> {
         let mut picked = BTreeMap::new();
         for name in &self.names {
@@ -299,11 +298,6 @@ impl Outputs {
                     ));
                     logits.clone()
                 }
-            };
-            let t = if t.shape().len() > 2 {
-                np::reshape(&t, &[t.shape()[0] as isize, -1])
-            } else {
-                t
             };
             picked.insert(name.clone(), t);
         }
