@@ -306,4 +306,22 @@ fn bad_evaluator_configs_name_the_key() {
         &["evals.test.type=mean", "evals.test.pred=predict"],
         "evals.test.pred: mean evaluators call loss or classify",
     );
+
+    // An output the model does not have is known once the model is traced.
+    let out = bv_train(&config, &dir.path().join("w"), &short_run())
+        .args([
+            "--set",
+            "evals.test.type=save",
+            "--set",
+            r#"evals.test.outputs=["nope"]"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"evals.test.outputs: the model has no output "nope"; it has "#)
+            && err.contains("pre_logits"),
+        "{err}"
+    );
 }

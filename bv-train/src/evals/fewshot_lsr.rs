@@ -270,6 +270,15 @@ impl Evaluator for FewshotLsr {
         for (d, ds) in self.datasets.iter().enumerate() {
             let train = self.features(params, &ds.train, ds.num_classes)?;
             let test = self.features(params, &ds.test, ds.num_classes)?;
+            for (f, data) in [(&train, &ds.train), (&test, &ds.test)] {
+                if f.labels.is_empty() {
+                    return Err(format!(
+                        "evals.{}.datasets.{}: split {:?} has no examples",
+                        self.name, ds.name, data.split
+                    )
+                    .into());
+                }
+            }
             for seed in 0..self.num_seeds {
                 let mut rng = SplitMix64(seed);
                 let per_class: Vec<Vec<usize>> = (0..ds.num_classes)

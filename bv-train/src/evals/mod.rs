@@ -55,7 +55,9 @@ type Build = fn(&str, &Eval, &Context) -> Result<Box<dyn Evaluator>, TrainError>
 /// An evaluator type: its `type` name, the keys it reads besides the common ones (`type`,
 /// `log_*`, `skip_first`, `prefix`, `batch_size`, `cache`, `pred`), and its builder.
 pub struct Type {
+    /// The config's `type`.
     pub name: &'static str,
+    /// The keys it reads besides the common ones.
     pub keys: &'static [&'static str],
     build: Build,
 }
@@ -146,6 +148,7 @@ pub fn check_keys(name: &str, cfg: &Eval) -> Result<(), (String, String)> {
 pub struct Scheduled {
     /// When it runs and under which prefix.
     pub plan: EvalPlan,
+    /// The evaluator its `type` built.
     pub evaluator: Box<dyn Evaluator>,
 }
 
@@ -272,6 +275,7 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// The outputs `names`, to share between an evaluator and its traced function.
     pub fn new(names: Vec<String>) -> Arc<Outputs> {
         Arc::new(Outputs {
             names,
