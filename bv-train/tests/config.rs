@@ -186,6 +186,19 @@ fn dotted_overrides_are_type_checked() {
     );
     let e = set(&["total_step=3"]).unwrap_err().to_string();
     assert!(e.contains("did you mean \"total_steps\""), "{e}");
+    // A section made by one override takes the keys of later ones.
+    let c = set(&[
+        "evals.f.type=mean",
+        "evals.f.pred=classify",
+        "schedule.decay_type=cosine",
+        "schedule.warmup_steps=2",
+    ])
+    .unwrap();
+    assert_eq!(c.evals["f"].pred.as_deref(), Some("classify"));
+    let e = set(&["evals.f.type=mean", "evals.f.shot=[1]"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean \"shots\""), "{e}");
     let e = set(&["lr"]).unwrap_err();
     assert!(matches!(e, ConfigError::OverrideSyntax { .. }), "{e}");
 }

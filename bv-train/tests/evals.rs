@@ -298,6 +298,37 @@ fn bad_evaluator_configs_name_the_key() {
         &["evals.f.type=fewshot_lsr"],
         "evals.f.datasets: fewshot_lsr needs datasets",
     );
+    // A new evaluator, its keys set one by one.
+    let fewshot = [
+        "evals.f.type=fewshot_lsr",
+        r#"evals.f.datasets={"fm": ("fashion_mnist", "train", "test")}"#,
+        r#"evals.f.pp_train="keep(\"image\", \"label\")""#,
+        r#"evals.f.pp_eval="keep(\"image\", \"label\")""#,
+    ];
+    check(
+        &fewshot[..3],
+        "evals.f.pp_eval: fewshot_lsr needs this pp string",
+    );
+    check(
+        &[&fewshot[..], &["evals.f.l2_reg=-1"]].concat(),
+        "evals.f.l2_reg: -1 is not a positive number",
+    );
+    check(
+        &[&fewshot[..], &["evals.f.l2_reg=1", "evals.f.l2_regs=[1.0]"]].concat(),
+        "evals.f.l2_regs: set l2_reg or l2_regs, not both",
+    );
+    check(
+        &[&fewshot[..], &["evals.f.shots=[0]"]].concat(),
+        "evals.f.shots: give shot counts of at least 1",
+    );
+    check(
+        &[&fewshot[..], &[r#"evals.f.display_first=[("pets", 10)]"#]].concat(),
+        r#"evals.f.display_first: "pets" is not one of the datasets ["fm"]"#,
+    );
+    check(
+        &[&fewshot[..], &["evals.f.label_key=labels"]].concat(),
+        r#"fashion_mnist has no class-label feature "labels""#,
+    );
     check(
         &["evals.test.pred=loss"],
         "evals.test.pred: classification evaluators call predict",

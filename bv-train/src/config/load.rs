@@ -42,8 +42,11 @@ impl Config {
         let mut tree = serde_json::to_value(&config).expect("a config serializes to JSON");
         for arg in overrides {
             apply(&mut tree, arg)?;
-            serde_json::from_value::<Config>(tree.clone())
+            let checked = serde_json::from_value::<Config>(tree.clone())
                 .map_err(|source| type_error(arg, source))?;
+            // A section an override created now lists all its keys, so that the next
+            // override may set another one (`evals.f.type=...`, then `evals.f.shots=...`).
+            tree = serde_json::to_value(&checked).expect("a config serializes to JSON");
         }
         Ok(serde_json::from_value(tree).expect("checked after each override"))
     }

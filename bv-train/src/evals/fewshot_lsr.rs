@@ -122,6 +122,18 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     if num_seeds == 0 {
         return Err(format!("{}: must be at least 1", key("num_seeds")).into());
     }
+    let display_first = cfg.display_first.clone().unwrap_or_default();
+    if let Some((d, _)) = display_first
+        .iter()
+        .find(|(d, _)| !datasets.contains_key(d))
+    {
+        return Err(format!(
+            "{}: {d:?} is not one of the datasets {:?}",
+            key("display_first"),
+            datasets.keys().collect::<Vec<_>>()
+        )
+        .into());
+    }
     let label_key = cfg.label_key.clone().unwrap_or_else(|| "label".into());
     let mut built = Vec::new();
     for (ds_name, (tfds, train_split, test_split)) in datasets {
@@ -180,7 +192,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         shots,
         l2,
         num_seeds,
-        display_first: cfg.display_first.clone().unwrap_or_default(),
+        display_first,
         label_key,
         layer,
         outputs,
