@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod evals;
 pub mod losses;
 pub mod metrics;

@@ -22,7 +22,7 @@ use bv_nn::models::{self, ImageModel};
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{check_batch_divisible, Config, Plan};
 use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Value};
-use crate::evals::classification;
+use crate::evals;
 use crate::losses;
 use crate::metrics::{MetricWriter, Progress};
 use crate::optim::{self, apply_updates, global_norm, Params, State, Transform};
@@ -250,51 +250,17 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
     };
 
-    // 8. Evaluators: classification over an ordered, padded eval pipeline.
-    let mut evaluators = Vec::new();
-    for (name, cfg) in &config.evals {
-        if cfg.kind != "classification" {
-            return Err(format!(
-                "evals.{name}: evaluator type {:?} is not available yet; use classification",
-                cfg.kind
-            )
-            .into());
-        }
-        let data = cfg.data.as_ref().unwrap_or(&config.input.data);
-        let ds = open_dataset(&data.name, data_dir.as_deref())?;
-        let pp = Arc::new(Pipeline::build(
-            cfg.pp_fn.as_deref().unwrap_or(&config.input.pp),
-            OPS,
-        )?);
-        let eval_cfg = data::EvalConfig {
-            dataset: ds,
-            split: data.split.clone(),
-            pp,
-            batch_size: cfg.batch_size.unwrap_or(config.input.batch_size) as usize,
-            threads: train_cfg.threads,
-            host_index: me.process_id,
-            host_count: me.num_processes,
-        };
-        let (m, ln) = (
-            model.clone(),
-            cfg.loss_name.clone().unwrap_or_else(|| loss_name.clone()),
-        );
-        let predict = jit(
-            move |(params, x, y, mask): (Params, Tensor, Tensor, Tensor)| {
-                let p: bv_nn::Params<Tensor> = params.into_iter().collect();
-                let (logits, _) = m.apply(&p, &x, false, &[]);
-                // The loss name was checked above, so the sums always exist.
-                classification::batch_sums(&ln, &logits, &y, &mask)
-                    .unwrap_or_else(|| (logits.clone(), logits.clone(), logits))
-            },
-        )
-        .named(&format!("eval_{name}"))
-        .sharded(mesh.clone(), |_, _| PartitionSpec::replicated());
-        let prefix = cfg.prefix.clone().unwrap_or_else(|| format!("{name}/"));
-        let skip_first = cfg.skip_first.unwrap_or(false);
-        let eval_plan = plan.evals.iter().find(|e| &e.name == name).cloned();
-        evaluators.push((eval_cfg, predict, prefix, skip_first, eval_plan));
-    }
+    // 8. Evaluators, built by their config's `type` (`evals::TYPES`).
+    let eval_ctx = evals::Context {
+        config: &config,
+        model: model.clone(),
+        mesh: mesh.clone(),
+        data_dir: data_dir.clone(),
+        threads: train_cfg.threads,
+        process: (me.process_id, me.num_processes),
+        workdir: args.workdir.clone(),
+    };
+    let mut evaluators = evals::from_config(&plan.evals, &eval_ctx)?;
 
     // 9. The loop. Nothing is written to the workdir before this point, and nothing at all
     //    for a run that is already complete (its last line and checkpoint are written).
@@ -304,7 +270,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             "bv-train: the run in {} is complete (step {first_step})",
             args.workdir.display()
         ));
-        let prefixes: Vec<&str> = evaluators.iter().map(|e| e.2.as_str()).collect();
+        let prefixes: Vec<&str> = evaluators.iter().map(|e| e.plan.prefix.as_str()).collect();
         return Ok(completed_summary(&args.workdir, first_step, &prefixes));
     }
     // Only process 0 writes the workdir; the others keep their metrics in a scratch folder.
@@ -335,56 +301,44 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         ));
     }
     let mut metrics = MetricWriter::open(&metrics_dir, (first_step > 0).then_some(first_step))?;
+    let num_params: usize = shapes.out_avals.iter().map(|a| a.size()).sum();
     progress.note(&format!(
         "bv-train: {} steps ({:.2} epochs of {data_size} examples, batch {}), model {} with {} parameters, {} device(s)",
         plan.total_steps,
         plan.epochs(),
         plan.batch_size,
         config.model_name,
-        shapes.out_avals.iter().map(|a| a.size()).sum::<usize>(),
+        num_params,
         mesh.size()
     ));
     let mut summary = Summary {
         step: first_step,
         ..Summary::default()
     };
-    let run_evals = |step: u64,
-                     state: &(Arrays, Arrays),
-                     metrics: &mut MetricWriter,
-                     summary: &mut Summary,
-                     first: bool|
+    let mut run_evals = |step: u64,
+                         params: &Arrays,
+                         metrics: &mut MetricWriter,
+                         summary: &mut Summary,
+                         first: bool|
      -> Result<(), TrainError> {
-        for (cfg, predict, prefix, skip_first, eval_plan) in &evaluators {
+        for evals::Scheduled { plan: e, evaluator } in &mut evaluators {
             let due = if first {
-                !skip_first
+                !e.skip_first
             } else {
-                eval_plan
-                    .as_ref()
-                    .is_some_and(|p| p.due(step, plan.total_steps))
+                e.due(step, plan.total_steps)
             };
             if !due {
                 continue;
             }
             let t = Instant::now();
-            let (mut correct, mut loss, mut count) = (0.0, 0.0, 0.0);
-            for batch in data::eval(cfg)? {
-                let batch = batch?;
-                let x = to_array(&batch, "image", &mesh, &batch_axis)?;
-                let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
-                let mask = to_array(&batch, "_mask", &mesh, &batch_axis)?;
-                let (c, l, n) = predict.call(&(state.0.clone(), x, y, mask))?;
-                correct += f64::from(c.item::<f32>()?);
-                loss += f64::from(l.item::<f32>()?);
-                count += f64::from(n.item::<f32>()?);
-            }
-            for (k, v) in [("prec@1", correct / count), ("loss", loss / count)] {
-                let key = format!("{prefix}{k}");
+            for (k, v) in evaluator.run(params, step)? {
+                let key = format!("{}{k}", e.prefix);
                 metrics.measure(&key, v);
                 summary.evals.insert(key.clone(), v);
                 progress.note(&format!("step {step}: {key} = {v:.4}"));
             }
             metrics.measure(
-                &format!("z/secs/eval/{}", prefix.trim_end_matches('/')),
+                &format!("z/secs/eval/{}", e.name),
                 t.elapsed().as_secs_f64(),
             );
         }
@@ -392,7 +346,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     };
     if first_step == 0 {
         metrics.step_start(first_step);
-        run_evals(first_step, &state, &mut metrics, &mut summary, true)?;
+        metrics.measure("num_params", num_params as f64);
+        run_evals(first_step, &state.0, &mut metrics, &mut summary, true)?;
         metrics.step_end()?;
     }
     let mut batches = data::train(&train_cfg, position.as_ref())?;
@@ -402,14 +357,21 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .stop_after
         .map_or(plan.total_steps, |s| s.min(plan.total_steps));
     let mut window = (Instant::now(), 0u64);
+    let device_kind = client.addressable_devices()[0].kind().to_string();
     for step in first_step + 1..=last_step {
         let batch = batches.next().ok_or("the training pipeline ended")??;
         metrics.step_start(step);
         let x = to_array(&batch, "image", &mesh, &batch_axis)?;
         let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
         let step_arr = Array::scalar((step - 1) as u32)?;
+        let t = Instant::now();
         let ((params, opt), loss, l2_grads, l2_params, l2_updates) =
             update.call(&(state, rng_loop.clone(), step_arr, x, y))?;
+        if step == first_step + 1 {
+            // The first step after a (re)start, compilation included.
+            loss.block_until_ready()?;
+            metrics.measure("z/secs/update0", t.elapsed().as_secs_f64());
+        }
         state = (params, opt);
         chrono.examples_seen += plan.batch_size;
 
@@ -443,16 +405,15 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             metrics.measure("epoch", chrono.examples_seen as f64 / data_size as f64);
             metrics.measure("progress", step as f64 / plan.total_steps as f64);
             metrics.measure("uptime", chrono.train_secs);
-            metrics.measure(
-                "core_hours",
-                chrono.train_secs * mesh.size() as f64 / 3600.0,
-            );
+            let core_hours = chrono.train_secs * mesh.size() as f64 / 3600.0;
+            metrics.measure(&format!("core_hours_{device_kind}"), core_hours);
+            metrics.measure("core_hours", core_hours);
             summary.training_loss = Some(values[0].1);
             progress.update(step, Some(values[0].1), Some(img_per_sec));
         } else {
             progress.update(step, summary.training_loss, None);
         }
-        run_evals(step, &state, &mut metrics, &mut summary, false)?;
+        run_evals(step, &state.0, &mut metrics, &mut summary, false)?;
         metrics.step_end()?;
 
         // After the step's line: a resumed run keeps exactly the lines up to its checkpoint.
@@ -541,7 +502,7 @@ fn completed_summary(workdir: &Path, step: u64, prefixes: &[&str]) -> Summary {
 }
 
 /// Opens a prepared dataset; Fashion-MNIST is prepared on first use.
-fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDataset>, TrainError> {
+pub(crate) fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDataset>, TrainError> {
     match TfdsDataset::open(name, dir) {
         Ok(ds) => Ok(Arc::new(ds)),
         Err(e) if name == "fashion_mnist" => {
@@ -580,7 +541,12 @@ fn value_dtype(v: &Value) -> Result<DType, TrainError> {
 }
 
 /// A batch feature as a device array split over the mesh's batch axis.
-fn to_array(batch: &Batch, key: &str, mesh: &Mesh, axis: &str) -> Result<Array, TrainError> {
+pub(crate) fn to_array(
+    batch: &Batch,
+    key: &str,
+    mesh: &Mesh,
+    axis: &str,
+) -> Result<Array, TrainError> {
     let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
     let mut spec = vec![None; v.shape().len()];
     if !spec.is_empty() {
@@ -810,7 +776,7 @@ fn load_model_init(
 }
 
 /// A host array on the mesh, laid out as `sharding_strategy` lays out `prefix/name`.
-fn place(
+pub(crate) fn place(
     h: &HostArray,
     prefix: &str,
     name: &str,

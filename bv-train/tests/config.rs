@@ -186,6 +186,19 @@ fn dotted_overrides_are_type_checked() {
     );
     let e = set(&["total_step=3"]).unwrap_err().to_string();
     assert!(e.contains("did you mean \"total_steps\""), "{e}");
+    // A section made by one override takes the keys of later ones.
+    let c = set(&[
+        "evals.f.type=mean",
+        "evals.f.pred=classify",
+        "schedule.decay_type=cosine",
+        "schedule.warmup_steps=2",
+    ])
+    .unwrap();
+    assert_eq!(c.evals["f"].pred.as_deref(), Some("classify"));
+    let e = set(&["evals.f.type=mean", "evals.f.shot=[1]"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean \"shots\""), "{e}");
     let e = set(&["lr"]).unwrap_err();
     assert!(matches!(e, ConfigError::OverrideSyntax { .. }), "{e}");
 }
@@ -228,11 +241,24 @@ fn plan_rejects_what_big_vision_asserts() {
 #[test]
 fn resolved_config_is_written_as_json() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Config::from_str(SMALL, "small.ron", &["lr=0.5".into()]).unwrap();
+    let overrides = [
+        "lr=0.5".into(),
+        "log_training_steps=10".into(),
+        "total_epochs=2.5".into(),
+        "total_steps=None".into(),
+        "model.width=16.0".into(),
+    ];
+    let c = Config::from_str(SMALL, "small.ron", &overrides).unwrap();
     c.write_json(dir.path()).unwrap();
     let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["lr"], 0.5);
+    // Counts stay integers, as Python's json writes a config's ints; fractions and
+    // free-form values as written.
+    assert!(text.contains("\"log_training_steps\": 10,"), "{text}");
+    assert!(v["log_training_steps"].is_u64(), "{text}");
+    assert_eq!(v["total_epochs"], 2.5);
+    assert!(v["model"]["width"].is_f64(), "{text}");
     assert_eq!(v["input"]["batch_size"], 64);
     assert_eq!(serde_json::from_value::<Config>(v).unwrap(), c);
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

@@ -49,6 +49,51 @@ fn plot_draws_loss_schedule_and_eval_curves() {
     assert!(!svg.contains("z/secs"), "timings are not eval curves");
     assert!(svg.matches("<polyline").count() >= 4, "one line per curve");
 
+    // PNG: decodes to the picture's size, white background with coloured curves and
+    // dark text on it.
+    let png_path = w.path().join("curves.png");
+    let run = Command::new(env!("CARGO_BIN_EXE_bv-train"))
+        .arg("plot")
+        .arg(w.path())
+        .arg("--out")
+        .arg(&png_path)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (900, 900));
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(3).collect();
+    let white = pixels
+        .iter()
+        .filter(|p| p.iter().all(|&c| c == 255))
+        .count();
+    let dark = pixels.iter().filter(|p| p.iter().all(|&c| c < 80)).count();
+    let coloured = pixels
+        .iter()
+        .filter(|p| p.iter().max().unwrap() - p.iter().min().unwrap() > 100)
+        .count();
+    assert!(white > pixels.len() / 2, "mostly background: {white}");
+    assert!(dark > 2000, "axes and text: {dark} dark pixels");
+    assert!(coloured > 2000, "curves: {coloured} coloured pixels");
+
+    let run = Command::new(env!("CARGO_BIN_EXE_bv-train"))
+        .args(["plot", w.path().to_str().unwrap(), "--out", "x.pdf"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("use a .svg or .png file name"), "{err}");
+
     let run = Command::new(env!("CARGO_BIN_EXE_bv-train"))
         .args(["plot", "/nonexistent-workdir"])
         .output()

@@ -93,7 +93,11 @@ fn a_tiny_run_writes_big_vision_metrics_config_and_checkpoints() {
     // The resolved config.
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(workdir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(json["total_steps"].as_f64(), Some(TOTAL_STEPS as f64));
+    assert_eq!(
+        json["total_steps"].as_u64(),
+        Some(TOTAL_STEPS),
+        "an int, as written"
+    );
     assert_eq!(json["input"]["batch_size"], 16);
     assert_eq!(json["model"]["width"], 16);
 

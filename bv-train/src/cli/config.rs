@@ -38,7 +38,7 @@ impl ConfigArgs {
             }
         };
         let plan = Plan::new(&config, data_size)?;
-        println!("{}", serde_json::to_string_pretty(&config)?);
+        println!("{}", config.to_json());
         println!(
             "total_steps: {} ({:.2} epochs of {data_size} examples at batch size {})",
             plan.total_steps,

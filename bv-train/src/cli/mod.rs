@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod plot;
 
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use clap::{Parser, Subcommand};
 ///
 ///   bv-train --config configs/vit_s16_i1k.ron --workdir W --set input.batch_size=256 --set lr=0.0005
 ///
-/// Then `bv-train plot W` draws the curves; `bv-train config FILE` checks a config first.
+/// Then `bv-train plot W` draws the curves and `bv-train eval --config FILE --workdir W`
+/// evaluates the latest checkpoint; `bv-train config FILE` checks a config first.
 #[derive(Debug, Parser)]
 #[command(
     name = "bv-train",
@@ -76,7 +78,10 @@ pub enum Command {
     Data(data::DataCommand),
     /// Check a config and print the resolved run (steps, schedules, cadence).
     Config(config::ConfigArgs),
-    /// Draw the loss, schedule and eval curves of a workdir to an SVG file.
+    /// Run a config's evaluators on a checkpoint (default: the workdir's latest), without
+    /// training.
+    Eval(eval::EvalCmd),
+    /// Draw the loss, schedule and eval curves of a workdir to an SVG or PNG file.
     Plot(plot::PlotArgs),
 }
 
@@ -87,6 +92,7 @@ impl Cli {
             Some(Command::Data(cmd)) => cmd.run(),
             Some(Command::Plot(args)) => args.run(),
             Some(Command::Config(args)) => args.run(),
+            Some(Command::Eval(args)) => args.run(),
             None => self.train.run(),
         }
     }

@@ -1,14 +1,14 @@
-//! `bv-train plot WORKDIR [--out FILE.svg]`.
+//! `bv-train plot WORKDIR [--out FILE.svg|FILE.png]`.
 
 use std::path::PathBuf;
 
 /// Draws the loss, schedule and eval curves of a workdir's metrics.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  bv-train plot workdirs/fashion_mnist --out curves.svg")]
+#[command(after_help = "Example:\n  bv-train plot workdirs/fashion_mnist --out curves.png")]
 pub struct PlotArgs {
     /// The training workdir (holds big_vision_metrics.txt).
     pub workdir: PathBuf,
-    /// Output file (SVG); default WORKDIR/metrics.svg.
+    /// Output file: SVG, or PNG for a name ending in .png; default WORKDIR/metrics.svg.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

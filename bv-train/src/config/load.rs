@@ -42,10 +42,23 @@ impl Config {
         let mut tree = serde_json::to_value(&config).expect("a config serializes to JSON");
         for arg in overrides {
             apply(&mut tree, arg)?;
-            serde_json::from_value::<Config>(tree.clone())
+            let checked = serde_json::from_value::<Config>(tree.clone())
                 .map_err(|source| type_error(arg, source))?;
+            // A section an override created now lists all its keys, so that the next
+            // override may set another one (`evals.f.type=...`, then `evals.f.shots=...`).
+            tree = serde_json::to_value(&checked).expect("a config serializes to JSON");
         }
         Ok(serde_json::from_value(tree).expect("checked after each override"))
+    }
+
+    /// The config as `config.json` holds it. Counts that hold whole numbers (`*_steps`,
+    /// `*_examples`, a stair schedule's `steps`) are written as integers, as big_vision's
+    /// `config.to_json()` writes a Python config's ints; free-form dicts (`model`, ...)
+    /// keep their numbers as written.
+    pub fn to_json(&self) -> String {
+        let mut tree = serde_json::to_value(self).expect("a config serializes to JSON");
+        whole_counts_as_ints(&mut tree, false);
+        serde_json::to_string_pretty(&tree).expect("a JSON tree serializes")
     }
 
     /// Writes the config as `workdir/config.json` (temporary file, fsync, rename).
@@ -56,13 +69,43 @@ impl Config {
             path: path.clone(),
             source,
         };
-        let text = serde_json::to_string_pretty(self).expect("a config serializes to JSON");
+        let text = self.to_json();
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
         f.write_all(text.as_bytes()).map_err(err)?;
         f.sync_all().map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)
     }
 }
+
+/// Rewrites whole numbers under count keys (`count` = inside one) as JSON integers.
+fn whole_counts_as_ints(v: &mut Value, count: bool) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map.iter_mut() {
+                if !FREE_FORM.contains(&k.as_str()) {
+                    let is_count =
+                        k.ends_with("_steps") || k.ends_with("_examples") || k == "steps";
+                    whole_counts_as_ints(x, is_count);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|x| whole_counts_as_ints(x, count)),
+        Value::Number(n) if count => {
+            if let Some(f) = n
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(53))
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Dicts passed through as written.
+const FREE_FORM: &[&str] = &["model", "optax", "model_load", "pred_kw"];
 
 /// RON as configs are read: `implicit_some` on, so optional keys take plain values.
 pub fn ron_options() -> ron::Options {

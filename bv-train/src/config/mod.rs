@@ -193,8 +193,11 @@ pub struct Eval {
     pub datasets: Option<BTreeMap<String, (String, String, String)>>,
     /// fewshot_lsr: shots per class.
     pub shots: Option<Vec<u64>>,
-    /// fewshot_lsr: ridge regularization.
+    /// fewshot_lsr: ridge regularization (default 2^10, as big_vision's common_fewshot).
     pub l2_reg: Option<f64>,
+    /// fewshot_lsr: candidate regularizations instead of `l2_reg`; the best per shot count
+    /// (by mean rank over datasets and seeds) is reported.
+    pub l2_regs: Option<Vec<f64>>,
     /// fewshot_lsr: pipelines for the train and test splits.
     pub pp_train: Option<String>,
     pub pp_eval: Option<String>,
@@ -204,8 +207,12 @@ pub struct Eval {
     pub representation_layer: Option<String>,
     /// fewshot_lsr: seeds per (dataset, shots).
     pub num_seeds: Option<u64>,
-    /// save: the output file (`{workdir}` and `{step}` are filled in).
+    /// save: the output file (`{workdir}`, `{step}` and `{step:09d}` are filled in).
     pub outfile: Option<String>,
+    /// save: the model outputs written (`logits`, `pre_logits`, ...; default `logits`).
+    pub outputs: Option<Vec<String>>,
+    /// save: the batch features written (default: every numeric feature but `_mask`).
+    pub inputs: Option<Vec<String>>,
 }
 
 /// `config.schedule`: one dict for every parameter, or `[(regex, dict or None)]`.

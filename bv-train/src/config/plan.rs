@@ -18,8 +18,6 @@ const OPTIMIZERS: &[&str] = &[
 ];
 /// Model modules.
 const MODELS: &[&str] = &["vit", "mlp_mixer", "bit", "bit_paper"];
-/// Evaluator types.
-const EVALUATORS: &[&str] = &["classification", "fewshot_lsr", "mean", "save"];
 
 /// A config that parses but does not describe a run.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +168,13 @@ impl Plan {
         let schedules = ScheduleGroups::new(c.schedule.as_ref(), total, Some(bs), Some(data_size))?;
         let mut evals = Vec::new();
         for (name, e) in &c.evals {
-            known(&format!("evals.{name}.type"), &e.kind, EVALUATORS)?;
+            known(
+                &format!("evals.{name}.type"),
+                &e.kind,
+                &crate::evals::type_names(),
+            )?;
+            crate::evals::check_keys(name, e)
+                .map_err(|(key, msg)| PlanError::Invalid { key, msg })?;
             let log_steps = length(
                 "log",
                 e.log_steps,

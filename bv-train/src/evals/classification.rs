@@ -2,9 +2,77 @@
 //! loss, summed over padded batches so that every example counts once.
 
 use bv_core::numpy as np;
-use bv_core::{DType, Tensor};
+use bv_core::sharding::Mesh;
+use bv_core::{jit, DType, Jit, Tensor};
 
+use super::{Context, DeviceParams, Evaluator};
+use crate::config::Eval;
+use crate::data::EvalConfig;
 use crate::losses;
+use crate::optim::Params;
+use crate::train::TrainError;
+
+/// The jitted per-batch sums: `(params, image, labels, mask) -> (correct, loss, count)`.
+type SumsFn = Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;
+
+/// `prec@1` and `loss` over an eval split.
+pub struct Classification {
+    data: EvalConfig,
+    mesh: Mesh,
+    label_key: String,
+    sums: SumsFn,
+}
+
+/// Builds `evals.<name>` of type `classification`.
+pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>, TrainError> {
+    super::check_pred(name, cfg, &["predict"])?;
+    let data = ctx.pipeline(name, cfg, cfg.data.as_ref(), cfg.pp_fn.as_deref())?;
+    let (model, loss) = (ctx.model.clone(), ctx.loss_name(name, cfg)?);
+    let sums = jit(
+        move |(params, x, y, mask): (Params, Tensor, Tensor, Tensor)| {
+            let (logits, _) = super::apply(model.as_ref(), params, &x);
+            // The loss name was checked with the config, so the sums always exist.
+            batch_sums(&loss, &logits, &y, &mask)
+                .unwrap_or_else(|| (logits.clone(), logits.clone(), logits))
+        },
+    )
+    .named(&format!("eval_{name}"))
+    .sharded(ctx.mesh.clone(), super::replicated);
+    Ok(Box::new(Classification {
+        data,
+        mesh: ctx.mesh.clone(),
+        label_key: cfg.label_key.clone().unwrap_or_else(|| "labels".into()),
+        sums,
+    }))
+}
+
+impl Evaluator for Classification {
+    fn run(&mut self, params: &DeviceParams, _step: u64) -> Result<Vec<(String, f64)>, TrainError> {
+        let (mut correct, mut loss, mut count) = (0.0, 0.0, 0.0);
+        for batch in super::batches(&self.data)? {
+            let batch = batch?;
+            let x = super::to_device(&batch, "image", &self.mesh)?;
+            let y = super::to_device(&batch, &self.label_key, &self.mesh)?;
+            let mask = super::to_device(&batch, "_mask", &self.mesh)?;
+            let (c, l, n) = self.sums.call(&(params.clone(), x, y, mask))?;
+            correct += f64::from(c.item::<f32>()?);
+            loss += f64::from(l.item::<f32>()?);
+            count += f64::from(n.item::<f32>()?);
+        }
+        Ok(vec![
+            ("prec@1".into(), correct / count),
+            ("loss".into(), loss / count),
+        ])
+    }
+}
+
+/// Per-example `(correct, loss)`, `[batch]` each: the label value at the arg-max logit,
+/// and the loss `loss_name` (`None` for an unknown loss).
+pub fn per_example(loss_name: &str, logits: &Tensor, labels: &Tensor) -> Option<(Tensor, Tensor)> {
+    let top1 = np::reshape(&np::argmax(logits, -1), &[-1, 1]);
+    let hit = np::reshape(&np::take_along_axis(labels, &top1, -1), &[-1]);
+    Some((hit, losses::per_example(loss_name, logits, labels)?))
+}
 
 /// Per-batch sums `(correct, loss, count)` inside the jitted eval step: `logits` and
 /// `labels` are `[batch, classes]`, `mask` is `[batch]` (1 for real examples).
@@ -18,9 +86,7 @@ pub fn batch_sums(
     mask: &Tensor,
 ) -> Option<(Tensor, Tensor, Tensor)> {
     let mask = np::astype(mask, DType::F32);
-    let top1 = np::reshape(&np::argmax(logits, -1), &[-1, 1]);
-    let hit = np::reshape(&np::take_along_axis(labels, &top1, -1), &[-1]);
-    let loss = losses::per_example(loss_name, logits, labels)?;
+    let (hit, loss) = per_example(loss_name, logits, labels)?;
     Some((
         np::sum(&(&hit * &mask), np::Axes::All, false),
         np::sum(&(&loss * &mask), np::Axes::All, false),
