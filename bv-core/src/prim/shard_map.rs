@@ -217,30 +217,32 @@ impl Primitive for ShardMap {
     }
 
     fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
-        let with_ct: Vec<usize> = (0..outs.len())
-            .filter(|&j| cts[j].is_some() && differentiable(outs[j].aval()))
+        let with_ct: Vec<(usize, &Tensor)> = cts
+            .iter()
+            .enumerate()
+            .filter_map(|(j, c)| c.as_ref().map(|c| (j, c)))
+            .filter(|(j, _)| differentiable(outs[*j].aval()))
             .collect();
         let wanted: Vec<usize> = (0..ins.len())
             .filter(|&i| differentiable(ins[i].aval()))
             .collect();
         let mut operands = ins.to_vec();
         let mut specs = self.in_specs.clone();
-        for &j in &with_ct {
-            let ct = cts[j].clone().unwrap_or_else(|| zeros_like(&outs[j]));
+        for &(j, ct) in &with_ct {
             let copies: usize = unmentioned(&self.mesh, &self.out_specs[j])
                 .iter()
                 .filter_map(|a| self.mesh.axis_size(a))
                 .product();
             operands.push(if copies > 1 {
-                &ct * (1.0 / copies as f64)
+                ct * (1.0 / copies as f64)
             } else {
-                ct
+                ct.clone()
             });
             specs.push(self.out_specs[j].clone());
         }
         let body_outs = self.body.out_avals();
         let mut locals: Vec<Aval> = self.body.graph.params.clone();
-        locals.extend(with_ct.iter().map(|&j| body_outs[j].clone()));
+        locals.extend(with_ct.iter().map(|&(j, _)| body_outs[j].clone()));
         let n_in = ins.len();
         let mesh = self.mesh.clone();
         let (res, tr, caps) = {
@@ -251,7 +253,7 @@ impl Primitive for ShardMap {
                 let seeds = fresh(xs);
                 let ys = replay(&self.body, &seeds);
                 let mut out_cts: Vec<Option<Tensor>> = vec![None; ys.len()];
-                for (&j, c) in with_ct.iter().zip(cts) {
+                for (&(j, _), c) in with_ct.iter().zip(cts) {
                     out_cts[j] = Some(c.clone());
                 }
                 let g = backprop(start, &seeds, &ys, &out_cts);
