@@ -67,6 +67,10 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// Where one buffer of an [`Array`] lives: the id of its device and the index ranges of the
+/// global array it holds.
+pub type ShardPlace = (i64, Vec<std::ops::Range<i64>>);
+
 /// A concrete array on devices. Cloning is cheap and shares the buffers.
 #[derive(Clone)]
 pub struct Array {
@@ -148,7 +152,7 @@ impl Array {
 
     /// Where the array lives, buffer by buffer (in mesh order): the id of the device holding
     /// it and the index ranges of the global array it holds (the whole array when unsharded).
-    pub fn shards(&self) -> Result<Vec<(i64, Vec<std::ops::Range<i64>>)>, ArrayError> {
+    pub fn shards(&self) -> Result<Vec<ShardPlace>, ArrayError> {
         let bufs = self.buffers()?;
         let global: Vec<i64> = self.shape().iter().map(|&d| d as i64).collect();
         match &self.inner.sharding {

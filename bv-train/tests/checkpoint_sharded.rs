@@ -42,12 +42,12 @@ fn files(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// Named host values and their shapes.
+type Host = Vec<(String, Vec<f32>, Vec<usize>)>;
+
 /// Leaves of arrays over a 4x2 mesh: split on both axes, split on one (replicated over
 /// 'model'), replicated, and a scalar.
-fn leaves(
-    m: &Mesh,
-    writes: &HashSet<i64>,
-) -> (Vec<LeafShards>, Vec<(String, Vec<f32>, Vec<usize>)>) {
+fn leaves(m: &Mesh, writes: &HashSet<i64>) -> (Vec<LeafShards>, Host) {
     let host = vec![
         ("params/both".to_string(), values(8 * 6, 0.0), vec![8, 6]),
         ("params/rows".to_string(), values(4 * 5, 1.0), vec![4, 5]),
@@ -65,7 +65,7 @@ fn leaves(
     (shards, host)
 }
 
-fn check_loaded(dir: &std::path::Path, host: &[(String, Vec<f32>, Vec<usize>)]) {
+fn check_loaded(dir: &std::path::Path, host: &Host) {
     let c = load(dir).unwrap();
     assert_eq!(c.step, 7);
     assert_eq!(c.leaves.len(), host.len());

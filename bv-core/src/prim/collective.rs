@@ -272,7 +272,7 @@ impl Primitive for PsumScatter {
         );
         let n = group_size(&self.mesh, std::slice::from_ref(&self.axis));
         ensure!(
-            x.shape[self.dim] % n == 0,
+            x.shape[self.dim].is_multiple_of(n),
             "dimension {} of size {} is not divisible by the size {n} of axis '{}'",
             self.dim,
             x.shape[self.dim],
