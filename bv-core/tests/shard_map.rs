@@ -382,6 +382,50 @@ fn gradients_through_psum_all_gather_and_ppermute() {
     );
 }
 
+#[test]
+fn gradients_on_two_axes_with_a_closed_over_value() {
+    let mesh = Mesh::new(&[("data", 4), ("model", 2)], &ids()).unwrap();
+    let xs = data(8 * 6);
+    let ws: Vec<f32> = (0..6).map(|k| 0.5 - 0.2 * k as f32).collect();
+    let cs = [0.7f32, -1.3];
+    let x = put(&xs, &[8, 6], &mesh, p(&[Some("data")]));
+    let w = Array::from_slice(&ws, &[6]).unwrap();
+    let c = Array::from_slice(&cs, &[2]).unwrap();
+    let m = mesh.clone();
+    // y[r] = sum over d, k of x[2d + r, k] w[k], with x split over 'data' and replicated
+    // over 'model', and w closed over (replicated); L = sum(c * y).
+    let f = jit(move |(x, w, c): (Tensor, Tensor, Tensor)| {
+        let m = m.clone();
+        let loss = move |(x, w): (Tensor, Tensor)| {
+            let y = shard_map(
+                |a: &[Tensor]| vec![psum(&np::sum(&(&a[0] * &w), 1, false), &["data"])],
+                &m,
+                &[p(&[Some("data")])],
+                &[PartitionSpec::replicated()],
+            )(&[x])
+            .remove(0);
+            np::sum(&(&y * &c), np::Axes::All, false)
+        };
+        grad(loss)(&(x, w))
+    })
+    .sharded(mesh, |path, _| {
+        if path == "0" {
+            p(&[Some("data")])
+        } else {
+            PartitionSpec::replicated()
+        }
+    });
+    let (gx, gw) = f.call(&(x, w, c)).unwrap();
+    let want_x: Vec<f64> = (0..48)
+        .map(|i| cs[i / 6 % 2] as f64 * ws[i % 6] as f64)
+        .collect();
+    close(&gx.to_vec::<f32>().unwrap(), &want_x, "d/dx");
+    let want_w: Vec<f64> = (0..6)
+        .map(|k| (0..8).map(|r| cs[r % 2] as f64 * at(&xs, 6, r, k)).sum())
+        .collect();
+    close(&gw.to_vec::<f32>().unwrap(), &want_w, "d/dw (closed over)");
+}
+
 fn lower_error(f: impl Fn(Tensor) -> Tensor + Send + Sync + 'static, shape: &[usize]) -> String {
     jit(f)
         .sharded(data_mesh(), |_, _| PartitionSpec::replicated())
