@@ -3,7 +3,7 @@
 //! two mesh axes (and a mesh whose device order is not the identity), gradients through
 //! them, and the errors for bad axes and specs.
 
-use bv_core::autodiff::grad;
+use bv_core::autodiff::{grad, jvp};
 use bv_core::numpy as np;
 use bv_core::pjrt::Client;
 use bv_core::prim::{all_gather, axis_index, pmean, ppermute, psum, psum_scatter, shard_map};
@@ -424,6 +424,66 @@ fn gradients_on_two_axes_with_a_closed_over_value() {
         .map(|k| (0..8).map(|r| cs[r % 2] as f64 * at(&xs, 6, r, k)).sum())
         .collect();
     close(&gw.to_vec::<f32>().unwrap(), &want_w, "d/dw (closed over)");
+}
+
+#[test]
+fn forward_mode_through_psum_and_ppermute() {
+    let mesh = data_mesh();
+    let xs = data(16 * 3);
+    let ts: Vec<f32> = (0..48).map(|i| 1.0 - 0.03 * i as f32).collect();
+    let x = put(&xs, &[16, 3], &mesh, p(&[Some("data")]));
+    let t = put(&ts, &[16, 3], &mesh, p(&[Some("data")]));
+    let m = mesh.clone();
+    let f = jit(move |(x, t): (Tensor, Tensor)| {
+        let m = m.clone();
+        let g = move |x: Tensor| {
+            let shift: Vec<(usize, usize)> = (0..8).map(|i| (i, (i + 1) % 8)).collect();
+            let o = shard_map(
+                move |a: &[Tensor]| {
+                    vec![
+                        psum(&np::sin(&a[0]), &["data"]),
+                        &a[0] * &ppermute(&a[0], "data", &shift),
+                    ]
+                },
+                &m,
+                &[p(&[Some("data")])],
+                &[PartitionSpec::replicated(), p(&[Some("data")])],
+            )(&[x]);
+            (o[0].clone(), o[1].clone())
+        };
+        jvp(g, &x, &t).1
+    })
+    .sharded(mesh, |path, _| {
+        if path == "0" {
+            PartitionSpec::replicated()
+        } else {
+            p(&[Some("data")])
+        }
+    });
+    let (d_sum, d_prod) = f.call(&(x, t)).unwrap();
+    let x64 = |r: usize, k: usize| at(&xs, 3, r, k);
+    let t64 = |r: usize, k: usize| at(&ts, 3, r, k);
+    let want: Vec<f64> = (0..6)
+        .map(|i| {
+            let (r, k) = (i / 3, i % 3);
+            (0..8)
+                .map(|b| x64(2 * b + r, k).cos() * t64(2 * b + r, k))
+                .sum()
+        })
+        .collect();
+    close(&d_sum.to_vec::<f32>().unwrap(), &want, "jvp through psum");
+    let want: Vec<f64> = (0..48)
+        .map(|i| {
+            let (r, k) = (i / 3, i % 3);
+            let prev = (r + 14) % 16;
+            t64(r, k) * x64(prev, k) + x64(r, k) * t64(prev, k)
+        })
+        .collect();
+    close(
+        &d_prod.to_vec::<f32>().unwrap(),
+        &want,
+        "jvp through ppermute",
+    );
 }
 
 fn lower_error(f: impl Fn(Tensor) -> Tensor + Send + Sync + 'static, shape: &[usize]) -> String {

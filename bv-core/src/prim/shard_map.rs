@@ -3,7 +3,8 @@
 //! [`crate::prim::collective`]. Emitted as Shardy's `sdy.manual_computation` with every mesh
 //! axis manual.
 //!
-//! The derivative follows JAX's `shard_map` without replication checks: the cotangent of an
+//! Forward mode differentiates the body in place. Reverse mode follows JAX's `shard_map`
+//! without replication checks: the cotangent of an
 //! output replicated over some mesh axes is divided by their size before the body is
 //! transposed (the transpose of `psum` is `psum`), and the cotangent of an input replicated
 //! over some axes is summed over them.
@@ -11,7 +12,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, differentiable, fresh, zeros_like};
+use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
 use crate::emit::{ty, EmitCx};
 use crate::prim::collective::psum;
 use crate::prim::sharding::MESH_NAME;
@@ -214,6 +215,78 @@ impl Primitive for ShardMap {
             in_tys.join(", ")
         );
         s
+    }
+
+    fn jvp(
+        &self,
+        ins: &[Tensor],
+        outs: &[Tensor],
+        tangents: &[Option<Tensor>],
+    ) -> Option<VjpResult> {
+        let with_t: Vec<(usize, &Tensor)> = tangents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.as_ref().map(|t| (i, t)))
+            .filter(|(i, _)| differentiable(ins[*i].aval()))
+            .collect();
+        let diff_outs: Vec<usize> = (0..outs.len())
+            .filter(|&j| differentiable(outs[j].aval()))
+            .collect();
+        if with_t.is_empty() || diff_outs.is_empty() {
+            return Some(Ok(vec![None; outs.len()]));
+        }
+        let params = &self.body.graph.params;
+        let mut locals = params.clone();
+        locals.extend(with_t.iter().map(|&(i, _)| params[i].clone()));
+        let n_in = ins.len();
+        let (res, tr, caps) = {
+            let _manual = ManualScope::enter(&self.mesh);
+            trace_body(&locals, |p| {
+                let (xs, ts) = p.split_at(n_in);
+                let start = trace::node_count(p.first());
+                let seeds = fresh(xs);
+                let ys = replay(&self.body, &seeds);
+                let mut tin: Vec<Option<Tensor>> = vec![None; n_in];
+                for (&(i, _), t) in with_t.iter().zip(ts) {
+                    tin[i] = Some(t.clone());
+                }
+                let tout = forward(start, &seeds, &tin, &ys);
+                diff_outs
+                    .iter()
+                    .map(|&j| tout[j].clone().unwrap_or_else(|| zeros_like(&ys[j])))
+                    .collect::<Vec<_>>()
+            })
+        };
+        if !caps.is_empty() {
+            return Some(Err(OpError(
+                "the body's forward-mode derivative used an outer value".into(),
+            )));
+        }
+        let mut operands = ins.to_vec();
+        operands.extend(with_t.iter().map(|&(_, t)| t.clone()));
+        let mut in_specs = self.in_specs.clone();
+        in_specs.extend(with_t.iter().map(|&(i, _)| self.in_specs[i].clone()));
+        let refs: Vec<&Tensor> = operands.iter().collect();
+        let t = bind_rc(
+            Rc::new(ShardMap {
+                body: Func {
+                    outputs: res.iter().map(|t| t.value_id()).collect(),
+                    graph: tr.graph,
+                },
+                mesh: self.mesh.clone(),
+                in_specs,
+                out_specs: diff_outs
+                    .iter()
+                    .map(|&j| self.out_specs[j].clone())
+                    .collect(),
+            }),
+            &refs,
+        );
+        let mut out = vec![None; outs.len()];
+        for (&j, t) in diff_outs.iter().zip(t) {
+            out[j] = Some(t);
+        }
+        Some(Ok(out))
     }
 
     fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
