@@ -398,6 +398,14 @@ pub fn save_shards(
 
     let dir = workdir.join(&name);
     if lead {
+        for (leaf, files) in leaves.iter().zip(&files) {
+            if let Some(f) = files.iter().find(|f| !staging.join(f).is_file()) {
+                return Err(corrupt(
+                    &staging.join(f),
+                    format!("no process wrote this block of leaf {:?}", leaf.name),
+                ));
+            }
+        }
         let elem =
             |l: &LeafShards, b: &Block| b.shape.iter().product::<usize>() * l.dtype.size_in_bytes();
         let entries = leaves

@@ -180,6 +180,26 @@ fn bad_block_lists_are_refused() {
     assert!(e.contains("params~w@5.zst"), "{e}");
 }
 
+#[test]
+fn a_block_nobody_writes_fails_the_save() {
+    let m = mesh(&[("data", 8)]);
+    let w = tempfile::tempdir().unwrap();
+    let some: HashSet<i64> = m.device_ids()[..7].iter().copied().collect();
+    let a = put(&values(16, 0.5), &[16], &m, &[Some("data")]);
+    let leaf = LeafShards::of_array("params/w", &a, &some).unwrap();
+    let e = save_shards(w.path(), 7, &[leaf], &serde_json::json!({}), true, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("params~w@7.zst") && e.contains("no process wrote this block"),
+        "{e}"
+    );
+    assert!(
+        load_last(w.path()).unwrap().is_none(),
+        "nothing became LAST"
+    );
+}
+
 /// A checkpoint as the one-file-per-leaf writer (`bv-checkpoint-1`) laid it out.
 #[test]
 fn checkpoints_of_the_earlier_format_still_load() {
