@@ -67,6 +67,10 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// Where one buffer of an [`Array`] lives: the id of its device and the index ranges of the
+/// global array it holds.
+pub type ShardPlace = (i64, Vec<std::ops::Range<i64>>);
+
 /// A concrete array on devices. Cloning is cheap and shares the buffers.
 #[derive(Clone)]
 pub struct Array {
@@ -144,6 +148,41 @@ impl Array {
             .iter()
             .map(|b| b.dims().iter().map(|&d| d as usize).collect())
             .collect())
+    }
+
+    /// Where the array lives, buffer by buffer (in mesh order): the id of the device holding
+    /// it and the index ranges of the global array it holds (the whole array when unsharded).
+    pub fn shards(&self) -> Result<Vec<ShardPlace>, ArrayError> {
+        let bufs = self.buffers()?;
+        let global: Vec<i64> = self.shape().iter().map(|&d| d as i64).collect();
+        match &self.inner.sharding {
+            Some(sh) => Ok(sh
+                .mesh
+                .device_ids()
+                .iter()
+                .copied()
+                .zip(sh.shard_slices(&global)?)
+                .collect()),
+            None => bufs
+                .iter()
+                .map(|b| {
+                    let id = i64::from(b.device()?.id());
+                    Ok((id, global.iter().map(|&d| 0..d).collect()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Copies buffer `k` (the `k`-th of [`Array::shards`]) to the host as little-endian bytes.
+    pub fn shard_to_bytes(&self, k: usize) -> Result<Vec<u8>, ArrayError> {
+        let bufs = self.buffers()?;
+        let b = bufs.get(k).ok_or_else(|| {
+            ArrayError::Runtime(pjrt::Error::InvalidArgument {
+                op: "Array::shard_to_bytes",
+                message: format!("shard {k} of an array with {} buffers", bufs.len()),
+            })
+        })?;
+        Ok(b.to_host_bytes()?)
     }
 
     /// Copies row-major host data of `shape` to the default client's first device.

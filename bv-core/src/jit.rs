@@ -15,6 +15,7 @@ use crate::array::{Array, ArrayError};
 use crate::compile_cache;
 use crate::emit::{self, EmitError, ModuleOptions};
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
+use crate::prim::shard_map::JitMeshScope;
 use crate::prim::sharding::MESH_NAME;
 use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
 use crate::trace::{self, Aval, Spec, Tensor, TraceError};
@@ -370,6 +371,7 @@ where
     ) -> Result<Lowered, JitError> {
         let t0 = Instant::now();
         let avals: Vec<Aval> = inputs.iter().map(|(_, a)| a.clone()).collect();
+        let _mesh = JitMeshScope::enter(self.partitioning.as_ref().map(|p| p.mesh.clone()));
         let (result, tr) = trace::trace(&avals, |params| -> Result<O, TreeError> {
             let input: I = tree::unflatten(def, params)?;
             Ok((self.f)(s, input))

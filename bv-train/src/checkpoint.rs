@@ -1,23 +1,34 @@
-//! Checkpoints in big_vision's workdir layout, safe against a kill at any moment.
+//! Checkpoints in big_vision's workdir layout, safe against a kill at any moment, written
+//! in shards: every process writes the blocks of the arrays it holds, each distinct block
+//! exactly once across processes (a replicated array once), and loading assembles the
+//! arrays whatever mesh wrote them, so a run can continue on another device count.
 //!
 //! ```text
 //! workdir/checkpoint.bv-000001000-tmp/   rotated (deleted once a newer one is LAST)
 //! workdir/checkpoint.bv-000002000/       kept (keep_ckpt_steps, the final step)
-//!     manifest.json                      step, dtype and shape of each leaf, extra state
-//!     params~Transformer~...~kernel.zst  one zstd file per leaf, `/` written as `~`
+//!     manifest.json                      step, dtype, global shape and blocks of each leaf
+//!     params~Transformer~...~kernel.zst  a leaf in one block, `/` written as `~`
+//!     params~...~embedding@3.zst         block 3 of a leaf in several blocks
 //! workdir/checkpoint.bv-LAST             "000002000": the checkpoint to resume from
 //! ```
 //!
 //! A checkpoint is assembled in `checkpoint.bv-<step>.writing/`, each file written under a
 //! temporary name, fsynced and renamed; the folder is then renamed into place and only
 //! after that does `checkpoint.bv-LAST` (written as `checkpoint.bv-CUR`, renamed) point at
-//! it. Until that last rename the previous checkpoint stays LAST and whole.
+//! it. Until that last rename the previous checkpoint stays LAST and whole. With several
+//! processes, process 0 prepares the folder, all write their blocks, and once the
+//! coordination barrier says all are done, process 0 writes the manifest and renames.
+//! Checkpoints of the earlier one-file-per-leaf format (`bv-checkpoint-1`) still load.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use bv_core::distributed::CoordinationClient;
 use bv_core::io::HostArray;
-use bv_core::DType;
+use bv_core::sharding::Mesh;
+use bv_core::{Array, DType};
 use serde::{Deserialize, Serialize};
 
 /// The checkpoint prefix inside the workdir (`save_ckpt_path` in train.py).
@@ -25,8 +36,11 @@ const PREFIX: &str = "checkpoint.bv-";
 const LAST: &str = "checkpoint.bv-LAST";
 const CUR: &str = "checkpoint.bv-CUR";
 const MANIFEST: &str = "manifest.json";
-const FORMAT: &str = "bv-checkpoint-1";
+const FORMAT: &str = "bv-checkpoint-2";
+const FORMAT_V1: &str = "bv-checkpoint-1";
 const STAGING: &str = ".writing";
+/// How long a process waits for the others at each step of a save.
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What a checkpoint holds: the step, named host arrays (`params/...`, `opt/...`), and
 /// extra state such as the data pipeline position and the timing accumulators.
@@ -60,6 +74,119 @@ pub enum CheckpointError {
     /// The step to write is the one LAST points at; a run never saves a step twice.
     #[error("{}: the current checkpoint (LAST) is already step {step}", path.display())]
     Exists { path: PathBuf, step: u64 },
+    /// An array's shards could not be read from its devices.
+    #[error("leaf {name:?}: {msg}")]
+    Device { name: String, msg: String },
+    /// The other processes did not reach a step of the save in time.
+    #[error("checkpoint of step {step}, process {process}: {msg}")]
+    Sync {
+        step: u64,
+        process: usize,
+        msg: String,
+    },
+}
+
+/// A block of an array: where it starts in the global array and its shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub start: Vec<usize>,
+    pub shape: Vec<usize>,
+}
+
+/// A leaf as it is saved: its global shape and type, every distinct block of it (the same
+/// list in every process), and the row-major bytes of the blocks this process writes.
+#[derive(Clone, Debug)]
+pub struct LeafShards {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub blocks: Vec<Block>,
+    /// `(index into blocks, bytes)` for the blocks this process writes.
+    pub local: Vec<(usize, Vec<u8>)>,
+}
+
+impl LeafShards {
+    /// A host array as one block, written by this process.
+    pub fn whole(name: &str, a: &HostArray) -> LeafShards {
+        LeafShards {
+            name: name.to_string(),
+            dtype: a.dtype(),
+            shape: a.shape().to_vec(),
+            blocks: vec![Block {
+                start: vec![0; a.shape().len()],
+                shape: a.shape().to_vec(),
+            }],
+            local: vec![(0, a.bytes().to_vec())],
+        }
+    }
+
+    /// The distinct blocks of `a` over its mesh, each owned by the first mesh device that
+    /// holds it (replicas are written once), with the bytes of those whose owner is in
+    /// `writes` (see [`owned_devices`]).
+    pub fn of_array(
+        name: &str,
+        a: &Array,
+        writes: &HashSet<i64>,
+    ) -> Result<LeafShards, CheckpointError> {
+        let device = |e: bv_core::ArrayError| CheckpointError::Device {
+            name: name.to_string(),
+            msg: e.to_string(),
+        };
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut local = Vec::new();
+        for (k, (id, ranges)) in a.shards().map_err(device)?.into_iter().enumerate() {
+            let block = Block {
+                start: ranges.iter().map(|r| r.start as usize).collect(),
+                shape: ranges.iter().map(|r| (r.end - r.start) as usize).collect(),
+            };
+            if blocks.contains(&block) {
+                continue;
+            }
+            blocks.push(block);
+            if writes.contains(&id) {
+                local.push((blocks.len() - 1, a.shard_to_bytes(k).map_err(device)?));
+            }
+        }
+        Ok(LeafShards {
+            name: name.to_string(),
+            dtype: a.dtype(),
+            shape: a.shape().to_vec(),
+            blocks,
+            local,
+        })
+    }
+}
+
+/// The mesh devices whose blocks this process writes: its addressable ones. When the mesh
+/// holds only this process's devices while several processes run, each process trains a
+/// replica of its own (the CPU plugin has no collectives across processes): then process 0
+/// writes them all and the others none.
+pub fn owned_devices(
+    mesh: &Mesh,
+    process_id: usize,
+    num_processes: usize,
+) -> Result<HashSet<i64>, CheckpointError> {
+    let client = bv_core::default_client().map_err(|e| CheckpointError::Device {
+        name: String::new(),
+        msg: e.to_string(),
+    })?;
+    let here: HashSet<i64> = client
+        .addressable_devices()
+        .iter()
+        .map(|d| i64::from(d.id()))
+        .collect();
+    let replicas = num_processes > 1 && mesh.device_ids().iter().all(|d| here.contains(d));
+    if replicas && process_id != 0 {
+        return Ok(HashSet::new());
+    }
+    Ok(here)
+}
+
+/// The processes of a multi-process save and the coordination service they share.
+pub struct Peers<'a> {
+    pub process_id: usize,
+    pub num_processes: usize,
+    pub kv: &'a CoordinationClient,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,6 +199,30 @@ struct Manifest {
 
 #[derive(Serialize, Deserialize)]
 struct LeafEntry {
+    name: String,
+    dtype: String,
+    shape: Vec<usize>,
+    blocks: Vec<BlockEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BlockEntry {
+    file: String,
+    start: Vec<usize>,
+    shape: Vec<usize>,
+    nbytes: usize,
+}
+
+/// The manifest of `bv-checkpoint-1`: one file per leaf.
+#[derive(Deserialize)]
+struct ManifestV1 {
+    step: u64,
+    leaves: Vec<LeafEntryV1>,
+    extra: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct LeafEntryV1 {
     name: String,
     file: String,
     dtype: String,
@@ -117,7 +268,17 @@ fn leaf_file(name: &str) -> Result<String, CheckpointError> {
     if name.is_empty() || name.contains(['~', '\\', '\0']) || name.split('/').any(|p| p == "..") {
         return Err(CheckpointError::LeafName(name.to_string()));
     }
-    Ok(format!("{}.zst", name.replace('/', "~")))
+    Ok(name.replace('/', "~"))
+}
+
+/// The file of block `k` of a leaf in `n` blocks: `a~b.zst`, or `a~b@3.zst`.
+fn block_file(name: &str, k: usize, n: usize) -> Result<String, CheckpointError> {
+    let base = leaf_file(name)?;
+    Ok(if n == 1 {
+        format!("{base}.zst")
+    } else {
+        format!("{base}@{k}.zst")
+    })
 }
 
 /// The content of `checkpoint.bv-LAST` (`000001000` or `000001000-tmp`), if any.
@@ -146,80 +307,154 @@ pub fn last_dir(workdir: impl AsRef<Path>) -> Result<Option<PathBuf>, Checkpoint
     Ok(read_pointer(workdir)?.map(|p| workdir.join(format!("{PREFIX}{p}"))))
 }
 
-/// Saves a checkpoint into `workdir` and makes it LAST. A `keep` checkpoint is never
-/// deleted; otherwise it is named `-tmp` and deleted once a newer one is LAST. Leftovers of
-/// interrupted saves are removed. Returns the checkpoint's folder.
+/// Saves a checkpoint of host arrays into `workdir` (one process) and makes it LAST. A
+/// `keep` checkpoint is never deleted; otherwise it is named `-tmp` and deleted once a
+/// newer one is LAST. Leftovers of interrupted saves are removed. Returns its folder.
 pub fn save(
     workdir: impl AsRef<Path>,
     ckpt: &Checkpoint,
     keep: bool,
 ) -> Result<PathBuf, CheckpointError> {
-    let workdir = workdir.as_ref();
-    let mut seen = std::collections::HashSet::new();
-    let mut files = Vec::with_capacity(ckpt.leaves.len());
-    for (leaf, _) in &ckpt.leaves {
-        let file = leaf_file(leaf)?;
-        if !seen.insert(file.clone()) {
-            return Err(CheckpointError::DuplicateLeaf(leaf.clone()));
-        }
-        files.push(file);
-    }
-    let name = dir_name(ckpt.step, keep);
-    if let Some(p) = read_pointer(workdir)? {
-        if p.trim_end_matches("-tmp").parse::<u64>().ok() == Some(ckpt.step) {
-            return Err(CheckpointError::Exists {
-                path: workdir.join(LAST),
-                step: ckpt.step,
-            });
-        }
-    }
-    let staging = workdir.join(format!("{name}{STAGING}"));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let leaves: Vec<LeafShards> = ckpt
+        .leaves
+        .iter()
+        .map(|(name, a)| LeafShards::whole(name, a))
+        .collect();
+    save_shards(workdir, ckpt.step, &leaves, &ckpt.extra, keep, None)
+}
 
-    let mut leaves = Vec::with_capacity(ckpt.leaves.len());
-    for ((leaf, a), file) in ckpt.leaves.iter().zip(files) {
-        let path = staging.join(&file);
-        let mut enc = zstd::Encoder::new(Vec::new(), 3).map_err(io(&path))?;
-        enc.include_checksum(true).map_err(io(&path))?;
-        enc.write_all(a.bytes()).map_err(io(&path))?;
-        write_atomic(&path, &enc.finish().map_err(io(&path))?)?;
-        leaves.push(LeafEntry {
-            name: leaf.clone(),
-            file,
-            dtype: a.dtype().name().to_string(),
-            shape: a.shape().to_vec(),
-            nbytes: a.bytes().len(),
-        });
-    }
-    let manifest = Manifest {
-        format: FORMAT.to_string(),
-        step: ckpt.step,
-        leaves,
-        extra: ckpt.extra.clone(),
+/// [`save`] for leaves in blocks, from every process of a run: each writes its own blocks
+/// (`leaves[i].local`), and process 0 also prepares the folder, writes the manifest and
+/// makes the checkpoint LAST, in step with the others through `peers` (`None`: one
+/// process). Every process must call it with the same leaves and block lists.
+pub fn save_shards(
+    workdir: impl AsRef<Path>,
+    step: u64,
+    leaves: &[LeafShards],
+    extra: &serde_json::Value,
+    keep: bool,
+    peers: Option<&Peers>,
+) -> Result<PathBuf, CheckpointError> {
+    let workdir = workdir.as_ref();
+    let lead = peers.is_none_or(|p| p.process_id == 0);
+    let sync = |what: &str| -> Result<(), CheckpointError> {
+        let Some(p) = peers else { return Ok(()) };
+        p.kv.barrier(
+            &format!("bv-checkpoint/{step}/{what}"),
+            p.num_processes,
+            BARRIER_TIMEOUT,
+        )
+        .map_err(|e| CheckpointError::Sync {
+            step,
+            process: p.process_id,
+            msg: format!("waiting for the other processes ({what}): {e}"),
+        })
     };
-    let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
-    write_atomic(&staging.join(MANIFEST), &text)?;
-    sync_dir(&staging)?;
+    let (mut bases, mut seen) = (HashSet::new(), HashSet::new());
+    let mut files: Vec<Vec<String>> = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        if !bases.insert(leaf_file(&leaf.name)?) {
+            return Err(CheckpointError::DuplicateLeaf(leaf.name.clone()));
+        }
+        let n = leaf.blocks.len();
+        let names: Vec<String> = (0..n)
+            .map(|k| block_file(&leaf.name, k, n))
+            .collect::<Result<_, _>>()?;
+        for f in &names {
+            if !seen.insert(f.clone()) {
+                return Err(CheckpointError::DuplicateLeaf(leaf.name.clone()));
+            }
+        }
+        files.push(names);
+    }
+    let name = dir_name(step, keep);
+    let staging = workdir.join(format!("{name}{STAGING}"));
+    if lead {
+        if let Some(p) = read_pointer(workdir)? {
+            if p.trim_end_matches("-tmp").parse::<u64>().ok() == Some(step) {
+                return Err(CheckpointError::Exists {
+                    path: workdir.join(LAST),
+                    step,
+                });
+            }
+        }
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    }
+    sync("open")?;
+
+    for (leaf, files) in leaves.iter().zip(&files) {
+        for (k, bytes) in &leaf.local {
+            let path = staging.join(&files[*k]);
+            let mut enc = zstd::Encoder::new(Vec::new(), 3).map_err(io(&path))?;
+            enc.include_checksum(true).map_err(io(&path))?;
+            enc.write_all(bytes).map_err(io(&path))?;
+            write_atomic(&path, &enc.finish().map_err(io(&path))?)?;
+        }
+    }
+    sync("written")?;
 
     let dir = workdir.join(&name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+    if lead {
+        for (leaf, files) in leaves.iter().zip(&files) {
+            if let Some(f) = files.iter().find(|f| !staging.join(f).is_file()) {
+                return Err(corrupt(
+                    &staging.join(f),
+                    format!("no process wrote this block of leaf {:?}", leaf.name),
+                ));
+            }
+        }
+        let elem =
+            |l: &LeafShards, b: &Block| b.shape.iter().product::<usize>() * l.dtype.size_in_bytes();
+        let entries = leaves
+            .iter()
+            .zip(files)
+            .map(|(l, files)| LeafEntry {
+                name: l.name.clone(),
+                dtype: l.dtype.name().to_string(),
+                shape: l.shape.clone(),
+                blocks: l
+                    .blocks
+                    .iter()
+                    .zip(files)
+                    .map(|(b, file)| BlockEntry {
+                        file,
+                        start: b.start.clone(),
+                        shape: b.shape.clone(),
+                        nbytes: elem(l, b),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let manifest = Manifest {
+            format: FORMAT.to_string(),
+            step,
+            leaves: entries,
+            extra: extra.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+        write_atomic(&staging.join(MANIFEST), &text)?;
+        sync_dir(&staging)?;
+
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        std::fs::rename(&staging, &dir).map_err(io(&dir))?;
+        sync_dir(workdir)?;
+
+        let cur = workdir.join(CUR);
+        let pointer = name.strip_prefix(PREFIX).expect("named with the prefix");
+        let mut f = std::fs::File::create(&cur).map_err(io(&cur))?;
+        f.write_all(pointer.as_bytes()).map_err(io(&cur))?;
+        f.sync_all().map_err(io(&cur))?;
+        std::fs::rename(&cur, workdir.join(LAST)).map_err(io(&cur))?;
+        sync_dir(workdir)?;
+
+        remove_leftovers(workdir, &name)?;
     }
-    std::fs::rename(&staging, &dir).map_err(io(&dir))?;
-    sync_dir(workdir)?;
-
-    let cur = workdir.join(CUR);
-    let pointer = name.strip_prefix(PREFIX).expect("named with the prefix");
-    let mut f = std::fs::File::create(&cur).map_err(io(&cur))?;
-    f.write_all(pointer.as_bytes()).map_err(io(&cur))?;
-    f.sync_all().map_err(io(&cur))?;
-    std::fs::rename(&cur, workdir.join(LAST)).map_err(io(&cur))?;
-    sync_dir(workdir)?;
-
-    remove_leftovers(workdir, &name)?;
+    sync("done")?;
     Ok(dir)
 }
 
@@ -243,28 +478,48 @@ pub fn load_last(workdir: impl AsRef<Path>) -> Result<Option<Checkpoint>, Checkp
     last_dir(workdir)?.map(load).transpose()
 }
 
-/// Loads the checkpoint in folder `dir`, checking every file against the manifest.
+/// Loads the checkpoint in folder `dir`, checking every file against the manifest and
+/// assembling each leaf from its blocks.
 pub fn load(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
     let dir = dir.as_ref();
     let path = dir.join(MANIFEST);
     let text = std::fs::read(&path).map_err(io(&path))?;
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| corrupt(&path, format!("invalid manifest: {e}")))?;
-    if manifest.format != FORMAT {
-        return Err(corrupt(
-            &path,
-            format!("unknown format {:?}, expected {FORMAT:?}", manifest.format),
-        ));
-    }
-    let mut leaves = Vec::with_capacity(manifest.leaves.len());
-    for e in &manifest.leaves {
-        if leaf_file(&e.name).ok().as_deref() != Some(e.file.as_str()) {
+    let invalid = |e: serde_json::Error| corrupt(&path, format!("invalid manifest: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(invalid)?;
+    let manifest = match value.get("format").and_then(|f| f.as_str()) {
+        Some(FORMAT) => serde_json::from_value::<Manifest>(value).map_err(invalid)?,
+        Some(FORMAT_V1) => {
+            let v1: ManifestV1 = serde_json::from_value(value).map_err(invalid)?;
+            Manifest {
+                format: FORMAT.to_string(),
+                step: v1.step,
+                leaves: v1
+                    .leaves
+                    .into_iter()
+                    .map(|e| LeafEntry {
+                        blocks: vec![BlockEntry {
+                            file: e.file,
+                            start: vec![0; e.shape.len()],
+                            shape: e.shape.clone(),
+                            nbytes: e.nbytes,
+                        }],
+                        name: e.name,
+                        dtype: e.dtype,
+                        shape: e.shape,
+                    })
+                    .collect(),
+                extra: v1.extra,
+            }
+        }
+        other => {
             return Err(corrupt(
                 &path,
-                format!("leaf {:?} has file name {:?}", e.name, e.file),
-            ));
+                format!("unknown format {other:?}, expected {FORMAT:?} or {FORMAT_V1:?}"),
+            ))
         }
-        let file = dir.join(&e.file);
+    };
+    let mut leaves = Vec::with_capacity(manifest.leaves.len());
+    for e in &manifest.leaves {
         let dtype = DType::ALL
             .into_iter()
             .find(|d| d.name() == e.dtype)
@@ -274,21 +529,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
                     format!("leaf {:?}: unknown dtype {:?}", e.name, e.dtype),
                 )
             })?;
-        let compressed = std::fs::read(&file).map_err(io(&file))?;
-        let bytes = zstd::decode_all(compressed.as_slice())
-            .map_err(|err| corrupt(&file, format!("damaged zstd data: {err}")))?;
-        if bytes.len() != e.nbytes {
-            return Err(corrupt(
-                &file,
-                format!(
-                    "{} bytes after decompression, manifest says {}",
-                    bytes.len(),
-                    e.nbytes
-                ),
-            ));
-        }
-        let a = HostArray::from_bytes(dtype, &e.shape, bytes)
-            .map_err(|err| corrupt(&file, err.to_string()))?;
+        let a = assemble(dir, &path, e, dtype)?;
         leaves.push((e.name.clone(), a));
     }
     Ok(Checkpoint {
@@ -296,4 +537,109 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
         leaves,
         extra: manifest.extra,
     })
+}
+
+/// One leaf from its block files, checking that the blocks tile the array exactly.
+fn assemble(
+    dir: &Path,
+    manifest: &Path,
+    e: &LeafEntry,
+    dtype: DType,
+) -> Result<HostArray, CheckpointError> {
+    let elem = dtype.size_in_bytes();
+    let total: usize = e.shape.iter().product();
+    let mut out = vec![0u8; total * elem];
+    let mut covered = vec![false; total];
+    let n = e.blocks.len();
+    for (k, b) in e.blocks.iter().enumerate() {
+        if block_file(&e.name, k, n).ok().as_deref() != Some(b.file.as_str()) {
+            return Err(corrupt(
+                manifest,
+                format!("leaf {:?} block {k} has file name {:?}", e.name, b.file),
+            ));
+        }
+        let fits = b.start.len() == e.shape.len()
+            && b.shape.len() == e.shape.len()
+            && (0..e.shape.len()).all(|d| b.start[d] + b.shape[d] <= e.shape[d]);
+        if !fits {
+            return Err(corrupt(
+                manifest,
+                format!(
+                    "leaf {:?} of shape {:?}: block {k} at {:?} of shape {:?} does not fit",
+                    e.name, e.shape, b.start, b.shape
+                ),
+            ));
+        }
+        let file = dir.join(&b.file);
+        let compressed = std::fs::read(&file).map_err(io(&file))?;
+        let bytes = zstd::decode_all(compressed.as_slice())
+            .map_err(|err| corrupt(&file, format!("damaged zstd data: {err}")))?;
+        let want = b.shape.iter().product::<usize>() * elem;
+        if bytes.len() != b.nbytes || bytes.len() != want {
+            return Err(corrupt(
+                &file,
+                format!(
+                    "{} bytes after decompression, manifest says {} for a block of shape {:?}",
+                    bytes.len(),
+                    b.nbytes,
+                    b.shape
+                ),
+            ));
+        }
+        let mut overlap = false;
+        for_each_run(&e.shape, &b.start, &b.shape, |g, o, run| {
+            out[g * elem..(g + run) * elem].copy_from_slice(&bytes[o * elem..(o + run) * elem]);
+            for c in &mut covered[g..g + run] {
+                overlap |= *c;
+                *c = true;
+            }
+        });
+        if overlap {
+            return Err(corrupt(
+                manifest,
+                format!("leaf {:?}: block {k} overlaps another", e.name),
+            ));
+        }
+    }
+    if let Some(i) = covered.iter().position(|c| !c) {
+        return Err(corrupt(
+            manifest,
+            format!("leaf {:?}: element {i} is in no block", e.name),
+        ));
+    }
+    HostArray::from_bytes(dtype, &e.shape, out).map_err(|err| corrupt(manifest, err.to_string()))
+}
+
+/// Calls `f(global offset, block offset, run)` for each contiguous row of the block at
+/// `start` of shape `block` in a row-major array of `shape` (offsets and run in elements).
+fn for_each_run(
+    shape: &[usize],
+    start: &[usize],
+    block: &[usize],
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let Some((&run, outer)) = block.split_last() else {
+        f(0, 0, 1);
+        return;
+    };
+    if block.contains(&0) {
+        return;
+    }
+    let rows: usize = outer.iter().product();
+    let mut idx = vec![0usize; outer.len()];
+    for row in 0..rows {
+        let mut g = 0;
+        for d in 0..outer.len() {
+            g = g * shape[d] + start[d] + idx[d];
+        }
+        g = g * shape[outer.len()] + start[outer.len()];
+        f(g, row * run, run);
+        for d in (0..outer.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < block[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
 }

@@ -422,16 +422,16 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             .or((step == last_step && step < plan.total_steps).then_some(false))
         {
             chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
-            if me.process_id == 0 {
-                save(
-                    &args.workdir,
-                    step,
-                    &state,
-                    batch.position.as_ref(),
-                    &chrono,
-                    keep,
-                )?;
-            }
+            let writer = (&mesh, me, peers.as_ref());
+            save(
+                &args.workdir,
+                step,
+                &state,
+                batch.position.as_ref(),
+                &chrono,
+                keep,
+                writer,
+            )?;
         }
         summary.step = step;
     }
@@ -694,7 +694,8 @@ fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tensor {
     x * a + rolled * (1.0 - a)
 }
 
-/// Writes a checkpoint: parameters, optimizer state, the data position and the chrono.
+/// Writes a checkpoint: parameters, optimizer state, the data position and the chrono. Every
+/// process calls it; each writes the blocks of the arrays it holds.
 fn save(
     workdir: &Path,
     step: u64,
@@ -702,26 +703,23 @@ fn save(
     position: Option<&data::Position>,
     chrono: &Chrono,
     keep: bool,
+    (mesh, me, kv): (&Mesh, &ProcessInfo, Option<&CoordinationClient>),
 ) -> Result<(), TrainError> {
+    let owned = checkpoint::owned_devices(mesh, me.process_id, me.num_processes)?;
     let mut leaves = Vec::new();
     for (prefix, tree) in [("params", &state.0), ("opt", &state.1)] {
         for (name, a) in tree {
-            leaves.push((
-                format!("{prefix}/{name}"),
-                HostArray::from_bytes(a.dtype(), a.shape(), a.to_bytes()?)?,
-            ));
+            let name = format!("{prefix}/{name}");
+            leaves.push(checkpoint::LeafShards::of_array(&name, a, &owned)?);
         }
     }
     let extra = serde_json::json!({ "position": position, "chrono": chrono });
-    checkpoint::save(
-        workdir,
-        &Checkpoint {
-            step,
-            leaves,
-            extra,
-        },
-        keep,
-    )?;
+    let peers = kv.map(|kv| checkpoint::Peers {
+        process_id: me.process_id,
+        num_processes: me.num_processes,
+        kv,
+    });
+    checkpoint::save_shards(workdir, step, &leaves, &extra, keep, peers.as_ref())?;
     Ok(())
 }
 

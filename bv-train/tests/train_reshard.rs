@@ -1,6 +1,7 @@
-//! A checkpoint written by an 8-way FSDP run continues on 1 device and on 4 devices: both
-//! restore the same parameters and train on to the same result as the uninterrupted 8-way
-//! run (within float tolerance: the device count changes only the order of reductions).
+//! A checkpoint written by an 8-way FSDP run, in one block per device for the split leaves,
+//! continues on 1 device and on 4 devices: both restore the same parameters and train on to
+//! the same result as the uninterrupted 8-way run (within float tolerance: the device count
+//! changes only the order of reductions).
 
 mod common;
 
@@ -40,6 +41,21 @@ fn params(workdir: &Path) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// How many blocks each leaf of the workdir's LAST checkpoint is stored in.
+fn block_counts(workdir: &Path) -> Vec<usize> {
+    let dir = checkpoint::last_dir(workdir)
+        .unwrap()
+        .expect("a checkpoint");
+    let text = std::fs::read(dir.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    manifest["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["blocks"].as_array().unwrap().len())
+        .collect()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -66,11 +82,19 @@ fn an_fsdp_checkpoint_continues_on_1_and_4_devices() {
     run(&config, &a, "8", Some("6"));
     assert_eq!(checkpoint::load_last(&a).unwrap().unwrap().step, 6);
     let at6 = params(&a);
+    let blocks = block_counts(&a);
+    assert!(blocks.contains(&8), "split leaves in 8 blocks: {blocks:?}");
+    assert!(blocks.iter().all(|&n| n == 1 || n == 8), "{blocks:?}");
     copy_dir(&a, &b);
     copy_dir(&a, &c);
     run(&config, &b, "1", None);
     run(&config, &c, "4", None);
     run(&config, &full, "8", None);
+    assert!(
+        block_counts(&b).iter().all(|&n| n == 1),
+        "one device, one block"
+    );
+    assert!(block_counts(&c).contains(&4), "4-way FSDP, 4 blocks");
     let (pb, pc, pf) = (params(&b), params(&c), params(&full));
     assert_eq!(pb.len(), at6.len());
     let mut moved = 0.0f32;

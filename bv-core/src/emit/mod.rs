@@ -152,9 +152,17 @@ pub enum EmitError {
 #[derive(Debug, Default)]
 pub struct Writer {
     counter: Cell<usize>,
+    channels: Cell<i64>,
 }
 
 impl Writer {
+    /// A fresh channel id (1, 2, …), unique in the module, for a cross-device collective.
+    pub fn channel(&self) -> i64 {
+        let c = self.channels.get() + 1;
+        self.channels.set(c);
+        c
+    }
+
     /// Emits the live nodes of `f` with its parameters named `params`; returns the op lines
     /// and the names of its results.
     pub fn body(

@@ -9,6 +9,7 @@
 
 pub mod binary;
 pub mod broadcast;
+pub mod collective;
 pub mod compare;
 pub mod constant;
 pub mod conv;
@@ -22,6 +23,7 @@ pub mod reduce_window;
 pub mod reshape;
 pub mod scatter;
 pub mod select;
+pub mod shard_map;
 pub mod sharding;
 pub mod slice;
 pub mod sort;
@@ -38,6 +40,7 @@ use crate::trace::{Aval, Func, OpError, Tensor};
 
 pub use binary::*;
 pub use broadcast::broadcast_in_dim;
+pub use collective::{all_gather, axis_index, pmean, ppermute, psum, psum_scatter};
 pub use compare::{compare, CompareDir};
 pub use constant::{constant, full, iota, scalar, scalar_weak, Scalar};
 pub use conv::{conv_general_dilated, ConvDims, Convolution};
@@ -51,6 +54,7 @@ pub use reduce_window::{reduce_window, Window};
 pub use reshape::{reshape, squeeze_dims};
 pub use scatter::{scatter, ScatterDims, ScatterKind};
 pub use select::{clamp, select};
+pub use shard_map::shard_map;
 pub use sharding::sharding_constraint;
 pub use slice::{dynamic_slice, dynamic_update_slice, slice};
 pub use sort::sort;
