@@ -53,6 +53,7 @@ enum Command {
 }
 
 fn main() {
+    bv_core::hugepages::reexec_with_hugepages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Runtime => runtime::run(&cli.python, cli.rounds, &cli.out),

@@ -8,6 +8,7 @@ pub mod control;
 pub mod distributed;
 pub mod dtype;
 pub mod emit;
+pub mod hugepages;
 pub mod io;
 pub mod jit;
 pub mod numpy;
