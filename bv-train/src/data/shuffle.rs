@@ -55,7 +55,7 @@ impl ShuffledSource {
         start: SourcePosition,
     ) -> Result<Self> {
         let mut s = ShuffledSource {
-            stream: RecordStream::new(Vec::new(), corruption),
+            stream: RecordStream::new(Vec::new(), ds.format, corruption),
             ds,
             reads,
             buffer_size: buffer_size.max(1),
@@ -80,7 +80,7 @@ impl ShuffledSource {
         }
         if !payloads {
             for r in &mut s.buffer {
-                *r = read_record_at(&r.path, r.offset)?;
+                *r = read_record_at(&r.path, r.offset, s.ds.format)?;
             }
         }
         Ok(s)
