@@ -4,8 +4,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use bv_train::data::{ArrayRecordReader, Corruption, DataError, TfdsDataset};
+use bv_train::data::{
+    train, ArrayRecordReader, Batch, Corruption, DataError, Source, TfdsDataset, TrainConfig,
+};
+use bv_train::pp::{Pipeline, OPS};
 use sha2::{Digest, Sha256};
 
 fn dir() -> PathBuf {
@@ -74,10 +78,7 @@ fn unsupported_chunk_encodings_are_named() {
     ] {
         let err = read_all(&dir().join(file), Corruption::Error).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            matches!(err, DataError::Unsupported { .. }),
-            "{msg}"
-        );
+        assert!(matches!(err, DataError::Unsupported { .. }), "{msg}");
         assert!(msg.contains(file) && msg.contains(what), "{msg}");
     }
 }
@@ -174,5 +175,44 @@ fn tfds_array_record_dir_yields_the_tfrecord_examples() {
         let (a, t) = (read(&ar, ar_split), read(&tf, tf_split));
         assert!(!a.is_empty());
         assert_eq!(a, t, "{ar_split}");
+    }
+}
+
+#[test]
+fn training_pipeline_resumes_on_array_record_shards() {
+    // Resuming replays the shuffle buffer by record position (ArrayRecordReader::read_at).
+    let ds = TfdsDataset::from_dir(&dir().join("tfds/fashion_mnist/3.0.1")).unwrap();
+    let cfg = TrainConfig {
+        sources: vec![Source {
+            dataset: Arc::new(ds),
+            split: "train".into(),
+            pp: Arc::new(
+                Pipeline::build("decode(channels=1)|keep('image', 'label')", OPS).unwrap(),
+            ),
+            weight: 1.0,
+            shuffle_buffer: 16,
+        }],
+        batch_size: 8,
+        seed: 7,
+        threads: 2,
+        prefetch: 2,
+        host_index: 0,
+        host_count: 1,
+        shuffle_files: true,
+        corruption: Corruption::Error,
+    };
+    let take = |start, n| -> Vec<Batch> {
+        train(&cfg, start)
+            .unwrap()
+            .take(n)
+            .map(|b| b.unwrap())
+            .collect()
+    };
+    let run = take(None, 12); // 40 examples: 5 batches per epoch
+    for k in [1, 4, 6] {
+        let resumed = take(run[k].position.as_ref(), 4);
+        for (a, b) in resumed.iter().zip(&run[k + 1..]) {
+            assert_eq!(a.data, b.data, "resume after batch {k}");
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Datasets: the TFDS directory format (TFRecord shards, `tf.train.Example`, split strings),
-//! raw-file preparation, and the training and eval input pipelines.
+//! Datasets: the TFDS directory format (TFRecord and ArrayRecord shards, `tf.train.Example`,
+//! split strings), raw-file preparation, and the training and eval input pipelines.
 
 pub mod array_record;
 pub mod batch;

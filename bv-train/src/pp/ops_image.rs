@@ -405,9 +405,14 @@ impl FlipLr {
 fn flip<T>(a: &mut Array<T>) {
     let (w, c) = (a.shape[1], a.shape[2]);
     for row in a.data.chunks_exact_mut(w * c) {
-        row.reverse();
-        if c > 1 {
-            row.chunks_exact_mut(c).for_each(<[T]>::reverse);
+        if c == 3 {
+            // One pass over whole pixels instead of reversing the row and then each pixel.
+            row.as_chunks_mut::<3>().0.reverse();
+        } else {
+            row.reverse();
+            if c > 1 {
+                row.chunks_exact_mut(c).for_each(<[T]>::reverse);
+            }
         }
     }
 }
