@@ -180,7 +180,7 @@ impl ArrayRecordReader {
         let mut out = vec![0u8; len];
         let mut got = 0;
         while got < len {
-            if pos % BLOCK == 0 {
+            if pos.is_multiple_of(BLOCK) {
                 let mut h = [0u8; BLOCK_HEADER as usize];
                 self.read_exact_at(pos, &mut h)?;
                 if hash(&h[8..]) != u64_at(&h, 0) {
@@ -321,7 +321,7 @@ impl ArrayRecordReader {
         if sig != SIGNATURE {
             return Err(self.corrupt(0, "not a Riegeli/ArrayRecord file (bad signature)"));
         }
-        if len < 2 * BLOCK || len % BLOCK != 0 {
+        if len < 2 * BLOCK || !len.is_multiple_of(BLOCK) {
             return Err(self.corrupt(
                 len,
                 format!("file size {len} is not a multiple of 64 KiB: truncated"),
