@@ -125,11 +125,6 @@ impl ArrayRecordReader {
         Ok(r)
     }
 
-    /// The file being read.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Number of records in the file (from the footer).
     pub fn num_records(&self) -> u64 {
         self.chunks.iter().map(|c| c.num_records).sum()
