@@ -1,5 +1,6 @@
 //! ArrayRecord files written by Google's `array_record` writer (see
-//! `fixtures/array_record/make_fixtures.py`) against the records it was given.
+//! `fixtures/array_record/make_fixtures.py`) against the records it was given, and a TFDS
+//! directory that TFDS itself wrote in both formats (`make_tfds_dirs.py`).
 
 mod common;
 
@@ -175,6 +176,37 @@ fn tfds_array_record_dir_yields_the_tfrecord_examples() {
         let (a, t) = (read(&ar, ar_split), read(&tf, tf_split));
         assert!(!a.is_empty());
         assert_eq!(a, t, "{ar_split}");
+    }
+}
+
+#[test]
+fn tfds_written_array_record_equals_tfds_written_tfrecord() {
+    // Both directories were written by TFDS 4.9.10 from the same 40 + 10 examples
+    // (make_tfds_dirs.py); the array_record one with TFDS's writer options.
+    let open = |fmt: &str| {
+        TfdsDataset::from_dir(
+            &dir()
+                .join("tfds_written")
+                .join(fmt)
+                .join("fashion_mnist/3.0.1"),
+        )
+        .unwrap()
+    };
+    let (ar, tf) = (open("array_record"), open("tfrecord"));
+    for (split, n) in [("train", 40), ("test", 10), ("train[7:31]", 24)] {
+        let read = |ds: &TfdsDataset| {
+            let reads = ds.reads(&ds.ranges(split).unwrap());
+            ds.stream(&reads, Corruption::Error)
+                .map(|r| {
+                    let r = r.unwrap();
+                    let ex = ds.example(&r).unwrap();
+                    (r.data, format!("{ex:?}"))
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, t) = (read(&ar), read(&tf));
+        assert_eq!(a.len(), n, "{split}");
+        assert_eq!(a, t, "{split}");
     }
 }
 
