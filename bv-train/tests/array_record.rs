@@ -153,6 +153,36 @@ fn corruption_names_the_file_and_byte_offset() {
 }
 
 #[test]
+fn a_flipped_byte_anywhere_is_an_error_or_harmless() {
+    // Every header and chunk is hashed: a damaged file reads to an error, or (where the byte
+    // is in padding that nothing reads) to the right records; never a panic or wrong data.
+    let file = "group3_uncompressed.array_record";
+    let bytes = std::fs::read(dir().join(file)).unwrap();
+    let want = expected(file);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(file);
+    let (mut errors, mut harmless) = (0, 0);
+    for at in (0..bytes.len()).step_by(113) {
+        let mut b = bytes.clone();
+        b[at] ^= 0x10;
+        std::fs::write(&path, &b).unwrap();
+        match read_all(&path, Corruption::Error) {
+            Ok(recs) => {
+                let got: Vec<_> = recs.iter().map(|(_, r)| digest(r)).collect();
+                assert_eq!(got, want, "byte {at} flipped");
+                harmless += 1;
+            }
+            Err(DataError::Corrupt { .. }) => errors += 1,
+            Err(e) => panic!("byte {at}: {e}"),
+        }
+    }
+    assert!(
+        errors > 0 && harmless > 0,
+        "{errors} errors, {harmless} harmless"
+    );
+}
+
+#[test]
 fn tfds_array_record_dir_yields_the_tfrecord_examples() {
     let ar = TfdsDataset::from_dir(&dir().join("tfds/fashion_mnist/3.0.1")).unwrap();
     let tf = TfdsDataset::open("fashion_mnist", Some(&common::fixture_dir())).unwrap();
