@@ -317,32 +317,24 @@ impl Iterator for RecordStream {
     }
 }
 
-/// Reads the payload of the record at `offset` of `path`, verifying its checksums.
-pub fn read_record_at(path: &Arc<PathBuf>, offset: u64, format: FileFormat) -> Result<Record> {
-    let data = match format {
-        FileFormat::ArrayRecord => {
-            ArrayRecordReader::open(path, Corruption::Error)?.read_at(offset)?
+/// Reads the payloads of `records` (as located by [`RecordStream::next_location`]) in place,
+/// verifying their checksums; each shard is opened once and read in offset order.
+pub fn fill_records(records: &mut [Record], format: FileFormat) -> Result<()> {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&records[a], &records[b]);
+        (&a.path, a.offset).cmp(&(&b.path, b.offset))
+    });
+    let mut i = 0;
+    while i < order.len() {
+        let path = records[order[i]].path.clone();
+        let mut shard = ShardReader::open(&path, format, Corruption::Error)?;
+        while let Some(&j) = order.get(i).filter(|&&j| records[j].path == path) {
+            records[j].data = shard.read_at(records[j].offset)?;
+            i += 1;
         }
-        FileFormat::TfRecord => {
-            let mut r = TfRecordReader::open(path, Corruption::Error)?;
-            r.seek(offset)?;
-            match r.next_record() {
-                Some(r) => r?.1,
-                None => {
-                    return Err(DataError::Corrupt {
-                        path: path.to_path_buf(),
-                        offset,
-                        what: "no record at this offset (end of file)".into(),
-                    })
-                }
-            }
-        }
-    };
-    Ok(Record {
-        path: path.clone(),
-        offset,
-        data,
-    })
+    }
+    Ok(())
 }
 
 /// A shard being read sequentially, in either format.
@@ -386,6 +378,25 @@ impl ShardReader {
         match self {
             ShardReader::TfRecord(r) => r.offset(),
             ShardReader::ArrayRecord(r) => r.offset(),
+        }
+    }
+
+    /// The payload of the record at `offset` (a TFRecord byte offset or an ArrayRecord
+    /// position); moves a TFRecord reader past it.
+    fn read_at(&mut self, offset: u64) -> Result<Vec<u8>> {
+        match self {
+            ShardReader::ArrayRecord(r) => r.read_at(offset),
+            ShardReader::TfRecord(r) => {
+                r.seek(offset)?;
+                match r.next_record() {
+                    Some(rec) => Ok(rec?.1),
+                    None => Err(DataError::Corrupt {
+                        path: r.path().to_path_buf(),
+                        offset,
+                        what: "no record at this offset (end of file)".into(),
+                    }),
+                }
+            }
         }
     }
 }
