@@ -39,14 +39,24 @@ pub enum DataError {
         /// What was looked for.
         detail: String,
     },
-    /// A TFRecord checksum does not match: the shard is corrupted (or truncated).
-    #[error("corrupted TFRecord {path} at byte {offset}: {what}")]
+    /// A checksum or structure check of a shard fails: it is corrupted (or truncated).
+    #[error("corrupted shard {path} at byte {offset}: {what}")]
     Corrupt {
         /// The shard file.
         path: PathBuf,
         /// Byte offset of the record's start.
         offset: u64,
         /// Which check failed.
+        what: String,
+    },
+    /// A shard uses a feature of its format that this reader does not implement.
+    #[error("{path} at byte {offset}: {what}")]
+    Unsupported {
+        /// The shard file.
+        path: PathBuf,
+        /// Byte offset of the chunk using it.
+        offset: u64,
+        /// The feature, and what to do instead.
         what: String,
     },
     /// A record's payload is not a valid `tf.train.Example`.

@@ -13,7 +13,7 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
-use super::batch::{recycle, Stacker};
+use super::batch::{recycle, recycle_batch, Stacker};
 use super::error::DataError;
 use super::shuffle::{ShuffledSource, SourcePosition};
 use super::split::even_split;
@@ -97,6 +97,13 @@ pub struct Batch {
     pub data: Example,
     /// Training only: the input position after this batch.
     pub position: Option<Position>,
+}
+
+impl Drop for Batch {
+    /// Hands the batch's large buffers to the next batch.
+    fn drop(&mut self) {
+        recycle_batch(std::mem::take(&mut self.data));
+    }
 }
 
 struct Work {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Result;
 use super::split::ShardRead;
-use super::tfds::{read_record_at, Record, RecordStream, TfdsDataset};
+use super::tfds::{fill_records, Record, RecordStream, TfdsDataset};
 use super::tfrecord::Corruption;
 use crate::pp::Rng;
 
@@ -55,7 +55,7 @@ impl ShuffledSource {
         start: SourcePosition,
     ) -> Result<Self> {
         let mut s = ShuffledSource {
-            stream: RecordStream::new(Vec::new(), corruption),
+            stream: RecordStream::new(Vec::new(), ds.format, corruption),
             ds,
             reads,
             buffer_size: buffer_size.max(1),
@@ -79,9 +79,7 @@ impl ShuffledSource {
             }
         }
         if !payloads {
-            for r in &mut s.buffer {
-                *r = read_record_at(&r.path, r.offset)?;
-            }
+            fill_records(&mut s.buffer, s.ds.format)?;
         }
         Ok(s)
     }

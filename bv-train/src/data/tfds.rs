@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
+use super::array_record::ArrayRecordReader;
 use super::error::{DataError, Result};
 use super::example::{to_example, ExampleProto};
 use super::info::{read_features, shard_file_names, DatasetInfo, FeatureSpec};
@@ -40,6 +41,17 @@ pub struct TfdsDataset {
     pub info: DatasetInfo,
     /// Leaf features from `features.json` (empty when the file is absent).
     pub features: Vec<FeatureSpec>,
+    /// How the shards are stored.
+    pub format: FileFormat,
+}
+
+/// A shard file format we read (`fileFormat` in `dataset_info.json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// `tfrecord`: [`TfRecordReader`].
+    TfRecord,
+    /// `array_record`: [`ArrayRecordReader`].
+    ArrayRecord,
 }
 
 impl TfdsDataset {
@@ -100,19 +112,24 @@ impl TfdsDataset {
         } else {
             Vec::new()
         };
-        if info.file_format() != "tfrecord" {
-            return Err(DataError::Metadata {
-                path: dir.join("dataset_info.json"),
-                msg: format!(
-                    "file format '{}' is not supported yet; rebuild with --file_format=tfrecord",
-                    info.file_format()
-                ),
-            });
-        }
+        let format = match info.file_format() {
+            "tfrecord" => FileFormat::TfRecord,
+            "array_record" => FileFormat::ArrayRecord,
+            other => {
+                return Err(DataError::Metadata {
+                    path: dir.join("dataset_info.json"),
+                    msg: format!(
+                        "file format '{other}' is not supported; rebuild with \
+                         --file_format=tfrecord or array_record"
+                    ),
+                })
+            }
+        };
         Ok(TfdsDataset {
             dir: dir.to_path_buf(),
             info,
             features,
+            format,
         })
     }
 
@@ -167,7 +184,7 @@ impl TfdsDataset {
             .iter()
             .map(|r| (Arc::new(self.shard_path(&r.split, r.shard)), r.skip, r.take))
             .collect();
-        RecordStream::new(parts, corruption)
+        RecordStream::new(parts, self.format, corruption)
     }
 
     /// Decodes one record into an example dict.
@@ -196,8 +213,9 @@ pub struct Record {
 /// Records of a sequence of shard reads, in order.
 pub struct RecordStream {
     parts: Vec<(Arc<PathBuf>, u64, u64)>,
+    format: FileFormat,
     next_part: usize,
-    reader: Option<(Arc<PathBuf>, TfRecordReader)>,
+    reader: Option<(Arc<PathBuf>, ShardReader)>,
     left: u64,
     corruption: Corruption,
     skipped: u64,
@@ -205,9 +223,14 @@ pub struct RecordStream {
 
 impl RecordStream {
     /// A stream over `(shard path, skip, take)` parts.
-    pub fn new(parts: Vec<(Arc<PathBuf>, u64, u64)>, corruption: Corruption) -> Self {
+    pub fn new(
+        parts: Vec<(Arc<PathBuf>, u64, u64)>,
+        format: FileFormat,
+        corruption: Corruption,
+    ) -> Self {
         RecordStream {
             parts,
+            format,
             next_part: 0,
             reader: None,
             left: 0,
@@ -230,7 +253,7 @@ impl RecordStream {
                 return Ok(false);
             };
             self.next_part += 1;
-            let mut r = TfRecordReader::open(&path, self.corruption)?;
+            let mut r = ShardReader::open(&path, self.format, self.corruption)?;
             for _ in 0..skip {
                 if r.skip_record().transpose()?.is_none() {
                     break;
@@ -294,21 +317,86 @@ impl Iterator for RecordStream {
     }
 }
 
-/// Reads the payload of the record at `offset` of `path`, verifying its checksums.
-pub fn read_record_at(path: &Arc<PathBuf>, offset: u64) -> Result<Record> {
-    let mut r = TfRecordReader::open(path, Corruption::Error)?;
-    r.seek(offset)?;
-    match r.next_record() {
-        Some(Ok((offset, data))) => Ok(Record {
-            path: path.clone(),
-            offset,
-            data,
-        }),
-        Some(Err(e)) => Err(e),
-        None => Err(DataError::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            what: "no record at this offset (end of file)".into(),
-        }),
+/// Reads the payloads of `records` (as located by [`RecordStream::next_location`]) in place,
+/// verifying their checksums; each shard is opened once and read in offset order.
+pub fn fill_records(records: &mut [Record], format: FileFormat) -> Result<()> {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&records[a], &records[b]);
+        (&a.path, a.offset).cmp(&(&b.path, b.offset))
+    });
+    let mut i = 0;
+    while i < order.len() {
+        let path = records[order[i]].path.clone();
+        let mut shard = ShardReader::open(&path, format, Corruption::Error)?;
+        while let Some(&j) = order.get(i).filter(|&&j| records[j].path == path) {
+            records[j].data = shard.read_at(records[j].offset)?;
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A shard being read sequentially, in either format.
+enum ShardReader {
+    TfRecord(TfRecordReader),
+    ArrayRecord(ArrayRecordReader),
+}
+
+impl ShardReader {
+    fn open(path: &Path, format: FileFormat, corruption: Corruption) -> Result<Self> {
+        Ok(match format {
+            FileFormat::TfRecord => ShardReader::TfRecord(TfRecordReader::open(path, corruption)?),
+            FileFormat::ArrayRecord => {
+                ShardReader::ArrayRecord(ArrayRecordReader::open(path, corruption)?)
+            }
+        })
+    }
+
+    fn next_record(&mut self) -> Option<Result<(u64, Vec<u8>)>> {
+        match self {
+            ShardReader::TfRecord(r) => r.next_record(),
+            ShardReader::ArrayRecord(r) => r.next_record(),
+        }
+    }
+
+    fn skip_record(&mut self) -> Option<Result<u64>> {
+        match self {
+            ShardReader::TfRecord(r) => r.skip_record(),
+            ShardReader::ArrayRecord(r) => r.skip_record(),
+        }
+    }
+
+    fn skipped(&self) -> u64 {
+        match self {
+            ShardReader::TfRecord(r) => r.skipped(),
+            ShardReader::ArrayRecord(r) => r.skipped(),
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        match self {
+            ShardReader::TfRecord(r) => r.offset(),
+            ShardReader::ArrayRecord(r) => r.offset(),
+        }
+    }
+
+    /// The payload of the record at `offset` (a TFRecord byte offset or an ArrayRecord
+    /// position); moves a TFRecord reader past it.
+    fn read_at(&mut self, offset: u64) -> Result<Vec<u8>> {
+        match self {
+            ShardReader::ArrayRecord(r) => r.read_at(offset),
+            ShardReader::TfRecord(r) => {
+                r.seek(offset)?;
+                match r.next_record() {
+                    Some(rec) => Ok(rec?.1),
+                    None => Err(DataError::Corrupt {
+                        path: r.path().to_path_buf(),
+                        offset,
+                        what: "no record at this offset (end of file)".into(),
+                    }),
+                }
+            }
+        }
     }
 }
