@@ -53,7 +53,7 @@ enum Command {
 }
 
 fn main() {
-    bv_core::hugepages::reexec_with_hugepages();
+    bv_core::malloc::reexec_with_tuning();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Runtime => runtime::run(&cli.python, cli.rounds, &cli.out),

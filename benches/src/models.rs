@@ -138,9 +138,9 @@ pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error
          included) and once more with the cache the first run filled (bv: its default cache, \
          `BV_COMPILATION_CACHE_DIR`; JAX: `jax_compilation_cache_dir`, default thresholds). Forward and step: medians of {REPS} after warm-up. Medians over {rounds} \
          interleaved rounds, each side in a fresh process; ratio > 1 means bv is faster. \
-         Allocator: bv-bench, like bv-train, restarts itself once with glibc's \
-         `glibc.malloc.hugetlb=1` (`bv_core::hugepages`; `BV_HUGEPAGES=0` turns it off), so \
-         XLA's per-step buffers sit on transparent huge pages; JAX runs with its defaults.\n\n\
+         Allocator: bv-bench, like bv-train, restarts itself once with glibc tunables that \
+         keep freed memory for reuse (`bv_core::malloc`; `BV_MALLOC_TUNING=0` turns it off), \
+         so XLA's per-step buffers are not faulted in again every step; JAX runs with its defaults.\n\n\
          | model | measure | bv | JAX | ratio |\n|---|---|---|---|---|\n",
         machine()
     );

@@ -4,7 +4,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    bv_core::hugepages::reexec_with_hugepages();
+    bv_core::malloc::reexec_with_tuning();
     let cli = bv_train::cli::Cli::parse();
     match cli.run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
