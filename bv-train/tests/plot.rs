@@ -1,6 +1,16 @@
 //! `bv-train plot` on a synthetic metrics file in big_vision's format.
 
-use std::process::Command;
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+
+/// Runs `bv-train plot ARGS...`.
+fn plot<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bv-train"))
+        .arg("plot")
+        .args(args)
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn plot_draws_loss_schedule_and_eval_curves() {
@@ -23,13 +33,7 @@ fn plot_draws_loss_schedule_and_eval_curves() {
     }
     std::fs::write(w.path().join("big_vision_metrics.txt"), text).unwrap();
     let out = w.path().join("curves.svg");
-    let run = Command::new(env!("CARGO_BIN_EXE_bv-train"))
-        .arg("plot")
-        .arg(w.path())
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = plot(&[w.path().as_os_str(), "--out".as_ref(), out.as_os_str()]);
     assert!(
         run.status.success(),
         "{}",
@@ -52,13 +56,7 @@ fn plot_draws_loss_schedule_and_eval_curves() {
     // PNG: decodes to the picture's size, white background with coloured curves and
     // dark text on it.
     let png_path = w.path().join("curves.png");
-    let run = Command::new(env!("CARGO_BIN_EXE_bv-train"))
-        .arg("plot")
-        .arg(w.path())
-        .arg("--out")
-        .arg(&png_path)
-        .output()
-        .unwrap();
+    let run = plot(&[w.path().as_os_str(), "--out".as_ref(), png_path.as_os_str()]);
     assert!(
         run.status.success(),
         "{}",
@@ -86,18 +84,12 @@ fn plot_draws_loss_schedule_and_eval_curves() {
     assert!(dark > 2000, "axes and text: {dark} dark pixels");
     assert!(coloured > 2000, "curves: {coloured} coloured pixels");
 
-    let run = Command::new(env!("CARGO_BIN_EXE_bv-train"))
-        .args(["plot", w.path().to_str().unwrap(), "--out", "x.pdf"])
-        .output()
-        .unwrap();
+    let run = plot(&[w.path().to_str().unwrap(), "--out", "x.pdf"]);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("use a .svg or .png file name"), "{err}");
 
-    let run = Command::new(env!("CARGO_BIN_EXE_bv-train"))
-        .args(["plot", "/nonexistent-workdir"])
-        .output()
-        .unwrap();
+    let run = plot(&["/nonexistent-workdir"]);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
