@@ -16,7 +16,7 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
 }
 
 fn dtype_by_name(name: &str) -> DType {

@@ -1,4 +1,4 @@
-//! The PRNG against JAX's own outputs (`shared/golden/prng/`: JAX 0.10.2, threefry2x32,
+//! The PRNG against JAX's own outputs (`tests/golden/prng/`: JAX 0.10.2, threefry2x32,
 //! partitionable, x64 disabled, samplers under `jax.jit`). Keys, bits and integer samplers
 //! must match bit for bit; floats within the README's tolerances (uniform exact, normal and
 //! truncated normal 4 ulp, gumbel rtol 1e-6, beta and loggamma rtol 1e-5).
@@ -17,7 +17,7 @@ struct Golden {
 }
 
 fn golden() -> Golden {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/prng");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/prng");
     let arrays = read_npz(dir.join("prng.npz"))
         .expect("prng.npz")
         .into_iter()

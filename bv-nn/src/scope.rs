@@ -364,7 +364,7 @@ fn leading(name: &str, t: &Tensor, n: usize) -> Tensor {
 mod tests {
     use super::path_hash;
 
-    /// Hashes from `shared/golden/flax_init/*/param_keys.json` (`hash_uint32`).
+    /// Hashes from `tests/golden/flax_init/*/param_keys.json` (`hash_uint32`).
     #[test]
     fn path_hash_matches_flax() {
         assert_eq!(path_hash(&[], 1), 3213575472);

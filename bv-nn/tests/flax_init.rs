@@ -1,4 +1,4 @@
-//! `init` against Flax's `model.init` (`shared/golden/flax_init/`, Flax 0.12.8, JAX 0.10.2):
+//! `init` against Flax's `model.init` (`tests/golden/flax_init/`, Flax 0.12.8, JAX 0.10.2):
 //! parameter names in creation order, shapes, per-parameter keys (exact: path hash and
 //! `fold_in` on the host) and values (within 4 ulp, the README's tolerance; most are exact).
 
@@ -18,7 +18,7 @@ use serde_json::Value;
 
 fn dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/golden/flax_init")
+        .join("../tests/golden/flax_init")
         .join(name)
 }
 

@@ -1,5 +1,5 @@
-//! MLP-Mixer and BiT (v1 `bit`, v2 `bit_paper`) against big_vision (`shared/golden/mixer`,
-//! `shared/golden/bit`): forward at `params_init` and `params_step3` (logits and `out/*`),
+//! MLP-Mixer and BiT (v1 `bit`, v2 `bit_paper`) against big_vision (`tests/golden/mixer`,
+//! `tests/golden/bit`): forward at `params_init` and `params_step3` (logits and `out/*`),
 //! the loss and the gradients at both. Models come from the registry with each fixture's
 //! `model_kwargs`. Tolerances are the READMEs': forward `1e-4 + 1e-4 |ref|`; gradients
 //! `10 ×` the file's measured float32-vs-float64 max abs (at least 1e-6); loss `10 ×` its

@@ -1,4 +1,4 @@
-//! ViT forward against big_vision's own outputs (`shared/golden/vit/`: `model.apply` under
+//! ViT forward against big_vision's own outputs (`tests/golden/vit/`: `model.apply` under
 //! `jax.jit` at `params_init`): the logits and every `out/*` intermediate. Tolerance: the
 //! golden values are float32 with errors up to ~7e-7 against float64 (f64_check.json);
 //! ours are float32 too, with a different summation order, so we allow
@@ -13,7 +13,7 @@ use bv_nn::Params;
 
 fn dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/golden/vit")
+        .join("../tests/golden/vit")
         .join(name)
 }
 

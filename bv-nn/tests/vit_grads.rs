@@ -1,4 +1,4 @@
-//! ViT loss and gradients against big_vision (`shared/golden/vit/*`: `value_and_grad` of
+//! ViT loss and gradients against big_vision (`tests/golden/vit/*`: `value_and_grad` of
 //! `softmax_xent` at `params_init` on `inputs.npz`). The model comes from the registry with
 //! the fixture's `model_kwargs`. Tolerances from the README: loss atol 1e-5; gradients atol
 //! 1e-5 + 1e-4 × the tensor's max |value|.

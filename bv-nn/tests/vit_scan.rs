@@ -1,7 +1,7 @@
 //! The scanned ViT (`scan=True`: blocks stacked under `Transformer/encoderblock`, run by
 //! `scan` with remat) against independent references:
 //!
-//! * big_vision's goldens (`shared/golden/vit/{ti8_d2,mu8_map}`, written with `scan=False`):
+//! * big_vision's goldens (`tests/golden/vit/{ti8_d2,mu8_map}`, written with `scan=False`):
 //!   the golden checkpoint loaded into a scan model (converted on load as `vit.load` does)
 //!   gives the golden logits, `out` values, loss and gradients (unstacked back), with the
 //!   tolerances of `vit_forward` / `vit_grads`.

@@ -50,7 +50,7 @@ fn counts_the_split_of_the_prepared_dataset() {
     .replace("total_steps: 10000", "total_epochs: 1000");
     let config = dir.path().join("fm.ron");
     std::fs::write(&config, text).unwrap();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/tfds");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/tfds");
     let o = bv_train(&["config", config.to_str().unwrap(), "--data-dir", fixture]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);

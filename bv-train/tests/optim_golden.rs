@@ -1,4 +1,4 @@
-//! big_vision's optimizer chains against `shared/golden/optim` (written by
+//! big_vision's optimizer chains against `tests/golden/optim` (written by
 //! `big_vision.optax.make` under `jax.jit`): parameters and updates after each of 6 steps,
 //! and the optimizer state after steps 1 and 6, with each step ONE jitted executable.
 //! Tolerances from the golden README: parameters and updates atol 1e-6 + rtol 1e-6;
@@ -25,7 +25,7 @@ const CASES: &[&str] = &[
 ];
 
 fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/optim")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/optim")
 }
 
 fn npz(path: PathBuf) -> BTreeMap<String, Array> {

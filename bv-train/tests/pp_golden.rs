@@ -1,4 +1,4 @@
-//! pp ops against big_vision's TensorFlow outputs in `shared/golden/pp`.
+//! pp ops against big_vision's TensorFlow outputs in `tests/golden/pp`.
 
 mod common;
 

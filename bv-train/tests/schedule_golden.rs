@@ -1,4 +1,4 @@
-//! Schedules and parameter groups against `shared/golden/optim/*/meta.json`, written by
+//! Schedules and parameter groups against `tests/golden/optim/*/meta.json`, written by
 //! big_vision's `optax.make` (multipliers per update; README tolerance rtol 1e-6).
 
 use std::path::Path;
@@ -17,7 +17,7 @@ const CASES: &[&str] = &[
 
 fn meta(case: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/golden/optim")
+        .join("../tests/golden/optim")
         .join(case)
         .join("meta.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()

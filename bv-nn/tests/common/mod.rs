@@ -1,4 +1,4 @@
-//! Shared helpers of the golden tests: reading `shared/golden/*` fixtures, running a model
+//! Shared helpers of the golden tests: reading `tests/golden/*` fixtures, running a model
 //! from the registry under `jit`, big_vision's losses and tolerance checks.
 #![allow(dead_code)]
 
@@ -11,10 +11,10 @@ use bv_core::{jit, numpy as np, Array, Tensor};
 use bv_nn::models::{ImageModel, Out};
 use bv_nn::Params;
 
-/// `shared/golden/<set>/<case>`.
+/// `tests/golden/<set>/<case>`.
 pub fn golden(set: &str, case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/golden")
+        .join("../tests/golden")
         .join(set)
         .join(case)
 }

@@ -7,12 +7,12 @@ pub mod train;
 
 /// The TFDS-written Fashion-MNIST fixture (1000 train, 200 test).
 pub fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/tfds")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tfds")
 }
 
 /// The golden pp outputs written by big_vision/TensorFlow.
 pub fn golden_pp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/pp")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/pp")
 }
 
 /// The raw Fashion-MNIST IDX directory, provisioned as `bv-train data prepare` does (installed
