@@ -45,6 +45,9 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
     let config = Config::load(&args.config, &args.overrides)?;
     config.validate()?;
     check_local_path("--workdir", &args.workdir)?;
+    if let Some(d) = &args.data_dir {
+        check_local_path("--data-dir", d)?;
+    }
     if config.evals.is_empty() {
         return Err(format!("{}: the config has no evals", args.config.display()).into());
     }

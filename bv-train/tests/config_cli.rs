@@ -74,7 +74,10 @@ fn bad_configs_fail_with_a_clear_message() {
     let o = bv_train(&["config", bad.to_str().unwrap(), "--data-size", "49000"]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    let line = 1 + text.lines().position(|l| l.contains("grad_clip_norm")).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("grad_clip_norm"))
+        .unwrap();
     assert!(e.contains(&format!("typo.ron:{line}:")), "{e}");
     assert!(e.contains("did you mean \"grad_clip_norm\""), "{e}");
 
@@ -197,33 +200,31 @@ fn a_missing_imagenet_says_how_to_prepare_it() {
     assert!(stderr(&o).contains(&format!("tfds build cifar10 --data_dir {empty}")));
 }
 
-/// Issue 16 §4: `--set total_steps=30` on a config with `total_epochs` gives the fix.
-#[test]
-fn a_second_length_unit_names_the_key_to_unset() {
-    let o = bv_train(&[
+/// `bv-train config configs/vit_s16_i1k.ron --data-size 1268355 --set S...`.
+fn check_vit_s16(sets: &[&str]) -> Output {
+    let mut args = vec![
         "config",
         "configs/vit_s16_i1k.ron",
         "--data-size",
         "1268355",
-        "--set",
-        "total_steps=30",
-    ]);
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    bv_train(&args)
+}
+
+/// Issue 16 §4: `--set total_steps=30` on a config with `total_epochs` gives the fix.
+#[test]
+fn a_second_length_unit_names_the_key_to_unset() {
+    let o = check_vit_s16(&["total_steps=30"]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(
         e.contains("the config also sets total_epochs = 90, and a length takes one unit; add --set total_epochs=None"),
         "{e}"
     );
-    let o = bv_train(&[
-        "config",
-        "configs/vit_s16_i1k.ron",
-        "--data-size",
-        "1268355",
-        "--set",
-        "total_steps=20000",
-        "--set",
-        "total_epochs=None",
-    ]);
+    let o = check_vit_s16(&["total_steps=20000", "total_epochs=None"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("total_steps: 20000 "));
 }
@@ -245,14 +246,7 @@ fn config_checks_pp_strings_and_values() {
         ("total_epochs=0", "the run has 0 steps"),
     ];
     for (set, want) in cases {
-        let o = bv_train(&[
-            "config",
-            "configs/vit_s16_i1k.ron",
-            "--data-size",
-            "1268355",
-            "--set",
-            set,
-        ]);
+        let o = check_vit_s16(&[set]);
         assert!(!o.status.success(), "{set}");
         assert!(stderr(&o).contains(want), "{set}: {}", stderr(&o));
     }

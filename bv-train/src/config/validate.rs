@@ -57,9 +57,9 @@ pub fn check_local_path(key: &str, path: &Path) -> Result<(), PlanError> {
     Err(invalid(
         key,
         format!(
-            "{text:?} is a {scheme}:// location; bv reads and writes local paths only, so \
-             copy the files to local disk (e.g. `gsutil -m cp -r {text} DIR`) or mount the \
-             bucket (gcsfuse) and give the local path"
+            "{text:?} is a {scheme}:// location; bv reads and writes local paths only: give \
+             a local path (a bucket mounted with gcsfuse is one), and copy files to or from \
+             the bucket with `gsutil -m cp -r`"
         ),
     ))
 }

@@ -117,7 +117,7 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 /// How to prepare dataset `name` (`name[/config][:version]`) under `data_dir`, and how to
 /// point bv at a data directory elsewhere.
-fn how_to_prepare(name: &str, data_dir: &std::path::Path) -> String {
+pub(crate) fn how_to_prepare(name: &str, data_dir: &std::path::Path) -> String {
     let base = name.split([':', '/']).next().unwrap_or(name);
     let dir = data_dir.display();
     let build = format!(
