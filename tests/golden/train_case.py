@@ -14,9 +14,7 @@ import importlib
 import json
 import os
 
-from bv_stub_tf import stub_tensorflow
-stub_tensorflow()
-
+from bv_stub_tf import import_big_vision_utils
 import flax
 import jax
 import jax.numpy as jnp
@@ -24,8 +22,8 @@ import ml_collections
 import numpy as np
 import optax
 
-import big_vision.optax as bv_optax
-import big_vision.utils as u
+u = import_big_vision_utils()
+import big_vision.optax as bv_optax  # pylint: disable=g-import-not-at-top
 
 SAVED_STEPS = (1, 3)
 
