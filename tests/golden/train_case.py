@@ -4,8 +4,10 @@ by `bit/make_bit.py` and `mixer/make_mixer.py`.
 Run with JAX 0.10.2 / Flax 0.12.8 / Optax 0.2.8 and big_vision (commit 0127fb6b) on
 PYTHONPATH. A case is a dict: `fixture`, `model` (module name under big_vision.models),
 `model_kwargs`, `image_hw`, `batch`, `loss`, `optimizer` (big_vision config keys),
-`total_steps`, `seed`, `data_seed`, optionally `grads_steps` (the saved steps whose
-gradients are written too; default the last). `write_case` writes every file a test reads
+`total_steps`, `seed`, `data_seed`; optionally `saved_steps` (default `SAVED_STEPS`),
+`grads_steps` (the saved steps whose gradients are written too; default the last),
+`init_rng` ("train.py": `split(PRNGKey(seed))[1]` as train.py, default; "seed":
+`PRNGKey(seed)` itself) and `model_kwargs_f64` (overrides for the float64 run). `write_case` writes every file a test reads
 (see each set's README.md for the formats).
 """
 
@@ -38,10 +40,11 @@ def read_json(path):
     return json.load(f)
 
 
-def write_json(path, obj):
+def write_json(path, obj, newline=True):
   with open(path, "w") as f:
     json.dump(obj, f, indent=1)
-    f.write("\n")
+    if newline:
+      f.write("\n")
 
 
 def key_data(key):
@@ -123,19 +126,26 @@ def _loss_fn(model, loss):
   return fn
 
 
+def saved_steps(case):
+  return tuple(case.get("saved_steps", SAVED_STEPS))
+
+
 def grads_steps(case):
-  return tuple(case.get("grads_steps", (max(SAVED_STEPS),)))
+  return tuple(case.get("grads_steps", (max(saved_steps(case)),)))
 
 
 def run(case, params_f32=None):
-  """Init, forward, gradients and `max(SAVED_STEPS)` train.py steps of one case.
+  """Init, forward, gradients and `max(saved_steps)` train.py steps of one case.
 
   Given `params_f32` (under `jax.enable_x64`): the same computation in float64 from those
   float32 initial parameters and the float32 inputs.
   """
   x64 = params_f32 is not None
   mod = importlib.import_module(f"big_vision.models.{case['model']}")
-  model = mod.Model(**case["model_kwargs"])
+  kwargs = dict(case["model_kwargs"])
+  if x64:
+    kwargs.update(case.get("model_kwargs_f64", {}))
+  model = mod.Model(**kwargs)
   b, (h, w) = case["batch"], case["image_hw"]
   classes = case["model_kwargs"]["num_classes"]
   data = make_inputs(case["data_seed"], b, (h, w), classes)
@@ -145,6 +155,8 @@ def run(case, params_f32=None):
 
   rng = jax.random.PRNGKey(case["seed"])
   rng, rng_init = jax.random.split(rng)
+  if case.get("init_rng", "train.py") == "seed":
+    rng_init = jax.random.PRNGKey(case["seed"])
   x0 = jnp.zeros((b, h, w, 3), jnp.float32)
   res = {"data": data}
   if x64:
@@ -199,13 +211,13 @@ def run(case, params_f32=None):
   res["loss_init"], res["grads_init"] = loss_and_grads(params, rng_model_at(0))
   state = {"params": params, "opt": opt}
   res["steps"] = []
-  last = max(SAVED_STEPS)
+  last = max(saved_steps(case))
   for t in range(last):
     state, m = update_fn(state, rng_loop)
     m = {k: float(v) for k, v in m.items()}
     m["schedule_mult"] = float(sched_fns[0](t))
     res["steps"].append(m)
-    if t + 1 in SAVED_STEPS:
+    if t + 1 in saved_steps(case):
       res[f"params_step{t + 1}"] = state["params"]
     if t + 1 in grads_steps(case):
       res[f"loss_step{t + 1}"], res[f"grads_step{t + 1}"] = loss_and_grads(
@@ -259,7 +271,7 @@ def _cmp(f32, f64):
 
 
 def f64_check(case, files, res64, res, grads_init_keys):
-  last = max(SAVED_STEPS)
+  last = max(saved_steps(case))
   check = {"what": "|golden f32 - same computation in float64|"}
   check["expected_forward"] = _cmp(files["expected_forward"], forward_file(res64, "init"))
   body = [np.max(np.abs(np.asarray(v))) for k, v in flat(res64["grads_init"]).items()
@@ -276,7 +288,7 @@ def f64_check(case, files, res64, res, grads_init_keys):
   check["step_losses_abs_diff"] = [
       abs(a["training_loss"] - b["training_loss"])
       for a, b in zip(res["steps"], res64["steps"])]
-  for t in SAVED_STEPS:
+  for t in saved_steps(case):
     check[f"params_step{t}"] = _cmp(files[f"params_step{t}"],
                                     flat(res64[f"params_step{t}"]))
   return check
@@ -292,7 +304,7 @@ def write_case(case, outdir):
   res = run(case)
   with jax.enable_x64(True):
     res64 = run(case, res["params_init"])
-  last = max(SAVED_STEPS)
+  last = max(saved_steps(case))
   files = {"params_init": flat(res["params_init"]), "inputs": res["data"],
            "expected_forward": forward_file(res, "init")}
   grads_init = flat(res["grads_init"])
@@ -301,7 +313,7 @@ def write_case(case, outdir):
   if body_zero:
     grads_init = {k: v for k, v in grads_init.items() if k.startswith("head/")}
   files["grads_init"] = grads_init
-  for t in SAVED_STEPS:
+  for t in saved_steps(case):
     files[f"params_step{t}"] = flat(res[f"params_step{t}"])
   files[f"expected_forward_step{last}"] = forward_file(
       res, f"step{last}", step3_keys(res))
@@ -355,7 +367,7 @@ def write_case(case, outdir):
       "param_shapes": {k: list(v.shape) for k, v in params.items()},
       "init_rng_derivation_reproduced": res["init_reproduced"],
       "steps": steps,
-      "saved_steps": list(SAVED_STEPS),
+      "saved_steps": list(saved_steps(case)),
       "versions": versions(),
   }
   if "grads_steps" in case:

@@ -161,7 +161,6 @@ def samplers(w, k):
           lambda k, s=shape: jax.random.loggamma(k, 0.2, s))(ks), "jax.random.loggamma",
             {"a": 0.2, "shape": list(shape), "dtype": "float32"}, ks,
             f"split({kf})[{'0' if side == 'a' else '1'}]")
-  return logits
 
 
 def train_chain(w):
