@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::array::{Array, ArrayError};
 use crate::compile_cache;
 use crate::emit::{self, EmitError, ModuleOptions};
-use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable, OptionOverride};
+use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
 use crate::prim::shard_map::JitMeshScope;
 use crate::prim::sharding::MESH_NAME;
 use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
@@ -254,10 +254,6 @@ where
                         .with_device_assignment(p.mesh.device_ids().to_vec()),
                     None => CompileOptions::default(),
                 };
-                // JAX's max/min: NaN wins and -0 < 0 (the CPU plugin's fast path returns
-                // the first operand on NaN and on ±0).
-                let options = options
-                    .with_flag("xla_cpu_enable_fast_min_max", OptionOverride::Bool(false));
                 let t0 = Instant::now();
                 let (exe, outcome) = compile_cache::compile(&client, &lowered.text, &options)
                     .map_err(|e| self.runtime(e))?;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use bv_core::autodiff::{jvp, stop_gradient, vjp};
 use bv_core::numpy::{self as np, Axes, Padding};
-use bv_core::prim;
+use bv_core::prim::{self, ScatterDims, ScatterKind};
 use bv_core::{jit, DType, Tensor};
 use serde_json::Value;
 use support::{array, read};
@@ -21,7 +21,11 @@ type Row = (&'static str, fn(&[Tensor]) -> Tensor);
 
 /// `x` at one index per position along `axis` (`idx` lacks that axis), as the script's `take_at`.
 fn take_at(x: &Tensor, idx: &Tensor, axis: isize) -> Tensor {
-    let a = if axis < 0 { x.rank() as isize + axis } else { axis } as usize;
+    let a = if axis < 0 {
+        x.rank() as isize + axis
+    } else {
+        axis
+    } as usize;
     let mut shape = idx.shape().to_vec();
     shape.insert(a, 1);
     let i = prim::reshape(idx, &shape);
@@ -62,7 +66,9 @@ const ROWS: &[Row] = &[
     ("top_k_indices", |x| f32s(&np::top_k(&x[0], 4).1)),
     ("top_k_zeros", |x| np::top_k(&x[0], 3).0),
     ("argmax_indices", |x| f32s(&np::argmax(&x[0], -1))),
-    ("argmax_take", |x| take_at(&x[0], &np::argmax(&x[0], -1), -1)),
+    ("argmax_take", |x| {
+        take_at(&x[0], &np::argmax(&x[0], -1), -1)
+    }),
     ("argmin_take", |x| take_at(&x[0], &np::argmin(&x[0], 0), 0)),
     ("sqrt", |x| np::sqrt(&x[0])),
     ("rsqrt", |x| np::rsqrt(&x[0])),
@@ -91,6 +97,17 @@ const ROWS: &[Row] = &[
     }),
     ("int_input", |x| &x[0] * &x[1]),
     ("bool_mask", |x| &x[0] * np::greater(&x[0], 0.0)),
+    ("scatter_set_repeated", |x| {
+        let dims = ScatterDims {
+            update_window_dims: vec![1],
+            inserted_window_dims: vec![0],
+            scatter_dims_to_operand_dims: vec![0],
+            index_vector_dim: 1,
+            ..ScatterDims::default()
+        };
+        let idx = prim::constant(&[1i32, 1, 3], &[3, 1]);
+        prim::scatter(&x[0], &idx, &x[1], dims, ScatterKind::Replace)
+    }),
     ("max_pool_ties", |x| {
         np::max_pool(&x[0], &[2, 2], &[1, 1], Padding::Valid)
     }),
@@ -171,7 +188,10 @@ fn cases() -> Vec<Case> {
     let rows: Vec<&str> = ROWS.iter().map(|r| r.0).collect();
     let mut missing: Vec<&&str> = table.keys().filter(|k| !rows.contains(k)).collect();
     missing.extend(rows.iter().filter(|k| !table.contains_key(*k)));
-    assert!(missing.is_empty(), "cases without a row or data: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "cases without a row or data: {missing:?}"
+    );
     ROWS.iter()
         .map(|&(name, f)| {
             let c = &table[name];
@@ -260,11 +280,7 @@ fn derivatives_at_kinks_and_ties_match_jax() {
         for (i, &float) in c.floats.iter().enumerate() {
             let g = read(it.next().unwrap());
             if float {
-                check(
-                    format!("{} grad {i}", c.name),
-                    g,
-                    nums(&c.want["grads"][i]),
-                );
+                check(format!("{} grad {i}", c.name), g, nums(&c.want["grads"][i]));
             } else {
                 let zeros = vec![0.0; g.len()];
                 check(format!("{} grad {i} (int/bool)", c.name), g, zeros);

@@ -13,6 +13,7 @@ use common::golden::{check_training_steps, Tolerances};
 const VIT: Tolerances = Tolerances {
     params_atol: |_| 2e-5,
     params_mean: Some(1e-6),
+    per_tensor: false,
     skip: &["key/bias"],
     loss_atol: 1e-5,
     l2_rtol: 1e-4,

@@ -107,7 +107,10 @@ impl Primitive for Binary {
                 let balanced = |a: &Tensor, b: &Tensor| {
                     let a_is = p::compare(a, z, CompareDir::Eq);
                     let b_is = p::compare(b, z, CompareDir::Eq);
-                    div(&p::select(&a_is, &c(1.0), &c(0.0)), &p::select(&b_is, &c(2.0), &c(1.0)))
+                    div(
+                        &p::select(&a_is, &c(1.0), &c(0.0)),
+                        &p::select(&b_is, &c(2.0), &c(1.0)),
+                    )
                 };
                 (mul(g, &balanced(x, y)), mul(g, &balanced(y, x)))
             }

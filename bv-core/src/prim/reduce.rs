@@ -128,14 +128,10 @@ impl Primitive for Reduce {
             ReduceKind::Prod => prod_vjp(x, &self.axes, g),
             ReduceKind::Max | ReduceKind::Min => {
                 // JAX's rule transposed: the cotangent over the count of elements equal to
-                // the result, given to each of them. A NaN result equals none: JAX's
-                // `(g / 0) * 0` makes the row NaN, which is spelled out because XLA may
-                // rewrite the product by a converted predicate as a select (giving 0).
+                // the result, given to each of them.
                 let hit = p::convert(&p::compare(x, &back(y), CompareDir::Eq), x.dtype());
                 let count = reduce(&hit, ReduceKind::Sum, &self.axes);
-                let none = p::compare(&count, &zeros_like(&count), CompareDir::Eq);
-                let nan = p::full(x.shape(), f64::NAN, x.dtype());
-                p::select(&back(&none), &nan, &p::mul(&back(&p::div(g, &count)), &hit))
+                p::mul(&back(&p::div(g, &count)), &hit)
             }
             ReduceKind::And | ReduceKind::Or => return Ok(vec![None, None]),
         };

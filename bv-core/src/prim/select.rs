@@ -3,8 +3,8 @@
 use crate::autodiff::{sum_to, zeros_like};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
-use crate::prim::{arity, Primitive};
 use crate::prim::{and, broadcast_in_dim, compare, CompareDir, VjpResult};
+use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 

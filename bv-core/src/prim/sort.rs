@@ -143,8 +143,16 @@ impl Primitive for Sort {
 fn canonical(body: &mut Vec<String>, x: &str, dtype: DType, t: &str) -> String {
     let c = |v: f64| literal::dense(dtype, &Scalar::Float(v).encode(dtype), &[]);
     let n = |suffix: &str| format!("{x}_{suffix}");
-    body.push(format!("{} = stablehlo.constant {} : {t}", n("zero"), c(0.0)));
-    body.push(format!("{} = stablehlo.constant {} : {t}", n("nan"), c(f64::NAN)));
+    body.push(format!(
+        "{} = stablehlo.constant {} : {t}",
+        n("zero"),
+        c(0.0)
+    ));
+    body.push(format!(
+        "{} = stablehlo.constant {} : {t}",
+        n("nan"),
+        c(f64::NAN)
+    ));
     body.push(format!(
         "{} = stablehlo.compare EQ, {x}, {}, FLOAT : ({t}, {t}) -> tensor<i1>",
         n("is0"),
