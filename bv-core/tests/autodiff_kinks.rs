@@ -17,7 +17,10 @@ use bv_core::{jit, DType, Tensor};
 use serde_json::Value;
 use support::{array, read};
 
-type Row = (&'static str, fn(&[Tensor]) -> Tensor);
+/// A case's function of its inputs.
+type F = fn(&[Tensor]) -> Tensor;
+
+type Row = (&'static str, F);
 
 /// `x` at one index per position along `axis` (`idx` lacks that axis), as the script's `take_at`.
 fn take_at(x: &Tensor, idx: &Tensor, axis: isize) -> Tensor {
@@ -167,7 +170,7 @@ fn matches(got: &[f64], want: &[f64]) -> bool {
 /// Inputs, tangents and output weights of one case, as arrays.
 struct Case {
     name: String,
-    f: fn(&[Tensor]) -> Tensor,
+    f: F,
     inputs: Vec<bv_core::Array>,
     floats: Vec<bool>,
     tangents: Vec<bv_core::Array>,
@@ -233,8 +236,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn derivatives_at_kinks_and_ties_match_jax() {
     let cases = cases();
-    let fs: Vec<(fn(&[Tensor]) -> Tensor, usize)> =
-        cases.iter().map(|c| (c.f, c.inputs.len())).collect();
+    let fs: Vec<(F, usize)> = cases.iter().map(|c| (c.f, c.inputs.len())).collect();
     let program = jit(move |args: Vec<Tensor>| -> Vec<Tensor> {
         let mut k = 0;
         let mut outs = Vec::new();

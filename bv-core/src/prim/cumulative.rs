@@ -86,7 +86,7 @@ fn associative_scan(x: &Tensor, kind: ReduceKind, axis: usize) -> Tensor {
     let pairs = combine(&at(x, 0, n - 1, 2), &at(x, 1, n, 2));
     let odd = associative_scan(&pairs, kind, axis);
     let odd_n = odd.shape()[axis];
-    let even = if n % 2 == 0 {
+    let even = if n.is_multiple_of(2) {
         combine(&at(&odd, 0, odd_n - 1, 1), &at(x, 2, n, 2))
     } else {
         combine(&odd, &at(x, 2, n, 2))
