@@ -22,16 +22,12 @@ pub fn softmax_xent(logits: &Tensor, labels: &Tensor) -> Tensor {
     -np::sum(&(labels * np::log_softmax(logits, -1)), -1, false)
 }
 
-/// `-sum_c [y · log σ(z) + (1 − y) · log σ(−z)]` per example (big_vision's default loss).
+/// `-sum_c [y · log σ(z) + (1 − y) · log σ(−z)]` per example (big_vision's default loss),
+/// with `jax.nn.log_sigmoid` (exact derivative 0.5 at the zero logits of a zero-init head).
 pub fn sigmoid_xent(logits: &Tensor, labels: &Tensor) -> Tensor {
-    let log_p = log_sigmoid(logits);
-    let log_not_p = log_sigmoid(&-logits);
+    let log_p = np::log_sigmoid(logits);
+    let log_not_p = np::log_sigmoid(&-logits);
     -np::sum(&(labels * &log_p + (1.0 - labels) * log_not_p), -1, false)
-}
-
-/// `log σ(z) = min(z, 0) − log1p(exp(−|z|))`, stable for large |z|.
-fn log_sigmoid(z: &Tensor) -> Tensor {
-    np::minimum(z, 0.0) - np::log1p(&np::exp(&-np::abs(z)))
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub struct Summary {
 }
 
 /// The training state inside the step: parameters and optimizer state by name.
-type TrainState = (Params, State);
+pub type TrainState = (Params, State);
 
 /// The training state on devices.
 type Arrays = BTreeMap<String, Array>;
@@ -211,18 +211,14 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         );
         jit(
             move |(state, rng_loop, step, x, y): (TrainState, Tensor, Tensor, Tensor, Tensor)| {
-                update_step(
-                    m.as_ref(),
-                    t.as_ref(),
-                    &loss_name,
-                    &frozen,
+                let update = Update {
+                    model: m.as_ref(),
+                    tx: t.as_ref(),
+                    loss_name: &loss_name,
+                    frozen: &frozen,
                     mixup,
-                    state,
-                    &rng_loop,
-                    &step,
-                    &x,
-                    &y,
-                )
+                };
+                update_step(&update, state, &rng_loop, &step, &x, &y)
             },
         )
         .named("update")
@@ -672,21 +668,40 @@ fn frozen_names(plan: &Plan, names: &[String]) -> Result<Vec<String>, TrainError
     Ok(out)
 }
 
-/// One training step (big_vision's `update_fn`): the loss and its gradient, the optimizer
-/// update, and the measurements.
-#[allow(clippy::too_many_arguments)]
-fn update_step(
-    model: &dyn ImageModel,
-    tx: &dyn Transform,
-    loss_name: &str,
-    frozen: &[String],
-    mixup: Option<(f64, usize)>,
+/// What the training step is made of: the model, the optimizer chain, the loss and which
+/// parameters are frozen (fixed for a run; see [`update_step`]).
+pub struct Update<'a> {
+    /// The model being trained.
+    pub model: &'a dyn ImageModel,
+    /// The optimizer chain (`optim::make_for_config`).
+    pub tx: &'a dyn Transform,
+    /// A name of [`losses::NAMES`].
+    pub loss_name: &'a str,
+    /// Parameters left out of `l2_grads` (frozen schedule groups).
+    pub frozen: &'a [String],
+    /// Mixup's `p` and the device count (the roll stays within each device's shard), if on.
+    pub mixup: Option<(f64, usize)>,
+}
+
+/// One training step (big_vision's `update_fn`), traced inside `jit`: the step's key is
+/// `fold_in(rng_loop, step)` with `step` the 0-based u32 step count, then the loss and its
+/// gradient, the optimizer update, and the measurements. Returns the new state, the loss
+/// before the step, `l2_grads`, `l2_params` and `l2_updates`.
+pub fn update_step(
+    u: &Update,
     (params, opt): TrainState,
     rng_loop: &Tensor,
     step: &Tensor,
     x: &Tensor,
     y: &Tensor,
 ) -> (TrainState, Tensor, Tensor, Tensor, Tensor) {
+    let Update {
+        model,
+        tx,
+        loss_name,
+        frozen,
+        mixup,
+    } = *u;
     let mut rng = random::fold_in(rng_loop, step);
     let mut image = np::astype(x, DType::F32);
     let mut labels = y.clone();

@@ -1,5 +1,5 @@
 //! Primitives that steer differentiation: `stop_gradient`, `optimization_barrier`,
-//! `checkpoint` (remat) and `custom_vjp`.
+//! `checkpoint` (remat), `custom_vjp` and `custom_jvp`.
 
 use std::fmt;
 use std::rc::Rc;
@@ -312,5 +312,152 @@ where
         let mut outs = bind_rc(Rc::new(prim), &refs);
         outs.truncate(n_out);
         tree::unflatten(&od, outs).expect("outputs of the forward function's own structure")
+    }
+}
+
+type JvpRule = dyn Fn(&[Tensor], &[Tensor], &[Tensor]) -> Vec<Tensor>;
+
+/// A function with a user-written forward-mode rule.
+struct CustomJvp {
+    func: Func,
+    n_in: usize,
+    rule: Rc<JvpRule>,
+}
+
+impl fmt::Debug for CustomJvp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CustomJvp({} outputs)", self.func.outputs.len())
+    }
+}
+
+impl CustomJvp {
+    /// The outputs' tangents from the rule, for tangents `ts` of the first `n_in` operands.
+    fn tangents(&self, ins: &[Tensor], outs: &[Tensor], ts: &[Tensor]) -> VjpResult {
+        let res = (self.rule)(&ins[..self.n_in], outs, ts);
+        if res.len() != outs.len() {
+            return Err(OpError(format!(
+                "the jvp rule returned {} tangents for {} outputs",
+                res.len(),
+                outs.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(res.len());
+        for (y, t) in outs.iter().zip(res) {
+            if t.shape() != y.shape() || t.dtype() != y.dtype() {
+                return Err(OpError(format!(
+                    "the jvp rule returned a tangent {} for an output {}",
+                    t.aval(),
+                    y.aval()
+                )));
+            }
+            out.push(differentiable(y.aval()).then_some(t));
+        }
+        Ok(out)
+    }
+}
+
+impl Primitive for CustomJvp {
+    fn name(&self) -> &'static str {
+        "custom_jvp"
+    }
+    fn num_outputs(&self) -> usize {
+        self.func.outputs.len()
+    }
+    fn infer(&self, _: &[&Aval]) -> Result<Vec<Aval>, OpError> {
+        Ok(self.func.out_avals())
+    }
+    fn emit(&self, _: &EmitCx) -> String {
+        String::new()
+    }
+    fn inline(&self) -> Option<&Func> {
+        Some(&self.func)
+    }
+    fn jvp(&self, ins: &[Tensor], outs: &[Tensor], t: &[Option<Tensor>]) -> Option<VjpResult> {
+        let ts: Vec<Tensor> = ins[..self.n_in]
+            .iter()
+            .zip(t)
+            .map(|(x, t)| t.clone().unwrap_or_else(|| zeros_like(x)))
+            .collect();
+        Some(self.tangents(ins, outs, &ts))
+    }
+    /// The rule is linear in the tangents, so its transpose is a reverse pass through it
+    /// from fresh tangent placeholders (JAX linearizes and transposes the same way).
+    fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
+        let start = trace::node_count(ins.first());
+        let placeholders: Vec<Tensor> = ins[..self.n_in].iter().map(zeros_like).collect();
+        let us = fresh(&placeholders);
+        let touts = self.tangents(ins, outs, &us)?;
+        let (lin_outs, lin_cts): (Vec<Tensor>, Vec<Option<Tensor>>) = touts
+            .into_iter()
+            .zip(cts)
+            .filter_map(|(t, c)| Some((t?, c.clone())))
+            .unzip();
+        let mut res = backprop(start, &us, &lin_outs, &lin_cts);
+        res.resize(ins.len(), None);
+        Ok(res)
+    }
+}
+
+/// `jax.custom_jvp`: the function `f` with the forward-mode rule `jvp(primals, outputs,
+/// tangents) -> output tangents`, which must be linear in the tangents; reverse mode
+/// transposes it. Tangents of integer and bool inputs are zeros. Tensors that `f` closes
+/// over get no derivative.
+///
+/// ```
+/// use bv_core::autodiff::{custom_jvp, grad};
+/// use bv_core::{jit, numpy as np, Spec, Tensor, DType};
+/// // |x| whose derivative at 0 is 0, not JAX's abs' 1.
+/// let f = jit(|x: Tensor| {
+///     let abs0 = custom_jvp(
+///         |x: Tensor| np::abs(&x),
+///         |x: &Tensor, _: &Tensor, t: &Tensor| np::sign(x) * t,
+///     );
+///     grad(move |x: Tensor| np::sum(&abs0(x), np::Axes::All, false))(&x)
+/// });
+/// assert!(f.lower(&Spec::new([3], DType::F32))?.text.contains("stablehlo.sign"));
+/// # Ok::<(), bv_core::JitError>(())
+/// ```
+#[track_caller]
+pub fn custom_jvp<I, O>(
+    f: impl Fn(I) -> O,
+    jvp: impl Fn(&I, &O, &I) -> O + 'static,
+) -> impl Fn(I) -> O
+where
+    I: Tree<Leaf = Tensor> + 'static,
+    O: Tree<Leaf = Tensor> + 'static,
+{
+    let site = trace::CallSite::here();
+    let jvp = Rc::new(jvp);
+    move |x: I| {
+        let (def, xs) = leaves(&x);
+        let (func, caps, out_def) = trace_tree(&f, &def, &xs);
+        let Some(od) = out_def else {
+            trace::record(
+                "custom_jvp",
+                "the function returned a tensor it did not compute from its inputs or captures"
+                    .into(),
+                &[],
+                site,
+            );
+            return f(x);
+        };
+        let (jvp, id, od2) = (jvp.clone(), def.clone(), od.clone());
+        let rule = move |xs: &[Tensor], ys: &[Tensor], ts: &[Tensor]| -> Vec<Tensor> {
+            let x: I = tree::unflatten(&id, xs.to_vec()).expect("input structure");
+            let y: O = tree::unflatten(&od2, ys.to_vec()).expect("output structure");
+            let t: I = tree::unflatten(&id, ts.to_vec()).expect("input structure");
+            leaves(&jvp(&x, &y, &t)).1
+        };
+        let n_in = xs.len();
+        let mut args = xs;
+        args.extend(caps);
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let prim = CustomJvp {
+            func,
+            n_in,
+            rule: Rc::new(rule),
+        };
+        let outs = bind_rc(Rc::new(prim), &refs);
+        tree::unflatten(&od, outs).expect("outputs of the function's own structure")
     }
 }

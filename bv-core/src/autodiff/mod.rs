@@ -25,7 +25,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 pub use api::{grad, jvp, value_and_grad, value_and_grad_aux, vjp, Vjp};
-pub use custom::{checkpoint, custom_vjp, optimization_barrier, stop_gradient, RematPolicy};
+pub use custom::{
+    checkpoint, custom_jvp, custom_vjp, optimization_barrier, stop_gradient, RematPolicy,
+};
 pub(crate) use util::{fill, sum_to, zeros_like};
 
 use crate::emit::EmitCx;

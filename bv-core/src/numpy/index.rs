@@ -1,5 +1,5 @@
-//! Selection and indexing: `where`, `take`, `take_along_axis`, `one_hot`, `argmax`,
-//! `argmin`, `top_k`.
+//! Selection, indexing and sorting: `where`, `take`, `take_along_axis`, `one_hot`, `argmax`,
+//! `argmin`, `top_k`, `sort`, `argsort`.
 
 use crate::dtype::DType;
 use crate::numpy::{astype, bad_axis, broadcast_to, norm_axis, prepare, Operand};
@@ -163,4 +163,27 @@ pub fn top_k(x: &Tensor, k: usize) -> (Tensor, Tensor) {
         prim::slice(&sorted[0], &start, &limit, &[]),
         prim::slice(&sorted[1], &start, &limit, &[]),
     )
+}
+
+/// The values sorted along `axis`, ascending and stably, with `-0 == 0` and NaNs last, as
+/// `jnp.sort`; the derivative follows the same permutation.
+#[track_caller]
+pub fn sort(x: &Tensor, axis: isize) -> Tensor {
+    match norm_axis(axis, x.rank()) {
+        Some(a) => prim::sort(&[x], a, 1, false).swap_remove(0),
+        None => bad_axis("sort", x, axis),
+    }
+}
+
+/// The indices (i32) that sort `x` along `axis` as [`sort`] does (equal values keep index
+/// order), as `jnp.argsort`.
+#[track_caller]
+pub fn argsort(x: &Tensor, axis: isize) -> Tensor {
+    match norm_axis(axis, x.rank()) {
+        Some(a) => {
+            let idx = prim::iota(DType::I32, x.shape(), a);
+            prim::sort(&[x, &idx], a, 1, false).swap_remove(1)
+        }
+        None => bad_axis("argsort", x, axis),
+    }
 }

@@ -1,8 +1,17 @@
-//! `matmul` (numpy semantics, broadcast batch dimensions) and two-operand `einsum`.
+//! `matmul` (numpy semantics, broadcast batch dimensions), two-operand `einsum` and the
+//! 2-norm.
 
-use crate::numpy::{broadcast_shapes, broadcast_to};
+use crate::numpy::{broadcast_shapes, broadcast_to, inexact, sqrt, sum, Axes};
 use crate::prim::{self, DotDims, Precision};
 use crate::trace::{fail, Aval, Tensor};
+
+/// The 2-norm over `axes` (the Frobenius norm over two): `sqrt(sum(x * x))`, as
+/// `jnp.linalg.norm` with `ord=None`. Like JAX's, its derivative at 0 is NaN (`0 * inf`).
+#[track_caller]
+pub fn norm(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+    let x = inexact(x);
+    sqrt(&sum(&prim::mul(&x, &x), axes, keepdims))
+}
 
 /// Matrix product with numpy's rules: 1-D operands gain and then lose a unit dimension,
 /// leading (batch) dimensions broadcast.

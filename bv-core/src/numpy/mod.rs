@@ -18,10 +18,11 @@ mod ops;
 pub mod promote;
 mod reduce;
 
-pub use index::{argmax, argmin, one_hot, take, take_along_axis, top_k, where_};
-pub use linalg::{einsum, matmul};
+pub use index::{argmax, argmin, argsort, one_hot, sort, take, take_along_axis, top_k, where_};
+pub use linalg::{einsum, matmul, norm};
 pub use nn::{
-    avg_pool, gelu, log_softmax, logsumexp, max_pool, relu, sigmoid, silu, softmax, Padding,
+    avg_pool, gelu, log_sigmoid, log_softmax, logsumexp, max_pool, relu, sigmoid, silu, softmax,
+    Padding,
 };
 pub use ops::*;
 pub use reduce::{all, any, max, mean, min, prod, std, sum, var, Axes};

@@ -1,14 +1,28 @@
 //! Activations, softmax family and pooling, as `jax.nn` and `flax.linen` define them.
 
+use crate::autodiff::{custom_jvp, stop_gradient};
 use crate::numpy::reduce::{resolve, Axes};
-use crate::numpy::{bad_axis, exp, inexact, log, maximum, norm_axis, where_};
+use crate::numpy::{bad_axis, exp, greater, inexact, log, logaddexp, maximum, norm_axis, where_};
 use crate::prim::{self, ReduceKind, Window};
 use crate::trace::{fail, Tensor};
 
-/// `max(x, 0)`.
+/// `max(x, 0)`, whose derivative is 1 where `x > 0` and 0 elsewhere, at 0 too (`jax.nn.relu`
+/// is a `custom_jvp` for this; `maximum`'s rule would split the tie at 0 into 0.5).
 #[track_caller]
 pub fn relu(x: &Tensor) -> Tensor {
-    maximum(x, 0)
+    let f = custom_jvp(
+        |x: Tensor| maximum(&x, 0),
+        |x: &Tensor, _: &Tensor, t: &Tensor| where_(&greater(x, 0), t, 0.0),
+    );
+    f(x.clone())
+}
+
+/// `log(sigmoid(x)) = -logaddexp(-x, 0)`, stable for large `|x|` (`jax.nn.log_sigmoid`). Its
+/// derivative `sigmoid(-x)` comes from `logaddexp`'s rule, so it is 0.5 at 0 exactly.
+#[track_caller]
+pub fn log_sigmoid(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    -logaddexp(-&x, 0.0)
 }
 
 /// `1 / (1 + e^-x)`.
@@ -38,7 +52,9 @@ pub fn gelu(x: &Tensor, approximate: bool) -> Tensor {
 }
 
 /// The max over `axes` kept as size-1 dims, with non-finite maxima replaced by 0 (so
-/// all -inf rows give -inf results rather than NaN), as `jax.nn` does.
+/// all -inf rows give -inf results rather than NaN), as `jax.nn` does. It only shifts the
+/// exponents, so it carries no derivative (`lax.stop_gradient` in JAX): ties among maxima
+/// add nothing.
 #[track_caller]
 fn stable_max(x: &Tensor, axes: &[usize]) -> Tensor {
     let m = prim::reduce(x, ReduceKind::Max, axes);
@@ -49,7 +65,7 @@ fn stable_max(x: &Tensor, axes: &[usize]) -> Tensor {
         .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
         .collect();
     let m = prim::reshape(&m, &shape);
-    where_(&prim::is_finite(&m), &m, 0.0)
+    stop_gradient(&where_(&prim::is_finite(&m), &m, 0.0))
 }
 
 /// `log(sum(exp(x)))` over `axes`, computed stably.

@@ -4,9 +4,10 @@
 
 use std::ops;
 
+use crate::autodiff::{custom_jvp, zeros_like};
 use crate::dtype::DType;
 use crate::numpy::{inexact, prepare, Operand};
-use crate::prim::{self, CompareDir};
+use crate::prim::{self, CompareDir, Scalar};
 use crate::trace::Tensor;
 
 macro_rules! binary_fns {
@@ -110,11 +111,98 @@ pub fn remainder(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
     }
 }
 
-/// `x ^ y` after promotion (integer powers stay integers).
+/// `x ^ y` after promotion (integer powers stay integers). A float tensor to a Rust integer
+/// power is [`integer_pow`], as `jnp.power` does for a concrete integer exponent.
 #[track_caller]
 pub fn power(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
-    match prepare("power", &[x.into(), y.into()]) {
-        Ok(v) => prim::pow(&v[0], &v[1]),
+    let (x, y) = (x.into(), y.into());
+    let n = match y {
+        Operand::Scalar(Scalar::Int(n)) => Some(n),
+        Operand::Scalar(Scalar::UInt(n)) => i64::try_from(n).ok(),
+        _ => None,
+    };
+    match (&x, n) {
+        (Operand::Tensor(b), Some(n)) if b.dtype().is_float() => integer_pow(b, n),
+        _ => match prepare("power", &[x, y]) {
+            Ok(v) => prim::pow(&v[0], &v[1]),
+            Err(p) => p,
+        },
+    }
+}
+
+/// `x ^ n` for a fixed integer `n` by repeated squaring (`lax.integer_pow`): exact products
+/// for small `n`, `1 / x^-n` for negative `n`. Its derivative `n x^(n-1)` is 0 for `n = 0`,
+/// also at `x = 0` (where `pow`'s rule gives `0 · inf`).
+#[track_caller]
+pub fn integer_pow(x: &Tensor, n: i64) -> Tensor {
+    let f = custom_jvp(
+        move |x: Tensor| power_by_squaring(&x, n),
+        move |x: &Tensor, _: &Tensor, t: &Tensor| match n {
+            0 => zeros_like(t),
+            1 => t.clone(),
+            2 => prim::mul(t, &prim::mul(&prim::full(x.shape(), 2, x.dtype()), x)),
+            _ => {
+                let c = prim::full(x.shape(), Scalar::Int(n), x.dtype());
+                prim::mul(t, &prim::mul(&c, &integer_pow(x, n - 1)))
+            }
+        },
+    );
+    f(x.clone())
+}
+
+/// `x ^ n` as `lax.integer_pow` lowers it: square-and-multiply, then a reciprocal.
+#[track_caller]
+fn power_by_squaring(x: &Tensor, n: i64) -> Tensor {
+    if n == 0 {
+        return prim::full(x.shape(), 1, x.dtype());
+    }
+    let (mut base, mut e) = (x.clone(), n.unsigned_abs());
+    let mut acc: Option<Tensor> = None;
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = Some(match acc {
+                None => base.clone(),
+                Some(a) => prim::mul(&a, &base),
+            });
+        }
+        e >>= 1;
+        if e > 0 {
+            base = prim::mul(&base, &base);
+        }
+    }
+    let acc = acc.unwrap_or(base);
+    if n < 0 {
+        prim::div(&prim::full(x.shape(), 1, x.dtype()), &acc)
+    } else {
+        acc
+    }
+}
+
+/// `log(exp(x) + exp(y))` without overflow (`jnp.logaddexp`, a `custom_jvp` in JAX): the
+/// tangent is `tx exp(x - out) + ty exp(y - out)` with `+inf` read as 0 there (so `-inf`
+/// everywhere gives NaN, as JAX).
+#[track_caller]
+pub fn logaddexp(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+    let f = custom_jvp(
+        |(a, b): (Tensor, Tensor)| {
+            let delta = prim::sub(&a, &b);
+            let nan = prim::compare(&delta, &delta, CompareDir::Ne);
+            let tail = prim::log1p(&prim::exp(&prim::neg(&prim::abs(&delta))));
+            let out = prim::add(&prim::max(&a, &b), &tail);
+            prim::select(&nan, &prim::add(&a, &b), &out)
+        },
+        |(a, b): &(Tensor, Tensor), out: &Tensor, (ta, tb): &(Tensor, Tensor)| {
+            let finite = |v: &Tensor| {
+                let inf = prim::full(v.shape(), f64::INFINITY, v.dtype());
+                prim::select(&prim::compare(v, &inf, CompareDir::Eq), &zeros_like(v), v)
+            };
+            let out = finite(out);
+            let weight = |v: &Tensor| prim::exp(&prim::sub(&finite(v), &out));
+            prim::add(&prim::mul(ta, &weight(a)), &prim::mul(tb, &weight(b)))
+        },
+    );
+    match prepare("logaddexp", &[x.into(), y.into()]) {
+        Ok(v) => f((inexact(&v[0]), inexact(&v[1]))),
         Err(p) => p,
     }
 }

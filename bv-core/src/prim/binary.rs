@@ -102,15 +102,17 @@ impl Primitive for Binary {
                 (dx, mul(g, &mul(z, &logx)))
             }
             Max | Min => {
-                let dir = if self.0 == Max {
-                    CompareDir::Gt
-                } else {
-                    CompareDir::Lt
+                // JAX's `_balanced_eq`: an operand equal to the result takes the cotangent,
+                // halved when both are (a tie); neither does when the result is NaN.
+                let balanced = |a: &Tensor, b: &Tensor| {
+                    let a_is = p::compare(a, z, CompareDir::Eq);
+                    let b_is = p::compare(b, z, CompareDir::Eq);
+                    div(
+                        &p::select(&a_is, &c(1.0), &c(0.0)),
+                        &p::select(&b_is, &c(2.0), &c(1.0)),
+                    )
                 };
-                let wins = p::compare(x, y, dir);
-                let tie = p::compare(x, y, CompareDir::Eq);
-                let wx = p::select(&wins, &c(1.0), &p::select(&tie, &c(0.5), &c(0.0)));
-                (mul(g, &wx), mul(g, &sub(&c(1.0), &wx)))
+                (mul(g, &balanced(x, y)), mul(g, &balanced(y, x)))
             }
             Atan2 => {
                 let d = add(&mul(x, x), &mul(y, y));

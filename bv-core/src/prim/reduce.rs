@@ -1,7 +1,7 @@
 //! `reduce` over dimensions with a monoid (sum, prod, max, min, and, or), and the variadic
 //! `argreduce` (value and index together) behind argmax and argmin.
 
-use crate::autodiff::zeros_like;
+use crate::autodiff::{backprop, fresh, zeros_like};
 use crate::dtype::DType;
 use crate::emit::{i64_array, list, region, scalar_ty, EmitCx};
 use crate::prim::constant::Scalar;
@@ -125,11 +125,13 @@ impl Primitive for Reduce {
         let gb = back(g);
         let d = match self.kind {
             ReduceKind::Sum => gb,
-            ReduceKind::Prod => p::mul(&gb, &p::div(&back(y), x)),
+            ReduceKind::Prod => prod_vjp(x, &self.axes, g),
             ReduceKind::Max | ReduceKind::Min => {
+                // JAX's rule transposed: the cotangent over the count of elements equal to
+                // the result, given to each of them.
                 let hit = p::convert(&p::compare(x, &back(y), CompareDir::Eq), x.dtype());
-                let count = back(&reduce(&hit, ReduceKind::Sum, &self.axes));
-                p::mul(&gb, &p::div(&hit, &count))
+                let count = reduce(&hit, ReduceKind::Sum, &self.axes);
+                p::mul(&back(&p::div(g, &count)), &hit)
             }
             ReduceKind::And | ReduceKind::Or => return Ok(vec![None, None]),
         };
@@ -178,6 +180,47 @@ impl Primitive for Reduce {
             cx.fn_type()
         )
     }
+}
+
+/// JAX's product rule: the reverse pass through a pairwise product tree over `axes`, so each
+/// element's derivative is the product of the others, exact where elements are 0 (the
+/// quotient `prod / x` would be `0 / 0` there).
+fn prod_vjp(x: &Tensor, axes: &[usize], g: &Tensor) -> Tensor {
+    let start = crate::trace::node_count(Some(x));
+    let seed = fresh(std::slice::from_ref(x)).swap_remove(0);
+    let tree = prod_tree(&seed, axes);
+    backprop(start, &[seed], &[tree], &[Some(g.clone())])
+        .swap_remove(0)
+        .unwrap_or_else(|| zeros_like(x))
+}
+
+/// The product over `axes` as `lax`'s `_reduce_jvp` computes it: those axes moved to the
+/// front and flattened, then halves multiplied pairwise (the odd one out padded with 1).
+fn prod_tree(x: &Tensor, axes: &[usize]) -> Tensor {
+    let rest: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
+    let perm: Vec<usize> = axes.iter().chain(&rest).copied().collect();
+    let rest_shape: Vec<usize> = rest.iter().map(|&i| x.shape()[i]).collect();
+    let n: usize = axes.iter().map(|&a| x.shape()[a]).product();
+    if n == 0 {
+        return p::full(&rest_shape, 1, x.dtype());
+    }
+    let mut shape = vec![n];
+    shape.extend(&rest_shape);
+    let mut t = p::reshape(&p::transpose(x, &perm), &shape);
+    let one = p::full(&[], 1, x.dtype());
+    while t.shape()[0] > 1 {
+        let m = t.shape()[0];
+        let m1 = m.div_ceil(2);
+        let a = p::slice_in_dim(&t, 0, 0, m1, 1);
+        let mut b = p::slice_in_dim(&t, 0, m1, m, 1);
+        if m - m1 != m1 {
+            let mut cfg = vec![(0, 0, 0); t.rank()];
+            cfg[0] = (0, 1, 0);
+            b = p::pad(&b, &one, &cfg);
+        }
+        t = p::mul(&a, &b);
+    }
+    p::reshape(&t, &rest_shape)
 }
 
 /// Whether an arg-reduction looks for the largest or the smallest value.

@@ -1,10 +1,11 @@
 //! `scatter`: write or add update slices into an operand at run-time indices.
 
 use crate::autodiff::zeros_like;
+use crate::dtype::DType;
 use crate::emit::{list, region, scalar_ty, EmitCx};
 use crate::prim::gather::{batch_shape, vector_len};
+use crate::prim::{self as p, gather, CompareDir, GatherDims, VjpResult};
 use crate::prim::{arity, check_axes, Class, Primitive};
-use crate::prim::{gather, GatherDims, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -28,7 +29,8 @@ pub struct ScatterDims {
 /// How an update combines with the value already there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScatterKind {
-    /// Overwrite (with duplicate indices, which write wins is unspecified).
+    /// Overwrite (with duplicate indices, which write wins is unspecified; the derivative
+    /// follows the one that did).
     Replace,
     /// Accumulate.
     Add,
@@ -81,12 +83,35 @@ impl Primitive for Scatter {
             start_index_map: d.scatter_dims_to_operand_dims.clone(),
             index_vector_dim: d.index_vector_dim,
         };
-        let d_upd = gather(g, idx, gd, &slice_sizes);
-        let d_x = match self.kind {
-            ScatterKind::Add => g.clone(),
-            // Positions that were overwritten get no cotangent (indices assumed unique).
+        let d_upd = gather(g, idx, gd.clone(), &slice_sizes);
+        let (d_x, d_upd) = match self.kind {
+            ScatterKind::Add => (g.clone(), d_upd),
+            // Overwritten positions get no cotangent, and of updates written to one place
+            // only the one that stayed does: JAX's rule scatters an id per update and
+            // gathers the ids back to see which.
             ScatterKind::Replace => {
-                scatter(g, idx, &zeros_like(upd), d.clone(), ScatterKind::Replace)
+                let mut ids_shape = upd.shape().to_vec();
+                for &w in &d.update_window_dims {
+                    ids_shape[w] = 1;
+                }
+                let n = ids_shape.iter().product::<usize>();
+                let ids = p::add(
+                    &p::reshape(&p::iota(DType::U32, &[n], 0), &ids_shape),
+                    &p::full(&ids_shape, 1, DType::U32),
+                );
+                let none = p::full(x.shape(), 0, DType::U32);
+                let written = scatter(&none, idx, &ids, d.clone(), ScatterKind::Replace);
+                let back = gather(&written, idx, gd, &vec![1; x.rank()]);
+                let all: Vec<usize> = (0..upd.rank()).collect();
+                let stayed = p::broadcast_in_dim(
+                    &p::compare(&ids, &back, CompareDir::Eq),
+                    upd.shape(),
+                    &all,
+                );
+                (
+                    scatter(g, idx, &zeros_like(upd), d.clone(), ScatterKind::Replace),
+                    p::select(&stayed, &d_upd, &zeros_like(&d_upd)),
+                )
             }
         };
         Ok(vec![Some(d_x), None, Some(d_upd)])

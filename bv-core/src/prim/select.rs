@@ -3,8 +3,8 @@
 use crate::autodiff::{sum_to, zeros_like};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
+use crate::prim::{and, broadcast_in_dim, compare, CompareDir, VjpResult};
 use crate::prim::{arity, Primitive};
-use crate::prim::{broadcast_in_dim, compare, CompareDir, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -92,13 +92,19 @@ impl Primitive for Clamp {
             let dims: Vec<usize> = (0..b.rank()).collect();
             broadcast_in_dim(b, x.shape(), &dims)
         };
+        // JAX's rule: the operand's cotangent passes only strictly inside (lo, hi), lo's
+        // only where lo > x and lo < hi, hi's only where hi < x; none at the bounds.
         let (lo_b, hi_b) = (full(lo), full(hi));
         let z = zeros_like(g);
-        let below = compare(x, &lo_b, CompareDir::Lt);
-        let above = compare(x, &hi_b, CompareDir::Gt);
-        let d_lo = select(&below, g, &z);
-        let d_hi = select(&above, g, &z);
-        let d_x = select(&below, &z, &select(&above, &z, g));
+        let lo_lt_hi = compare(&lo_b, &hi_b, CompareDir::Lt);
+        let lo_wins = and(&compare(&lo_b, x, CompareDir::Gt), &lo_lt_hi);
+        let inside = and(
+            &compare(x, &lo_b, CompareDir::Gt),
+            &compare(x, &hi_b, CompareDir::Lt),
+        );
+        let d_lo = select(&lo_wins, g, &z);
+        let d_hi = select(&compare(&hi_b, x, CompareDir::Lt), g, &z);
+        let d_x = select(&inside, g, &z);
         Ok(vec![
             Some(sum_to(&d_lo, lo.shape())),
             Some(d_x),

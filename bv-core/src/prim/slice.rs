@@ -37,6 +37,19 @@ pub fn slice(x: &Tensor, start: &[usize], limit: &[usize], strides: &[usize]) ->
     )
 }
 
+/// Elements `start .. limit` with step `stride` of dimension `axis`, all of the others
+/// (`lax.slice_in_dim`).
+#[track_caller]
+pub fn slice_in_dim(x: &Tensor, axis: usize, start: usize, limit: usize, stride: usize) -> Tensor {
+    let mut lo = vec![0; x.rank()];
+    let mut hi = x.shape().to_vec();
+    let mut strides = vec![1; x.rank()];
+    if axis < x.rank() {
+        (lo[axis], hi[axis], strides[axis]) = (start, limit, stride);
+    }
+    slice(x, &lo, &hi, &strides)
+}
+
 impl Primitive for Slice {
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, Some(g)) = (&ins[0], &cts[0]) else {

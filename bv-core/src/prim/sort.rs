@@ -2,13 +2,17 @@
 //! `num_keys` of them (lexicographically), stably.
 
 use crate::dtype::DType;
-use crate::emit::{region, scalar_ty, EmitCx};
+use crate::emit::{literal, region, scalar_ty, EmitCx};
+use crate::prim::constant::Scalar;
 use crate::prim::VjpResult;
 use crate::prim::{compare_type, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind, Aval, OpError, Tensor};
 
-/// See [`sort`]. Floats compare in total order (`-NaN < -inf < ... < inf < NaN`), as JAX.
+/// See [`sort`]. Ascending, floats compare as `lax.sort`'s comparator does: `-inf < ... < inf
+/// < NaN` with `-0 == 0` and all NaNs equal, so a stable sort keeps those in index order.
+/// Descending, they compare in total order (`NaN > inf > ... > 0 > -0 > ... > -NaN`) as
+/// XLA's TopK behind `lax.top_k`, equal bits in index order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sort {
     /// The sorted dimension.
@@ -97,7 +101,11 @@ impl Primitive for Sort {
                 "FLOAT" => "TOTALORDER",
                 other => other,
             };
-            let (a, b) = (format!("%{s}_a{k}"), format!("%{s}_b{k}"));
+            let (mut a, mut b) = (format!("%{s}_a{k}"), format!("%{s}_b{k}"));
+            if ct == "TOTALORDER" && !self.descending {
+                a = canonical(&mut body, &a, cx.ins[k].aval.dtype, &t);
+                b = canonical(&mut body, &b, cx.ins[k].aval.dtype, &t);
+            }
             let lt = format!("%{s}_lt{k}");
             body.push(format!(
                 "{lt} = stablehlo.compare {dir}, {a}, {b}, {ct} : ({t}, {t}) -> tensor<i1>"
@@ -128,4 +136,44 @@ impl Primitive for Sort {
             cx.fn_type()
         )
     }
+}
+
+/// Emits `x` with -0 made +0 and every NaN the positive quiet NaN (JAX's
+/// `_canonicalize_float_for_sort`); returns the new name.
+fn canonical(body: &mut Vec<String>, x: &str, dtype: DType, t: &str) -> String {
+    let c = |v: f64| literal::dense(dtype, &Scalar::Float(v).encode(dtype), &[]);
+    let n = |suffix: &str| format!("{x}_{suffix}");
+    body.push(format!(
+        "{} = stablehlo.constant {} : {t}",
+        n("zero"),
+        c(0.0)
+    ));
+    body.push(format!(
+        "{} = stablehlo.constant {} : {t}",
+        n("nan"),
+        c(f64::NAN)
+    ));
+    body.push(format!(
+        "{} = stablehlo.compare EQ, {x}, {}, FLOAT : ({t}, {t}) -> tensor<i1>",
+        n("is0"),
+        n("zero")
+    ));
+    body.push(format!(
+        "{} = stablehlo.select {}, {}, {x} : tensor<i1>, {t}",
+        n("z"),
+        n("is0"),
+        n("zero")
+    ));
+    body.push(format!(
+        "{} = stablehlo.compare NE, {x}, {x}, FLOAT : ({t}, {t}) -> tensor<i1>",
+        n("isnan")
+    ));
+    body.push(format!(
+        "{} = stablehlo.select {}, {}, {} : tensor<i1>, {t}",
+        n("c"),
+        n("isnan"),
+        n("nan"),
+        n("z")
+    ));
+    n("c")
 }

@@ -101,7 +101,8 @@ impl Primitive for Unary {
         use UnaryOp::*;
         let d = match self.0 {
             Neg => neg(g),
-            Abs => p::mul(g, &sign(x)),
+            // +1 at 0, as JAX (`select(x >= 0, g, -g)`), not sign(0) = 0.
+            Abs => p::select(&p::compare(x, &c(0.0), p::CompareDir::Ge), g, &neg(g)),
             Exp => p::mul(g, y),
             Expm1 => p::mul(g, &p::add(y, &c(1.0))),
             Log => p::div(g, x),

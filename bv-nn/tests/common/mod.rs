@@ -46,8 +46,7 @@ pub fn loss(name: &str, logits: &Tensor, labels: &Tensor) -> Tensor {
     let per_example = match name {
         "softmax_xent" => -np::sum(&(labels * np::log_softmax(logits, -1)), -1, false),
         "sigmoid_xent" => {
-            let log_sigmoid = |z: &Tensor| np::minimum(z, 0.0) - np::log1p(&np::exp(&-np::abs(z)));
-            let (lp, lq) = (log_sigmoid(logits), log_sigmoid(&-logits));
+            let (lp, lq) = (np::log_sigmoid(logits), np::log_sigmoid(&-logits));
             -np::sum(&(labels * &lp + (1.0 - labels) * lq), -1, false)
         }
         other => panic!("unknown loss {other}"),
