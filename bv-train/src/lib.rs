@@ -23,4 +23,6 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod pp;
+pub mod stop;
 pub mod train;
+pub mod workdir;
