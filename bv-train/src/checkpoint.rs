@@ -96,10 +96,10 @@ pub enum CheckpointError {
     },
     /// The checkpoint a run would resume from is damaged; `advice` names an older complete
     /// one and the command that makes it LAST.
-    #[error("cannot resume from {}: {source}\n  {advice}", dir.display())]
+    #[error("cannot resume from {}: {cause}\n  {advice}", dir.display())]
     Unusable {
         dir: PathBuf,
-        source: Box<CheckpointError>,
+        cause: Box<CheckpointError>,
         advice: String,
     },
 }
@@ -661,7 +661,7 @@ fn unusable(workdir: &Path, dir: &Path, error: CheckpointError) -> CheckpointErr
     };
     CheckpointError::Unusable {
         dir: dir.to_path_buf(),
-        source: Box::new(error),
+        cause: Box::new(error),
         advice,
     }
 }

@@ -198,6 +198,19 @@ fn edits_and_swapped_files_are_refused_by_checksums() {
     assert_eq!(c.step, 3);
 }
 
+/// The manifest's checksum covers floats in `extra` (timings): they read back exactly.
+#[test]
+fn floats_in_extra_read_back_exactly() {
+    let w = tempfile::tempdir().unwrap();
+    let mut c = ckpt(2);
+    let floats: Vec<f64> = (1..2000)
+        .map(|i| (f64::from(i) * 0.37).sin() * 1e3 / 7.0)
+        .collect();
+    c.extra["chrono"]["times"] = serde_json::json!(floats);
+    save(w.path(), &c, true).unwrap();
+    assert_eq!(load_last(w.path()).unwrap().unwrap(), c);
+}
+
 /// Issue 16 §3.4: without `checkpoint.bv-LAST` the newest complete checkpoint is resumed
 /// from; a damaged newest one names the newest older complete one and how to use it.
 #[test]

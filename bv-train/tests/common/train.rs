@@ -158,7 +158,8 @@ pub fn assert_bit_identical(what: &str, a: &Leaves, b: &Leaves) {
 }
 
 /// Every file and folder under `dir`: relative path → (contents, modification time); a
-/// folder has no contents.
+/// folder has no contents. The workdir lock file is left out: every run that starts
+/// writes its name into it.
 pub type Snapshot = BTreeMap<PathBuf, (Option<Vec<u8>>, std::time::SystemTime)>;
 pub fn snapshot(dir: &Path) -> Snapshot {
     let mut out = BTreeMap::new();
@@ -166,6 +167,9 @@ pub fn snapshot(dir: &Path) -> Snapshot {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
+            if p == dir.join(bv_train::workdir::LOCK_FILE) {
+                continue;
+            }
             let modified = p.metadata().unwrap().modified().unwrap();
             let rel = p.strip_prefix(dir).unwrap().to_path_buf();
             if p.is_dir() {
