@@ -7,7 +7,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::train::*;
 
@@ -20,24 +19,6 @@ fn logged_steps(total: u64, resumed_at: &[u64]) -> Vec<u64> {
             *s <= 1 || s % LOG_STEPS == 0 || s % EVAL_STEPS == 0 || resumed_at.contains(&(s - 1))
         })
         .collect()
-}
-
-/// Waits (polling) until `ready` holds, failing if the child exits first or after 120 s.
-fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ready() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("bv-train exited ({status}) before {what}");
-        }
-        assert!(Instant::now() < deadline, "no {what} within 120 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Whether the workdir's metrics hold a line of `step` or later.
-fn logged(workdir: &Path, step: u64) -> bool {
-    let path = workdir.join(bv_train::metrics::METRICS_FILE);
-    bv_train::metrics::read_metrics(path).is_ok_and(|r| r.iter().any(|r| r.step >= step))
 }
 
 fn steps(workdir: &Path) -> Vec<u64> {
