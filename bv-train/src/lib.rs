@@ -23,6 +23,8 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod pp;
+pub mod prefetch;
+pub mod progress;
 pub mod stop;
 pub mod train;
 pub mod workdir;

@@ -1,13 +1,12 @@
 //! The `bv-train` binary: `bv-train --config FILE --workdir DIR` trains; `bv-train data`,
-//! `config` and `plot` prepare datasets, check configs and draw curves.
-
-use clap::Parser;
+//! `config`, `eval`, `plot` and `pp` prepare datasets, check configs, evaluate checkpoints,
+//! draw curves and list the pp ops.
 
 use bv_train::stop::{self, Interrupted};
 
 fn main() -> std::process::ExitCode {
     bv_core::malloc::reexec_with_tuning();
-    let cli = bv_train::cli::Cli::parse();
+    let cli = bv_train::cli::Cli::parse_args();
     // A panic has printed its message; it still must not exit under a running execution.
     let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli.run())) else {
         return stop::exit(101);
@@ -20,10 +19,16 @@ fn main() -> std::process::ExitCode {
                 stopped.exit_code()
             }
             None => {
-                eprintln!("error: {e}");
+                let mut shown = e.to_string();
+                eprintln!("error: {shown}");
                 let mut src = e.source();
                 while let Some(s) = src {
-                    eprintln!("  caused by: {s}");
+                    // Many errors already end with their cause's text ("path: os error").
+                    let cause = s.to_string();
+                    if !shown.contains(&cause) {
+                        eprintln!("  caused by: {cause}");
+                        shown = cause;
+                    }
                     src = s.source();
                 }
                 1
