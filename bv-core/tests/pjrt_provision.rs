@@ -1,5 +1,6 @@
 //! Provisioning the CPU plugin into an empty cache from several threads at once: one
-//! download, a verified and complete file, no temporary files left behind.
+//! download, a verified and complete file with its verification stamp, no temporary files
+//! left behind.
 //!
 //! This file is its own test binary because it points `BV_CACHE_DIR` at a fresh directory.
 
@@ -40,9 +41,17 @@ fn concurrent_fetches_share_one_verified_copy() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != ".lock" && !n.ends_with(".so"))
+        .filter(|n| n != ".lock" && !n.ends_with(".so") && !n.ends_with(".so.verified"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // The pin bv checks cached copies against is the one PLUGINS.md records, and the
+    // fetched copy carries the stamp that spares later runs the hashing.
+    assert_eq!(package.plugin_sha256, pinned_plugin_sha256(package.name));
+    let stamp = std::fs::read_to_string(paths[0].with_extension("so.verified")).unwrap();
+    assert!(
+        stamp.starts_with(&format!("sha256 {} size ", package.plugin_sha256)),
+        "{stamp}"
+    );
 
     // The search now finds the cached copy, and it loads as a plugin.
     assert_eq!(provision::cpu_plugin().unwrap(), paths[0]);

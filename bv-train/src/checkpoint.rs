@@ -18,9 +18,15 @@
 //! it. Until that last rename the previous checkpoint stays LAST and whole. With several
 //! processes, process 0 prepares the folder, all write their blocks, and once the
 //! coordination barrier says all are done, process 0 writes the manifest and renames.
-//! Checkpoints of the earlier one-file-per-leaf format (`bv-checkpoint-1`) still load.
+//!
+//! Everything a resume trusts is checksummed (format `bv-checkpoint-3`): the manifest holds
+//! the SHA-256 of each block file, and its own SHA-256 (over its JSON with keys sorted and
+//! the `checksum` key left out), so an edited step, data position or block file is refused
+//! rather than silently resumed from. The checksums catch damage and edits, not a forger.
+//! Checkpoints of the earlier formats (`bv-checkpoint-2`, without checksums, and the
+//! one-file-per-leaf `bv-checkpoint-1`) still load.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,14 +36,18 @@ use bv_core::io::HostArray;
 use bv_core::sharding::Mesh;
 use bv_core::{Array, DType};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The checkpoint prefix inside the workdir (`save_ckpt_path` in train.py).
 const PREFIX: &str = "checkpoint.bv-";
 const LAST: &str = "checkpoint.bv-LAST";
 const CUR: &str = "checkpoint.bv-CUR";
 const MANIFEST: &str = "manifest.json";
-const FORMAT: &str = "bv-checkpoint-2";
+const FORMAT: &str = "bv-checkpoint-3";
+const FORMAT_V2: &str = "bv-checkpoint-2";
 const FORMAT_V1: &str = "bv-checkpoint-1";
+/// The manifest key of the manifest's own checksum.
+const CHECKSUM: &str = "checksum";
 const STAGING: &str = ".writing";
 /// How long a process waits for the others at each step of a save.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(600);
@@ -83,6 +93,14 @@ pub enum CheckpointError {
         step: u64,
         process: usize,
         msg: String,
+    },
+    /// The checkpoint a run would resume from is damaged; `advice` names an older complete
+    /// one and the command that makes it LAST.
+    #[error("cannot resume from {}: {cause}\n  {advice}", dir.display())]
+    Unusable {
+        dir: PathBuf,
+        cause: Box<CheckpointError>,
+        advice: String,
     },
 }
 
@@ -211,6 +229,9 @@ struct BlockEntry {
     start: Vec<usize>,
     shape: Vec<usize>,
     nbytes: usize,
+    /// Hex SHA-256 of the file (empty in `bv-checkpoint-2`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    sha256: String,
 }
 
 /// The manifest of `bv-checkpoint-1`: one file per leaf.
@@ -242,6 +263,48 @@ fn corrupt(path: &Path, msg: impl Into<String>) -> CheckpointError {
         path: path.to_path_buf(),
         msg: msg.into(),
     }
+}
+
+/// The hex SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The checksum of a manifest: the SHA-256 of its compact JSON with keys sorted, without
+/// the checksum itself.
+fn manifest_checksum(manifest: &serde_json::Value) -> String {
+    let mut v = manifest.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove(CHECKSUM);
+    }
+    sha256_hex(&serde_json::to_vec(&sort_keys(v)).expect("JSON serializes"))
+}
+
+/// `v` with every object's keys in sorted order (whatever order serde_json keeps).
+fn sort_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let sorted: BTreeMap<String, serde_json::Value> =
+                m.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            serde_json::Value::Object(sorted.into_iter().collect())
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sort_keys).collect())
+        }
+        other => other,
+    }
+}
+
+/// The step a checkpoint folder's name gives (`checkpoint.bv-000000100[-tmp]`).
+fn step_of_dir_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?;
+    let digits = digits.strip_suffix("-tmp").unwrap_or(digits);
+    (digits.len() == 9 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// The folder name of the checkpoint of `step` (`checkpoint.bv-000000100[-tmp]`).
@@ -385,21 +448,51 @@ pub fn save_shards(
     }
     sync("open")?;
 
+    let mut sums = BTreeMap::new();
     for (leaf, files) in leaves.iter().zip(&files) {
         for (k, bytes) in &leaf.local {
             let path = staging.join(&files[*k]);
             let mut enc = zstd::Encoder::new(Vec::new(), 3).map_err(io(&path))?;
             enc.include_checksum(true).map_err(io(&path))?;
             enc.write_all(bytes).map_err(io(&path))?;
-            write_atomic(&path, &enc.finish().map_err(io(&path))?)?;
+            let compressed = enc.finish().map_err(io(&path))?;
+            sums.insert(files[*k].clone(), sha256_hex(&compressed));
+            write_atomic(&path, &compressed)?;
         }
     }
+    // Process 0 writes the manifest, so the others hand it the checksums of their files.
+    let sums_key = |i: usize| format!("bv-checkpoint/{step}/sha256/{i}");
+    if let Some(p) = peers.filter(|p| p.process_id != 0) {
+        let json = serde_json::to_vec(&sums).expect("checksums serialize");
+        p.kv.put(&sums_key(p.process_id), &json)
+            .map_err(|e| CheckpointError::Sync {
+                step,
+                process: p.process_id,
+                msg: format!("handing over checksums: {e}"),
+            })?;
+    }
     sync("written")?;
+    if let Some(p) = peers.filter(|_| lead) {
+        for i in 1..p.num_processes {
+            let fail = |msg: String| CheckpointError::Sync {
+                step,
+                process: p.process_id,
+                msg,
+            };
+            let json =
+                p.kv.get(&sums_key(i), BARRIER_TIMEOUT)
+                    .map_err(|e| fail(format!("checksums of process {i}: {e}")))?;
+            let theirs: BTreeMap<String, String> = serde_json::from_slice(&json)
+                .map_err(|e| fail(format!("checksums of process {i}: {e}")))?;
+            sums.extend(theirs);
+        }
+    }
 
     let dir = workdir.join(&name);
     if lead {
         for (leaf, files) in leaves.iter().zip(&files) {
-            if let Some(f) = files.iter().find(|f| !staging.join(f).is_file()) {
+            let missing = |f: &&String| !staging.join(f).is_file() || !sums.contains_key(*f);
+            if let Some(f) = files.iter().find(missing) {
                 return Err(corrupt(
                     &staging.join(f),
                     format!("no process wrote this block of leaf {:?}", leaf.name),
@@ -420,6 +513,7 @@ pub fn save_shards(
                     .iter()
                     .zip(files)
                     .map(|(b, file)| BlockEntry {
+                        sha256: sums[&file].clone(),
                         file,
                         start: b.start.clone(),
                         shape: b.shape.clone(),
@@ -434,7 +528,10 @@ pub fn save_shards(
             leaves: entries,
             extra: extra.clone(),
         };
-        let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+        let mut value = serde_json::to_value(&manifest).expect("a manifest serializes");
+        let checksum = manifest_checksum(&value);
+        value[CHECKSUM] = checksum.into();
+        let text = serde_json::to_vec_pretty(&sort_keys(value)).expect("a manifest serializes");
         write_atomic(&staging.join(MANIFEST), &text)?;
         sync_dir(&staging)?;
 
@@ -478,20 +575,144 @@ pub fn load_last(workdir: impl AsRef<Path>) -> Result<Option<Checkpoint>, Checkp
     last_dir(workdir)?.map(load).transpose()
 }
 
-/// Loads the checkpoint in folder `dir`, checking every file against the manifest and
-/// assembling each leaf from its blocks.
-pub fn load(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
-    let dir = dir.as_ref();
+/// The checkpoint a run resumes from, and where it was found.
+#[derive(Debug)]
+pub struct Latest {
+    pub checkpoint: Checkpoint,
+    pub dir: PathBuf,
+    /// True when `checkpoint.bv-LAST` is missing and this is the newest complete folder.
+    pub without_pointer: bool,
+}
+
+/// Loads the checkpoint a run in `workdir` resumes from: the one `checkpoint.bv-LAST`
+/// names, or, where that file is missing, the newest complete checkpoint folder; `None` if
+/// there is none. A damaged one is an [`CheckpointError::Unusable`] naming the newest
+/// older complete checkpoint and the command that makes it LAST.
+pub fn load_latest(workdir: impl AsRef<Path>) -> Result<Option<Latest>, CheckpointError> {
+    let workdir = workdir.as_ref();
+    let (dir, without_pointer) = match read_pointer(workdir) {
+        Ok(Some(p)) => (workdir.join(format!("{PREFIX}{p}")), false),
+        Ok(None) => match checkpoint_dirs(workdir)?.pop() {
+            Some((_, dir)) => (dir, true),
+            None => return Ok(None),
+        },
+        Err(e) => return Err(unusable(workdir, &workdir.join(LAST), e)),
+    };
+    match load(&dir) {
+        Ok(checkpoint) => Ok(Some(Latest {
+            checkpoint,
+            dir,
+            without_pointer,
+        })),
+        Err(e) => Err(unusable(workdir, &dir, e)),
+    }
+}
+
+/// The checkpoint folders of `workdir` (finished writes, whole or not), oldest first.
+fn checkpoint_dirs(workdir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+    let entries = match std::fs::read_dir(workdir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(workdir)(e)),
+    };
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io(workdir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(step) = step_of_dir_name(&name).filter(|_| entry.path().is_dir()) {
+            dirs.push((step, entry.path()));
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// `error` for the checkpoint at `dir`, with the newest older complete checkpoint (its
+/// manifest intact, every block file present) and how to resume from it.
+fn unusable(workdir: &Path, dir: &Path, error: CheckpointError) -> CheckpointError {
+    let below = dir
+        .file_name()
+        .and_then(|n| step_of_dir_name(&n.to_string_lossy()))
+        .unwrap_or(u64::MAX);
+    let older = checkpoint_dirs(workdir)
+        .unwrap_or_default()
+        .into_iter()
+        .rev();
+    let fallback = older
+        .filter(|(step, d)| *step < below && d != dir)
+        .find(|(_, d)| is_complete(d));
+    let advice = match fallback {
+        Some((step, d)) => {
+            let name = d
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let pointer = name.strip_prefix(PREFIX).unwrap_or(&name).to_string();
+            format!(
+                "the newest complete checkpoint before it is {name} (step {step}); to resume from it, run: echo {pointer} > {}",
+                workdir.join(LAST).display()
+            )
+        }
+        None => format!(
+            "{} holds no other complete checkpoint; to start afresh, train in a new --workdir",
+            workdir.display()
+        ),
+    };
+    CheckpointError::Unusable {
+        dir: dir.to_path_buf(),
+        cause: Box::new(error),
+        advice,
+    }
+}
+
+/// Whether a checkpoint folder has an intact manifest and every block file it lists.
+fn is_complete(dir: &Path) -> bool {
+    read_manifest(dir).is_ok_and(|(m, _)| {
+        m.leaves
+            .iter()
+            .flat_map(|l| &l.blocks)
+            .all(|b| dir.join(&b.file).is_file())
+    })
+}
+
+/// Reads the manifest of the checkpoint in `dir`, checks its checksum and that its step is
+/// the one the folder's name gives; earlier formats come back as the current one. Returns
+/// it with its path.
+fn read_manifest(dir: &Path) -> Result<(Manifest, PathBuf), CheckpointError> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read(&path).map_err(io(&path))?;
     let invalid = |e: serde_json::Error| corrupt(&path, format!("invalid manifest: {e}"));
-    let value: serde_json::Value = serde_json::from_slice(&text).map_err(invalid)?;
+    let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(invalid)?;
     let manifest = match value.get("format").and_then(|f| f.as_str()) {
-        Some(FORMAT) => serde_json::from_value::<Manifest>(value).map_err(invalid)?,
+        Some(FORMAT) => {
+            let stored = value
+                .as_object_mut()
+                .and_then(|m| m.remove(CHECKSUM))
+                .and_then(|c| c.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let actual = manifest_checksum(&value);
+            if stored != actual {
+                return Err(corrupt(
+                    &path,
+                    format!("the manifest's checksum is {stored:?} but its content's is {actual:?}: it was changed after it was written"),
+                ));
+            }
+            let m = serde_json::from_value::<Manifest>(value).map_err(invalid)?;
+            let blocks = m.leaves.iter().flat_map(|l| &l.blocks);
+            if let Some(b) = blocks.clone().find(|b| b.sha256.is_empty()) {
+                return Err(corrupt(
+                    &path,
+                    format!("block file {:?} has no checksum", b.file),
+                ));
+            }
+            m
+        }
+        Some(FORMAT_V2) => serde_json::from_value::<Manifest>(value).map_err(invalid)?,
         Some(FORMAT_V1) => {
             let v1: ManifestV1 = serde_json::from_value(value).map_err(invalid)?;
             Manifest {
-                format: FORMAT.to_string(),
+                format: FORMAT_V1.to_string(),
                 step: v1.step,
                 leaves: v1
                     .leaves
@@ -502,6 +723,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
                             start: vec![0; e.shape.len()],
                             shape: e.shape.clone(),
                             nbytes: e.nbytes,
+                            sha256: String::new(),
                         }],
                         name: e.name,
                         dtype: e.dtype,
@@ -514,10 +736,32 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
         other => {
             return Err(corrupt(
                 &path,
-                format!("unknown format {other:?}, expected {FORMAT:?} or {FORMAT_V1:?}"),
+                format!(
+                    "unknown format {other:?}, expected {FORMAT:?}, {FORMAT_V2:?} or {FORMAT_V1:?}"
+                ),
             ))
         }
     };
+    let named = dir
+        .file_name()
+        .and_then(|n| step_of_dir_name(&n.to_string_lossy()));
+    if let Some(named) = named.filter(|s| *s != manifest.step) {
+        return Err(corrupt(
+            &path,
+            format!(
+                "the manifest says step {} but the folder is named for step {named}",
+                manifest.step
+            ),
+        ));
+    }
+    Ok((manifest, path))
+}
+
+/// Loads the checkpoint in folder `dir`, checking the manifest and every file against its
+/// checksum and assembling each leaf from its blocks.
+pub fn load(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
+    let dir = dir.as_ref();
+    let (manifest, path) = read_manifest(dir)?;
     let mut leaves = Vec::with_capacity(manifest.leaves.len());
     for e in &manifest.leaves {
         let dtype = DType::ALL
@@ -572,6 +816,12 @@ fn assemble(
         }
         let file = dir.join(&b.file);
         let compressed = std::fs::read(&file).map_err(io(&file))?;
+        if !b.sha256.is_empty() && sha256_hex(&compressed) != b.sha256 {
+            return Err(corrupt(
+                &file,
+                "the file's checksum differs from the manifest's: it is damaged or was changed",
+            ));
+        }
         let bytes = zstd::decode_all(compressed.as_slice())
             .map_err(|err| corrupt(&file, format!("damaged zstd data: {err}")))?;
         let want = b.shape.iter().product::<usize>() * elem;

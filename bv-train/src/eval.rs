@@ -125,7 +125,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
         workdir: args.workdir.clone(),
     };
     let mut evaluators = evals::from_config(&plan.evals, &ctx)?;
-    std::fs::create_dir_all(&args.workdir)?;
+    crate::workdir::create_dir(&args.workdir)?;
     // Every line is kept: this run only appends one.
     let mut metrics = MetricWriter::open(&args.workdir, Some(u64::MAX))?;
     metrics.step_start(ckpt.step);

@@ -25,4 +25,6 @@ pub mod plot;
 pub mod pp;
 pub mod prefetch;
 pub mod progress;
+pub mod stop;
 pub mod train;
+pub mod workdir;

@@ -2,25 +2,38 @@
 //! `config`, `eval`, `plot` and `pp` prepare datasets, check configs, evaluate checkpoints,
 //! draw curves and list the pp ops.
 
+use bv_train::stop::{self, Interrupted};
+
 fn main() -> std::process::ExitCode {
     bv_core::malloc::reexec_with_tuning();
     let cli = bv_train::cli::Cli::parse_args();
-    match cli.run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            let mut shown = e.to_string();
-            eprintln!("error: {shown}");
-            let mut src = e.source();
-            while let Some(s) = src {
-                // Many errors already end with their cause's text ("path: os error").
-                let cause = s.to_string();
-                if !shown.contains(&cause) {
-                    eprintln!("  caused by: {cause}");
-                    shown = cause;
-                }
-                src = s.source();
+    // A panic has printed its message; it still must not exit under a running execution.
+    let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli.run())) else {
+        return stop::exit(101);
+    };
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => match e.downcast_ref::<Interrupted>() {
+            Some(stopped) => {
+                eprintln!("bv-train: {stopped}");
+                stopped.exit_code()
             }
-            std::process::ExitCode::FAILURE
-        }
-    }
+            None => {
+                let mut shown = e.to_string();
+                eprintln!("error: {shown}");
+                let mut src = e.source();
+                while let Some(s) = src {
+                    // Many errors already end with their cause's text ("path: os error").
+                    let cause = s.to_string();
+                    if !shown.contains(&cause) {
+                        eprintln!("  caused by: {cause}");
+                        shown = cause;
+                    }
+                    src = s.source();
+                }
+                1
+            }
+        },
+    };
+    stop::exit(code)
 }

@@ -87,27 +87,44 @@ pub struct MetricWriter {
     file: File,
     step: u64,
     line: Vec<(String, f64)>,
+    /// Where the lines of an earlier run went when this one started from scratch.
+    backup: Option<(PathBuf, usize)>,
 }
 
 impl MetricWriter {
     /// Opens `workdir/big_vision_metrics.txt` for a run that continues after the checkpoint
-    /// of `resume_step` (`None` for a run from scratch): lines of later steps (every line
-    /// for a run from scratch), and a cut-off last line, are removed.
+    /// of `resume_step` (`None` for a run from scratch): lines of later steps, and a cut-off
+    /// last line, are removed. A run from scratch starts an empty file and keeps the lines
+    /// of an earlier run in `big_vision_metrics.txt.old` (see [`Self::backup`]).
     pub fn open(workdir: impl AsRef<Path>, resume_step: Option<u64>) -> Result<Self, MetricsError> {
         let path = workdir.as_ref().join(METRICS_FILE);
         let io = |source| MetricsError::Io {
             path: path.clone(),
             source,
         };
+        let mut backup = None;
         if path.exists() {
             let reader = BufReader::new(File::open(&path).map_err(io)?);
             let mut kept = String::new();
+            let mut dropped = 0;
             for line in reader.lines() {
                 let line = line.map_err(io)?;
-                if parse_line(&line).is_ok_and(|r| resume_step.is_some_and(|s| r.step <= s)) {
-                    kept.push_str(&line);
-                    kept.push('\n');
+                match parse_line(&line) {
+                    Ok(r) if resume_step.is_some_and(|s| r.step <= s) => {
+                        kept.push_str(&line);
+                        kept.push('\n');
+                    }
+                    Ok(_) => dropped += 1,
+                    Err(_) => {}
                 }
+            }
+            if resume_step.is_none() && dropped > 0 {
+                let old = path.with_extension("txt.old");
+                std::fs::copy(&path, &old).map_err(|source| MetricsError::Io {
+                    path: old.clone(),
+                    source,
+                })?;
+                backup = Some((old, dropped));
             }
             let tmp = path.with_extension("txt.tmp");
             let mut f = File::create(&tmp).map_err(io)?;
@@ -125,7 +142,14 @@ impl MetricWriter {
             file,
             step: 0,
             line: Vec::new(),
+            backup,
         })
+    }
+
+    /// Where the lines of an earlier run were kept, and how many, when this run started
+    /// from scratch over them.
+    pub fn backup(&self) -> Option<(&Path, usize)> {
+        self.backup.as_ref().map(|(p, n)| (p.as_path(), *n))
     }
 
     /// Starts collecting the measurements of `step`.

@@ -189,7 +189,7 @@ fn draw<DB: DrawingBackend>(
 
 /// Encodes an RGB picture of [`SIZE`] as an 8-bit PNG file.
 fn write_png(path: &Path, rgb: &[u8]) -> Result<(), String> {
-    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), SIZE.0, SIZE.1);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);

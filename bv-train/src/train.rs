@@ -29,6 +29,8 @@ use crate::optim::{self, apply_updates, global_norm, Params, State, Transform};
 use crate::pp::{Pipeline, OPS};
 use crate::prefetch::Ahead;
 use crate::progress::Progress;
+use crate::stop::{self, Interrupted, StopPoint};
+use crate::workdir::{self, WorkdirLock};
 
 /// Anything that stops a run; the message says what to change.
 pub type TrainError = Box<dyn std::error::Error + Send + Sync>;
@@ -103,6 +105,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .sum();
     let plan = Plan::new(&config, data_size)?;
     let me = &args.process;
+    // One run per workdir (process 0 holds it): an existing workdir is locked now, a new
+    // one when this run creates it.
+    let lock = (me.process_id == 0 && args.workdir.is_dir())
+        .then(|| WorkdirLock::acquire(&args.workdir))
+        .transpose()?;
     let (_coordinator, peers) = connect(me)?;
     let input_split =
         train_ds.host_ranges(&config.input.data.split, me.process_id, me.num_processes)?;
@@ -235,8 +242,17 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
 
     // 7. Load: the workdir's LAST checkpoint, else config.resume, else model_init, else
     //    from scratch.
-    let restored = match checkpoint::load_last(&args.workdir)? {
-        Some(c) => Some(c),
+    let restored = match checkpoint::load_latest(&args.workdir)? {
+        Some(latest) => {
+            if latest.without_pointer {
+                eprintln!(
+                    "bv-train: {} has no checkpoint.bv-LAST; resuming from the newest complete checkpoint, {}",
+                    args.workdir.display(),
+                    latest.dir.display()
+                );
+            }
+            Some(latest.checkpoint)
+        }
         None => config.resume.as_ref().map(checkpoint::load).transpose()?,
     };
     let (mut state, first_step, position, mut chrono) = match restored {
@@ -290,12 +306,15 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         me.process_id,
         std::process::id()
     ));
+    let _lock = match lock {
+        None if me.process_id == 0 => Some(WorkdirLock::acquire_new(&args.workdir)?),
+        held => held,
+    };
     let metrics_dir = if me.process_id == 0 {
-        std::fs::create_dir_all(&args.workdir)?;
         config.write_json(&args.workdir)?;
         args.workdir.clone()
     } else {
-        std::fs::create_dir_all(&scratch)?;
+        workdir::create_dir(&scratch)?;
         scratch.clone()
     };
     if me.num_processes > 1 {
@@ -312,6 +331,13 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         ));
     }
     let mut metrics = MetricWriter::open(&metrics_dir, (first_step > 0).then_some(first_step))?;
+    if let Some((old, lines)) = metrics.backup() {
+        progress.note(&format!(
+            "bv-train: no checkpoint to resume from, so training starts at step 0; the {lines} lines of the earlier {} are kept in {}",
+            crate::metrics::METRICS_FILE,
+            old.display()
+        ));
+    }
     let num_params: usize = shapes.out_avals.iter().map(|a| a.size()).sum();
     progress.note(&format!(
         "bv-train: {} steps ({:.2} epochs of {data_size} examples, batch {}), model {} with {} parameters, {} device(s)",
@@ -376,6 +402,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .map_or(plan.total_steps, |s| s.min(plan.total_steps));
     let mut window = (Instant::now(), 0u64);
     let device_kind = client.addressable_devices()[0].kind().to_string();
+    let stop_point = StopPoint::new(me);
     for step in first_step + 1..=last_step {
         let (batch, x, y) = batches.next().ok_or("the training pipeline ended")??;
         metrics.step_start(step);
@@ -431,11 +458,13 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
         run_evals(step, &state.0, &mut metrics, &mut summary, false)?;
         metrics.step_end()?;
+        // SIGINT/SIGTERM: this step is the last, and gets a checkpoint (`stop`).
+        let stop = stop_point.reached(step)?.filter(|_| step < last_step);
 
         // After the step's line: a resumed run keeps exactly the lines up to its checkpoint.
         if let Some(keep) = plan
             .checkpoint_due(step)
-            .or((step == last_step && step < plan.total_steps).then_some(false))
+            .or((step == last_step && step < plan.total_steps || stop.is_some()).then_some(false))
         {
             chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
             let writer = (&mesh, me, peers.as_ref());
@@ -450,6 +479,15 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             )?;
         }
         summary.step = step;
+        if let Some(signal) = stop {
+            let by_peer = stop::by_peer();
+            return Err(Interrupted {
+                signal,
+                step,
+                by_peer,
+            }
+            .into());
+        }
     }
     progress.finish();
     if let Some(kv) = &peers {
@@ -808,8 +846,14 @@ fn restore(
             }
         };
     }
-    let position = serde_json::from_value(c.extra["position"].clone()).ok();
-    let mut chrono: Chrono = serde_json::from_value(c.extra["chrono"].clone()).unwrap_or_default();
+    let bad =
+        |what: &str, e: serde_json::Error| format!("checkpoint of step {}: {what}: {e}", c.step);
+    let position =
+        serde_json::from_value(c.extra["position"].clone()).map_err(|e| bad("data position", e))?;
+    let mut chrono: Chrono = match &c.extra["chrono"] {
+        serde_json::Value::Null => Chrono::default(),
+        v => serde_json::from_value(v.clone()).map_err(|e| bad("chrono", e))?,
+    };
     chrono.train_secs_base = chrono.train_secs;
     Ok(((params, opt), position, chrono))
 }

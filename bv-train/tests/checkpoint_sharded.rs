@@ -3,6 +3,8 @@
 //! service make one checkpoint, loading assembles the arrays from the blocks, damaged block
 //! lists are refused, and checkpoints of the earlier one-file-per-leaf format still load.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::Write;
 
@@ -160,14 +162,21 @@ fn bad_block_lists_are_refused() {
     let text = std::fs::read_to_string(&manifest).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v["leaves"][0]["blocks"][3]["start"] = serde_json::json!([4]);
+    // An edit is refused by the manifest's checksum; resealed, the block checks see it.
     std::fs::write(&manifest, v.to_string()).unwrap();
+    let e = load(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("manifest.json: the manifest's checksum is"),
+        "{e}"
+    );
+    common::reseal_manifest(&manifest, v.clone());
     let e = load(&dir).unwrap_err().to_string();
     assert!(
         e.contains("leaf \"params/w\": block 3 overlaps another"),
         "{e}"
     );
     v["leaves"][0]["blocks"][3]["start"] = serde_json::json!([15]);
-    std::fs::write(&manifest, v.to_string()).unwrap();
+    common::reseal_manifest(&manifest, v.clone());
     let e = load(&dir).unwrap_err().to_string();
     assert!(
         e.contains("block 3 at [15] of shape [2] does not fit"),
@@ -175,7 +184,7 @@ fn bad_block_lists_are_refused() {
     );
     std::fs::remove_file(dir.join("params~w@5.zst")).unwrap();
     v["leaves"][0]["blocks"][3]["start"] = serde_json::json!([6]);
-    std::fs::write(&manifest, v.to_string()).unwrap();
+    common::reseal_manifest(&manifest, v.clone());
     let e = load(&dir).unwrap_err().to_string();
     assert!(e.contains("params~w@5.zst"), "{e}");
 }

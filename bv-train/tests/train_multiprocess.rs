@@ -7,44 +7,14 @@
 
 mod common;
 
-use std::net::TcpListener;
-
-use common::train::{bv_train, metrics, tiny_config};
+use common::train::{metrics, spawn_job, tiny_config};
 
 #[test]
 fn two_processes_discover_each_other_and_split_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let config = tiny_config(dir.path());
     let workdir = dir.path().join("w");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let coordinator = format!("127.0.0.1:{port}");
-    let children: Vec<_> = (0..2)
-        .map(|i| {
-            let id = i.to_string();
-            bv_train(
-                &config,
-                &workdir,
-                &[
-                    "--coordinator",
-                    &coordinator,
-                    "--num-processes",
-                    "2",
-                    "--process-id",
-                    &id,
-                    "--stop-after",
-                    "5",
-                ],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-        })
-        .collect();
+    let (children, coordinator) = spawn_job(&config, &workdir, 2, &["--stop-after", "5"]);
     let outs: Vec<_> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())

@@ -9,7 +9,10 @@ use super::buffer::{from_pjrt, Buffer};
 use super::client::Client;
 use super::device::Device;
 use super::error::{offered, Error, Result};
+use super::event::Event;
+use super::in_flight;
 use super::named_value::{read_list, NamedValue};
+use super::plugin::Plugin;
 use super::signature::Signature;
 use crate::DType;
 
@@ -267,6 +270,7 @@ impl LoadedExecutable {
             vec![vec![std::ptr::null_mut(); self.num_outputs]; self.devices.len()];
         let out_ptrs: Vec<*mut *mut sys::PJRT_Buffer> =
             outputs.iter_mut().map(|o| o.as_mut_ptr()).collect();
+        let mut done: Vec<*mut sys::PJRT_Event> = vec![std::ptr::null_mut(); self.devices.len()];
         let mut opts = args!(PJRT_ExecuteOptions {
             launch_id: options.launch_id,
             non_donatable_input_indices: options.non_donatable_input_indices.as_ptr(),
@@ -279,12 +283,15 @@ impl LoadedExecutable {
             num_devices: self.devices.len(),
             num_args: num_args,
             output_lists: out_ptrs.as_ptr(),
+            device_complete_events: done.as_mut_ptr(),
         });
-        call!(
-            &self.client.inner.plugin.api,
-            PJRT_LoadedExecutable_Execute,
-            &mut a
-        )?;
+        let plugin: &'static Plugin = self.client.inner.plugin;
+        call!(&plugin.api, PJRT_LoadedExecutable_Execute, &mut a)?;
+        in_flight::track(
+            done.into_iter()
+                .filter(|e| !e.is_null())
+                .map(|e| Event::from_raw(e, &plugin.api)),
+        );
         outputs
             .into_iter()
             .map(|per_device| {

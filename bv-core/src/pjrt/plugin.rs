@@ -43,6 +43,7 @@ impl Plugin {
     }
 
     fn open(path: &Path) -> Result<Plugin> {
+        check_whole(path)?;
         // SAFETY: loading a shared object runs its initialisers; that is the contract of
         // a PJRT plugin.
         let lib = unsafe { libloading::Library::new(path) }.map_err(|e| Error::NotAPlugin {
@@ -136,10 +137,76 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
+/// Checks that the ELF file at `path` holds every byte its headers name (the segments the
+/// loader maps and the section table): `dlopen` of a file cut short maps pages past its end
+/// and the process dies of SIGBUS with no message. Files that are not 64-bit little-endian
+/// ELF are left to the loader.
+fn check_whole(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let fail = |reason: String| Error::NotAPlugin {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let io = |e: std::io::Error| fail(format!("cannot read it: {e}"));
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let size = f.metadata().map_err(io)?.len();
+    let mut h = [0u8; 64];
+    if f.read_exact(&mut h).is_err() || &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return Ok(());
+    }
+    let u16_at = |b: &[u8], i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let (phoff, shoff) = (u64_at(&h, 0x20), u64_at(&h, 0x28));
+    let (phentsize, phnum) = (u16_at(&h, 0x36), u16_at(&h, 0x38));
+    let (shentsize, shnum) = (u16_at(&h, 0x3a), u16_at(&h, 0x3c));
+    let mut need = shoff.saturating_add(shentsize * shnum);
+    if phentsize >= 56 && phoff.saturating_add(phentsize * phnum) <= size {
+        let mut ph = vec![0u8; (phentsize * phnum) as usize];
+        f.seek(SeekFrom::Start(phoff))
+            .and_then(|_| f.read_exact(&mut ph))
+            .map_err(io)?;
+        for e in ph.chunks_exact(phentsize as usize) {
+            const PT_LOAD: u32 = 1;
+            if u32::from_le_bytes(e[..4].try_into().expect("4 bytes")) == PT_LOAD {
+                need = need.max(u64_at(e, 8).saturating_add(u64_at(e, 32)));
+            }
+        }
+    } else {
+        need = need.max(phoff.saturating_add(phentsize * phnum));
+    }
+    if need > size {
+        return Err(fail(format!(
+            "the file is cut short: {size} bytes, its ELF headers need {need}; it was damaged in a download or copy, so delete it (bv fetches the CPU plugin again)"
+        )));
+    }
+    Ok(())
+}
+
 /// Silences the C++ logging of XLA plugins unless [`LOG_ENV`] is set; a user's own
 /// `TF_CPP_MIN_LOG_LEVEL` is left as it is.
 fn quiet_plugin_logs() {
     if std::env::var_os(LOG_ENV).is_none() && std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
         std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "3");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_elf_file_cut_short_is_refused_before_dlopen() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.so");
+        std::fs::write(&path, &exe).unwrap();
+        check_whole(&path).unwrap();
+        std::fs::write(&path, &exe[..exe.len() / 2]).unwrap();
+        let e = Plugin::load(&path).unwrap_err().to_string();
+        let want = format!(
+            "the file is cut short: {} bytes, its ELF headers need ",
+            exe.len() / 2
+        );
+        assert!(e.contains(&want) && e.contains("cut.so"), "{e}");
     }
 }

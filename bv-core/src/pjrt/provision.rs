@@ -11,6 +11,13 @@
 //!
 //! Several processes may provision at once: fetching holds a lock file and every file is
 //! written under a temporary name and renamed into place.
+//!
+//! A cached plugin is checked before it is loaded: a damaged file (cut short by a full
+//! disk, a killed copy) would otherwise kill every run with SIGBUS inside `dlopen`. Its
+//! SHA-256 must be the pinned one; once it is, a stamp beside it records its size,
+//! modification time and inode, and later runs that find those unchanged skip the hashing.
+//! A damaged plugin is fetched again and replaced by rename, so processes that already
+//! mapped the old file are not disturbed.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -72,6 +79,8 @@ pub struct PluginPackage {
     pub wheel_sha256: &'static str,
     /// The plugin's path inside the wheel.
     pub member: &'static str,
+    /// SHA-256 of the plugin file itself (`third_party/PLUGINS.md`).
+    pub plugin_sha256: &'static str,
 }
 
 /// The default CPU plugin, chosen by measurement (`third_party/PLUGINS.md`).
@@ -80,6 +89,7 @@ pub const LAMMPS_CPU: PluginPackage = PluginPackage {
     version: "0.11.2",
     wheel_sha256: "1319390d948b39f69f7dade496b7c385149d9ca6097a6b62114da113216d9ad1",
     member: "lammps_jax_pjrt_cpu/pjrt_c_api_cpu_plugin.so",
+    plugin_sha256: "ad1309ac822b1b24d51b7f9947c7c9fa9ef5d67f390584cbc3d1fa2428fed9c2",
 };
 
 /// OpenXLA's own CPU plugin wheel (PJRT API 0.81).
@@ -88,6 +98,7 @@ pub const XLA_CPU: PluginPackage = PluginPackage {
     version: "0.0.1",
     wheel_sha256: "55837b6b7b47daa717f2d9a5a03563ea0ceaa338d06a81a1e2d3f060d960decc",
     member: "xla_plugins/xla_cpu_pjrt/xla_cpu_pjrt.so",
+    plugin_sha256: "88c3f28c5900f48ad4a82cab9e79bba9537809743395e341485f8794268820dc",
 };
 
 /// The CPU plugin packages bv knows, default first.
@@ -144,14 +155,27 @@ pub fn cpu_plugin() -> Result<PathBuf> {
         return Ok(p);
     }
     let cached = cached_path(&package);
-    if cached.is_file() {
-        return Ok(cached);
+    let damaged = match cached.is_file() {
+        true => damage(&cached, &package)?,
+        false => None,
+    };
+    match &damaged {
+        Some(what) => {
+            eprintln!(
+                "bv: the cached CPU plugin {} is damaged ({what}); fetching it again",
+                cached.display()
+            );
+            looked.push(format!("cache: {} (damaged)", cached.display()));
+        }
+        None if cached.is_file() => return Ok(cached),
+        None => looked.push(format!("cache: {}", cached.display())),
     }
-    looked.push(format!("cache: {}", cached.display()));
     // Only the chosen package's file counts, so that BV_CPU_PLUGIN is honoured.
     let member = [package.member];
-    if let Some(p) = in_python_packages(&member, &mut looked) {
-        return Ok(p);
+    if damaged.is_none() {
+        if let Some(p) = in_python_packages(&member, &mut looked) {
+            return Ok(p);
+        }
     }
     fetch(&package).map_err(|e| match e {
         Error::Fetch {
@@ -273,7 +297,7 @@ pub fn fetch(package: &PluginPackage) -> Result<PathBuf> {
     let lock = fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
     fs2::FileExt::lock_exclusive(&lock).map_err(|e| Error::io(&lock_path, e))?;
     // Another process may have finished the job while we waited for the lock.
-    if target.is_file() {
+    if target.is_file() && damage(&target, package)?.is_none() {
         return Ok(target);
     }
     let download = dir.join(format!(".download-{}", std::process::id()));
@@ -325,16 +349,27 @@ fn download_and_unpack(package: &PluginPackage, download: &Path, target: &Path) 
     let tmp = target.with_extension(format!("so.tmp-{}", std::process::id()));
     let mut out = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut buf = vec![0u8; 1 << 20];
+    let mut h = Sha256::new();
     loop {
         let n = member.read(&mut buf).map_err(|e| Error::io(&wheel, e))?;
         if n == 0 {
             break;
         }
+        h.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(|e| Error::io(&tmp, e))?;
     }
     out.sync_all().map_err(|e| Error::io(&tmp, e))?;
     drop(out);
+    let digest = hex(&h.finalize());
+    if digest != package.plugin_sha256 {
+        let _ = fs::remove_file(&tmp);
+        return Err(fail(format!(
+            "checksum mismatch for {} in the wheel: got {digest}, pinned {}",
+            package.member, package.plugin_sha256
+        )));
+    }
     fs::rename(&tmp, target).map_err(|e| Error::io(target, e))?;
+    write_stamp(target, &digest)?;
     eprintln!(
         "bv: fetched the CPU PJRT plugin {}=={} from PyPI (wheel sha256 verified) into {}",
         package.name,
@@ -356,5 +391,106 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stamp written beside a verified plugin.
+fn stamp_path(plugin: &Path) -> PathBuf {
+    let mut name = plugin.file_name().unwrap_or_default().to_owned();
+    name.push(".verified");
+    plugin.with_file_name(name)
+}
+
+/// What identifies one version of a file: its size, modification time and inode.
+fn identity(path: &Path) -> Result<String> {
+    let m = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Ok(format!("size {} mtime {mtime} inode {inode}", m.len()))
+}
+
+/// Records that `plugin` (as it is now) has SHA-256 `digest`; written under a temporary
+/// name and renamed, so concurrent writers are harmless.
+fn write_stamp(plugin: &Path, digest: &str) -> Result<()> {
+    let stamp = stamp_path(plugin);
+    let tmp = stamp.with_extension(format!("tmp-{}", std::process::id()));
+    let text = format!("sha256 {digest} {}\n", identity(plugin)?);
+    fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, &stamp).map_err(|e| Error::io(&stamp, e))
+}
+
+/// What is wrong with the cached plugin at `path`, or `None` when it is the pinned file:
+/// its stamp matches the file as it is now, or its SHA-256 is the pinned one (then the
+/// stamp is written).
+fn damage(path: &Path, package: &PluginPackage) -> Result<Option<String>> {
+    let pinned = package.plugin_sha256;
+    let stamp = fs::read_to_string(stamp_path(path)).unwrap_or_default();
+    if stamp.trim() == format!("sha256 {pinned} {}", identity(path)?) {
+        return Ok(None);
+    }
+    let digest = sha256_file(path)?;
+    if digest != pinned {
+        let size = fs::metadata(path).map_or(0, |m| m.len());
+        return Ok(Some(format!(
+            "{size} bytes with SHA-256 {digest}, not the pinned {pinned}"
+        )));
+    }
+    write_stamp(path, &digest)?;
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A package pinned to a checksum no file of the test has.
+    const OTHER: PluginPackage = PluginPackage {
+        name: "test",
+        version: "0",
+        wheel_sha256: "",
+        member: "plugin.so",
+        plugin_sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+    };
+
+    #[test]
+    fn a_damaged_cached_plugin_is_found_and_a_verified_one_is_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plugin.so");
+        std::fs::write(&path, b"plugin bytes\n").unwrap();
+        let pinned = sha256_file(&path).unwrap();
+        let package = PluginPackage {
+            plugin_sha256: Box::leak(pinned.clone().into_boxed_str()),
+            ..OTHER
+        };
+        assert_eq!(damage(&path, &package).unwrap(), None);
+        let stamp = std::fs::read_to_string(stamp_path(&path)).unwrap();
+        assert!(
+            stamp.starts_with(&format!("sha256 {pinned} size 13 ")),
+            "{stamp}"
+        );
+
+        // Cut short: the stamp no longer matches, and the hash tells.
+        std::fs::write(&path, b"plugin").unwrap();
+        let d = damage(&path, &package).unwrap().unwrap();
+        assert!(
+            d.starts_with("6 bytes with SHA-256 ")
+                && d.ends_with(&format!("not the pinned {pinned}")),
+            "{d}"
+        );
+
+        // The pin of another file: damaged whatever the stamp says.
+        std::fs::write(&path, b"plugin bytes\n").unwrap();
+        assert!(damage(&path, &OTHER).unwrap().is_some());
+    }
 }

@@ -138,6 +138,7 @@ impl TrainFlags {
                 "give --config FILE and --workdir DIR to train (see bv-train --help)".into(),
             );
         };
+        crate::stop::install_handlers()?;
         if let Some(n) = self.cpu_devices {
             bv_core::set_default_client(bv_core::pjrt::Client::cpu_with_devices(n as usize)?);
         }

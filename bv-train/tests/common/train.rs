@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use bv_train::metrics::Record;
 
@@ -158,7 +159,8 @@ pub fn assert_bit_identical(what: &str, a: &Leaves, b: &Leaves) {
 }
 
 /// Every file and folder under `dir`: relative path → (contents, modification time); a
-/// folder has no contents.
+/// folder has no contents. The workdir lock file is left out: every run that starts
+/// writes its name into it.
 pub type Snapshot = BTreeMap<PathBuf, (Option<Vec<u8>>, std::time::SystemTime)>;
 pub fn snapshot(dir: &Path) -> Snapshot {
     let mut out = BTreeMap::new();
@@ -166,6 +168,9 @@ pub fn snapshot(dir: &Path) -> Snapshot {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
+            if p == dir.join(bv_train::workdir::LOCK_FILE) {
+                continue;
+            }
             let modified = p.metadata().unwrap().modified().unwrap();
             let rel = p.strip_prefix(dir).unwrap().to_path_buf();
             if p.is_dir() {
@@ -177,4 +182,53 @@ pub fn snapshot(dir: &Path) -> Snapshot {
         }
     }
     out
+}
+
+/// Waits (polling) until `ready` holds, failing if the child exits first or after 120 s.
+pub fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("bv-train exited ({status}) before {what}");
+        }
+        assert!(Instant::now() < deadline, "no {what} within 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether the workdir's metrics hold a line of `step` or later.
+pub fn logged(workdir: &Path, step: u64) -> bool {
+    let path = workdir.join(bv_train::metrics::METRICS_FILE);
+    bv_train::metrics::read_metrics(path).is_ok_and(|r| r.iter().any(|r| r.step >= step))
+}
+
+/// Starts a job of `n` processes on this machine (a free local port for the coordinator),
+/// their stdout and stderr piped; returns them and the coordinator address.
+pub fn spawn_job(config: &Path, workdir: &Path, n: usize, extra: &[&str]) -> (Vec<Child>, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let coordinator = format!("127.0.0.1:{port}");
+    let children = (0..n)
+        .map(|i| {
+            let (id, count) = (i.to_string(), n.to_string());
+            let flags = [
+                "--coordinator",
+                &coordinator,
+                "--num-processes",
+                &count,
+                "--process-id",
+                &id,
+            ];
+            bv_train(config, workdir, &flags)
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    (children, coordinator)
 }
