@@ -160,19 +160,20 @@ impl Client {
     /// The client for the platform named by `BV_PLATFORM` (`cpu`, the default, with one
     /// device; `cuda`; `tpu`), its plugin found by [`provision::find_plugin`].
     pub fn from_env() -> Result<Client> {
-        let platform = match std::env::var("BV_PLATFORM").as_deref() {
-            Err(_) | Ok("cpu") | Ok("") => return Client::cpu(),
-            Ok("cuda") | Ok("gpu") => provision::Platform::Cuda,
-            Ok("tpu") => provision::Platform::Tpu,
-            Ok(other) => {
-                return Err(Error::invalid(
-                    "Client::from_env",
-                    format!("BV_PLATFORM={other:?}; use cpu, cuda or tpu"),
-                ))
-            }
-        };
+        Client::for_platform(provision::Platform::from_env()?, ClientOptions::new())
+    }
+
+    /// A client of `platform`'s plugin ([`provision::find_plugin`]) with `options`; a CPU
+    /// client has one device unless `options` say otherwise.
+    pub fn for_platform(platform: provision::Platform, options: ClientOptions) -> Result<Client> {
         let plugin = Plugin::load(provision::find_plugin(platform)?)?;
-        Client::new(plugin, &ClientOptions::new())
+        let has_count = options.values.iter().any(|(k, _)| k == "cpu_device_count");
+        let options = if platform == provision::Platform::Cpu && !has_count {
+            options.cpu_device_count(1)
+        } else {
+            options
+        };
+        Client::new(plugin, &options)
     }
 
     /// A CPU client with `n` virtual devices (for sharding on one machine).
