@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bv_core::distributed::{Job, ProcessInfo};
+use bv_core::pjrt::ClientOptions;
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
 use bv_core::{jit, numpy as np, Array, ArrayError, DType, Tensor};
 use pjrt_test_plugin::record::{self, fnv1a, Call};
@@ -155,7 +156,7 @@ fn check_record(p: usize, calls: &[Call]) {
 #[ignore = "a process of two_processes_of_four_devices_form_one_mesh"]
 fn process() {
     let me = ProcessInfo::from_env().unwrap().expect("BV_* variables");
-    let job = Job::initialize(&me, Duration::from_secs(60)).unwrap();
+    let job = Job::initialize(&me, ClientOptions::new(), Duration::from_secs(60)).unwrap();
     assert!(job.spans_processes());
     assert_eq!(job.client.process_index() as usize, me.process_id);
     let ids: Vec<i64> = job

@@ -23,16 +23,28 @@ pub struct Job {
 }
 
 impl Job {
-    /// Joins the job `me` describes, waiting up to `wait` for the other processes; a job
-    /// of one process just creates the default client. The platform is `BV_PLATFORM`'s;
-    /// every plugin gets the key-value store, and CUDA plugins also `node_id` and
+    /// Joins the job `me` describes, waiting up to `wait` for the other processes, and
+    /// creates the client of `BV_PLATFORM`'s plugin with `options` (plugin options such as
+    /// `cpu_device_count`); a job of one process given no options uses the default client.
+    /// Every plugin gets the key-value store, and CUDA plugins also `node_id` and
     /// `num_nodes` (as JAX passes them). Fails when the plugin's view of the job (its
     /// process index, the processes owning its devices) contradicts `me`.
-    pub fn initialize(me: &ProcessInfo, wait: Duration) -> Result<Job, DistError> {
+    pub fn initialize(
+        me: &ProcessInfo,
+        options: ClientOptions,
+        wait: Duration,
+    ) -> Result<Job, DistError> {
         if me.num_processes <= 1 {
+            let client = if options.is_empty() {
+                crate::default_client()?
+            } else {
+                let c = Client::for_platform(Platform::from_env()?, options)?;
+                crate::set_default_client(c.clone());
+                c
+            };
             return Ok(Job {
                 process: me.clone(),
-                client: crate::default_client()?,
+                client,
                 kv: None,
                 _server: None,
             });
@@ -44,7 +56,7 @@ impl Job {
         let kv = Arc::new(CoordinationClient::connect(me.coordinator, wait)?);
         kv.barrier("bv/connect", me.num_processes, wait)?;
         let platform = Platform::from_env()?;
-        let mut options = ClientOptions::new().kv_store(kv.clone());
+        let mut options = options.kv_store(kv.clone());
         if platform == Platform::Cuda {
             options = options
                 .set("node_id", me.process_id as i64)

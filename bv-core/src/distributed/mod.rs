@@ -8,9 +8,10 @@
 //!
 //! ```no_run
 //! use bv_core::distributed::{Job, ProcessInfo};
+//! use bv_core::pjrt::ClientOptions;
 //! use std::time::Duration;
 //! let me = ProcessInfo::from_env()?.unwrap_or_else(ProcessInfo::single);
-//! let job = Job::initialize(&me, Duration::from_secs(300))?;
+//! let job = Job::initialize(&me, ClientOptions::new(), Duration::from_secs(300))?;
 //! // Every process's devices, in the order a mesh uses them (JAX's `jax.devices()`).
 //! let devices: Vec<i64> = job.client.devices().iter().map(|d| i64::from(d.id())).collect();
 //! job.barrier("start", Duration::from_secs(60))?;

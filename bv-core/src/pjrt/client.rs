@@ -43,6 +43,11 @@ impl ClientOptions {
         self
     }
 
+    /// True when nothing is set: the plugin's defaults.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.kv_store.is_none()
+    }
+
     /// The number of virtual CPU devices (CPU plugins only).
     pub fn cpu_device_count(self, n: usize) -> Self {
         self.set("cpu_device_count", n as i64)

@@ -178,3 +178,45 @@ pub fn snapshot(dir: &Path) -> Snapshot {
     }
     out
 }
+
+/// Runs a job of `n` `bv-train` processes on one machine (coordinator on a free loopback
+/// port), each with `extra` flags and `env`; returns each process's output, in order.
+pub fn run_job(
+    config: &Path,
+    workdir: &Path,
+    n: usize,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Vec<Output> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let coordinator = format!("127.0.0.1:{port}");
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let id = i.to_string();
+            let count = n.to_string();
+            let mut args = vec![
+                "--coordinator",
+                &coordinator,
+                "--num-processes",
+                &count,
+                "--process-id",
+                &id,
+            ];
+            args.extend_from_slice(extra);
+            bv_train(config, workdir, &args)
+                .envs(env.iter().copied())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
