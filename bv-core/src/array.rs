@@ -146,22 +146,16 @@ impl Array {
     ) -> Result<Array, ArrayError> {
         check_len(bytes, dtype, shape)?;
         let client = default_client()?;
-        let global: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let shard_dims = sharding.shard_shape(&global)?;
-        let slices = sharding.shard_slices(&global)?;
         let local = mesh_devices(&client, &sharding.mesh)?;
-        let mut buffers = Vec::with_capacity(local.len());
-        for (p, device) in &local {
-            let part = shard_bytes(bytes, shape, &slices[*p], dtype.size_in_bytes());
-            buffers.push(client.buffer_from_host_owned(part, dtype, &shard_dims, device)?);
-        }
-        Ok(Array::from_parts(
-            shape.to_vec(),
+        let origin = vec![0; shape.len()];
+        put_block(
+            &client,
+            local,
+            (bytes, shape, &origin),
             dtype,
-            Some(sharding.clone()),
-            local.into_iter().map(|(p, _)| p).collect(),
-            buffers,
-        ))
+            shape,
+            sharding,
+        )
     }
 
     /// A global array from each process's part of it (JAX's
@@ -213,26 +207,14 @@ impl Array {
             global.push((shard * parts[i]) as usize);
             offset.push(first * shard);
         }
-        let global_i64: Vec<i64> = global.iter().map(|&d| d as i64).collect();
-        let shard_dims = sharding.shard_shape(&global_i64)?;
-        let slices = sharding.shard_slices(&global_i64)?;
-        let mut buffers = Vec::with_capacity(local.len());
-        for (p, device) in &local {
-            let within: Vec<std::ops::Range<i64>> = slices[*p]
-                .iter()
-                .zip(&offset)
-                .map(|(r, o)| r.start - o..r.end - o)
-                .collect();
-            let part = shard_bytes(bytes, local_shape, &within, dtype.size_in_bytes());
-            buffers.push(client.buffer_from_host_owned(part, dtype, &shard_dims, device)?);
-        }
-        Ok(Array::from_parts(
-            global,
+        put_block(
+            &client,
+            local,
+            (bytes, local_shape, &offset),
             dtype,
-            Some(sharding.clone()),
-            local.into_iter().map(|(p, _)| p).collect(),
-            buffers,
-        ))
+            &global,
+            sharding,
+        )
     }
 
     /// How the array is laid out over a mesh (`None`: whole on one device).
@@ -495,6 +477,39 @@ impl Array {
             }),
         }
     }
+}
+
+/// The array of `global` shape laid out by `sharding`, made from one block of it held on
+/// the host (`bytes` of `shape`, starting at index `offset`): each of this process's mesh
+/// devices (`local`, with their positions) gets its shard, which must lie in the block.
+fn put_block(
+    client: &Client,
+    local: Vec<(usize, Device)>,
+    (bytes, shape, offset): (&[u8], &[usize], &[i64]),
+    dtype: DType,
+    global: &[usize],
+    sharding: &NamedSharding,
+) -> Result<Array, ArrayError> {
+    let global_i64: Vec<i64> = global.iter().map(|&d| d as i64).collect();
+    let shard_dims = sharding.shard_shape(&global_i64)?;
+    let slices = sharding.shard_slices(&global_i64)?;
+    let mut buffers = Vec::with_capacity(local.len());
+    for (p, device) in &local {
+        let within: Vec<std::ops::Range<i64>> = slices[*p]
+            .iter()
+            .zip(offset)
+            .map(|(r, o)| r.start - o..r.end - o)
+            .collect();
+        let part = shard_bytes(bytes, shape, &within, dtype.size_in_bytes());
+        buffers.push(client.buffer_from_host_owned(part, dtype, &shard_dims, device)?);
+    }
+    Ok(Array::from_parts(
+        global.to_vec(),
+        dtype,
+        Some(sharding.clone()),
+        local.into_iter().map(|(p, _)| p).collect(),
+        buffers,
+    ))
 }
 
 /// Checks that `bytes` of `dtype` fill `shape` exactly.
