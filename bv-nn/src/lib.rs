@@ -20,6 +20,7 @@ pub mod layers;
 pub mod models;
 pub mod params;
 pub mod scope;
+pub mod zoo;
 
 pub use init::Init;
 pub use params::Params;

@@ -13,7 +13,7 @@ use bv_core::sharding::Mesh;
 use bv_nn::models;
 
 use crate::checkpoint;
-use crate::config::{check_batch_divisible, Config, Plan};
+use crate::config::{check_batch_divisible, check_local_path, Config, Plan};
 use crate::evals::{self, DeviceParams};
 use crate::metrics::MetricWriter;
 use crate::train::{open_dataset, place, TrainError};
@@ -43,6 +43,11 @@ pub struct EvalSummary {
 /// Evaluates a checkpoint with the config's evaluators.
 pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
     let config = Config::load(&args.config, &args.overrides)?;
+    config.validate()?;
+    check_local_path("--workdir", &args.workdir)?;
+    if let Some(d) = &args.data_dir {
+        check_local_path("--data-dir", d)?;
+    }
     if config.evals.is_empty() {
         return Err(format!("{}: the config has no evals", args.config.display()).into());
     }

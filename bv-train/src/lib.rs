@@ -23,4 +23,6 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod pp;
+pub mod prefetch;
+pub mod progress;
 pub mod train;

@@ -1,6 +1,6 @@
 //! `big_vision_metrics.txt`: one JSON line per step that measured anything,
 //! `{"step": 100, "training_loss": 2.3, "global_schedule": 0.5, ...}`, with big_vision's
-//! metric names, and the live progress line on the terminal.
+//! metric names.
 //!
 //! Non-finite values are written as `null` (Python's json writes the non-JSON `NaN`).
 //! On resume, lines for steps after the restored checkpoint are dropped first (all lines
@@ -10,9 +10,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The metrics file name in the workdir.
 pub const METRICS_FILE: &str = "big_vision_metrics.txt";
@@ -160,55 +157,6 @@ impl MetricWriter {
                 path: self.path.clone(),
                 source,
             })
-    }
-}
-
-/// The live progress line: step, loss, images per second and ETA (hidden when stderr is
-/// not a terminal).
-pub struct Progress {
-    bar: ProgressBar,
-}
-
-impl Progress {
-    /// A progress line for steps `first_step + 1 ..= total_steps`.
-    pub fn new(total_steps: u64, first_step: u64) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(total_steps), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("step {pos}/{len} {wide_bar} {msg} ETA {eta}")
-                .expect("a valid template"),
-        );
-        bar.set_position(first_step);
-        bar.reset_eta();
-        bar.enable_steady_tick(Duration::from_millis(500));
-        Progress { bar }
-    }
-
-    /// Moves to `step`, showing the last logged loss and throughput.
-    pub fn update(&self, step: u64, loss: Option<f64>, img_per_sec: Option<f64>) {
-        self.bar.set_position(step);
-        let mut msg = String::new();
-        if let Some(l) = loss {
-            msg.push_str(&format!("loss {l:.4}"));
-        }
-        if let Some(r) = img_per_sec {
-            msg.push_str(&format!("  {r:.1} img/s"));
-        }
-        self.bar.set_message(msg);
-    }
-
-    /// Prints a line above the progress line (notes, eval results); plain stderr lines when
-    /// stderr is not a terminal.
-    pub fn note(&self, text: &str) {
-        if self.bar.is_hidden() {
-            eprintln!("{text}");
-        } else {
-            self.bar.println(text);
-        }
-    }
-
-    /// Leaves the final state on screen.
-    pub fn finish(&self) {
-        self.bar.finish();
     }
 }
 

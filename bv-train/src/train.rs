@@ -21,13 +21,15 @@ use bv_core::{jit, prim, Array, Aval, DType, Spec, Tensor};
 use bv_nn::models::{self, ImageModel};
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{check_batch_divisible, Config, Plan};
+use crate::config::{check_batch_divisible, check_local_path, Config, Plan};
 use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Value};
 use crate::evals;
 use crate::losses;
-use crate::metrics::{MetricWriter, Progress};
+use crate::metrics::MetricWriter;
 use crate::optim::{self, apply_updates, global_norm, Params, State, Transform};
 use crate::pp::{Pipeline, OPS};
+use crate::prefetch::Ahead;
+use crate::progress::Progress;
 
 /// Anything that stops a run; the message says what to change.
 pub type TrainError = Box<dyn std::error::Error + Send + Sync>;
@@ -78,6 +80,11 @@ type Restored = ((Arrays, Arrays), Option<data::Position>, Chrono);
 pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     // 1. Config and workdir: every check runs before anything is written.
     let config = Config::load(&args.config, &args.overrides)?;
+    config.validate()?;
+    check_local_path("--workdir", &args.workdir)?;
+    if let Some(d) = &args.data_dir {
+        check_local_path("--data-dir", d)?;
+    }
     let me = &args.process;
     let job = join(args)?;
     let client = job.client.clone();
@@ -174,7 +181,9 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             .sharded(mesh.clone(), move |p, a| rule(p, a))
     };
     let shapes = init.lower(&Key::spec())?;
-    let names: Vec<String> = param_names(&shapes)?;
+    let param_specs = out_specs(&shapes)?;
+    check_layouts(&strategy, &mesh, "params", &param_specs)?;
+    let names: Vec<String> = param_specs.keys().cloned().collect();
     let tx = Arc::new(optim::make_for_config(&config, &plan, &names)?);
     let frozen: Vec<String> = frozen_names(&plan, &names)?;
     let opt_init = {
@@ -184,6 +193,12 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             .named("opt_init")
             .sharded(mesh.clone(), move |p, a| rule(p, a))
     };
+    check_layouts(
+        &strategy,
+        &mesh,
+        "opt",
+        &out_specs(&opt_init.lower(&param_specs)?)?,
+    )?;
 
     // 6. The update step: forward, backward and optimizer in one donating executable.
     let mixup = config
@@ -238,11 +253,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
         None => {
             let mut params = init.call(&rng_init.to_array()?)?;
-            if let Some(path) = &config.model_init {
+            if let Some(name) = &config.model_init {
                 params = load_model_init(
                     model.as_ref(),
                     params,
-                    Path::new(path),
+                    &bv_nn::zoo::resolve(&config.model_name, name)?,
                     &config,
                     &mesh,
                     &strategy,
@@ -353,7 +368,14 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         run_evals(first_step, &state.0, &mut metrics, &mut summary, true)?;
         metrics.step_end()?;
     }
-    let mut batches = data::train(&train_cfg, position.as_ref())?;
+    let put = |batch: Result<Batch, data::PipelineError>| -> Result<_, TrainError> {
+        let batch = batch?;
+        let x = to_array(&batch, "image", &mesh, &batch_axis)?;
+        let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
+        Ok((batch, x, y))
+    };
+    let depth = config.prefetch_to_device.unwrap_or(1) as usize;
+    let mut batches = Ahead::new(data::train(&train_cfg, position.as_ref())?, depth, put);
     let rng_loop = rng_loop.to_array()?;
     let start = Instant::now();
     let last_step = args
@@ -362,10 +384,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let mut window = (Instant::now(), 0u64);
     let device_kind = client.addressable_devices()[0].kind().to_string();
     for step in first_step + 1..=last_step {
-        let batch = batches.next().ok_or("the training pipeline ended")??;
+        let (batch, x, y) = batches.next().ok_or("the training pipeline ended")??;
         metrics.step_start(step);
-        let x = to_array(&batch, "image", &mesh, &batch_axis)?;
-        let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
         let step_arr = Array::scalar((step - 1) as u32)?;
         let t = Instant::now();
         let ((params, opt), loss, l2_grads, l2_params, l2_updates) =
@@ -602,7 +622,9 @@ pub(crate) fn to_array(
 }
 
 /// The layout of each leaf under big_vision's `sharding_strategy`, names prefixed as
-/// big_vision sees them (`params/...`, `opt/...`).
+/// big_vision sees them (`params/...`, `opt/...`). `jit`'s out-spec function cannot fail, so
+/// a leaf the strategy cannot lay out gets the default here; [`check_layouts`] reports it
+/// as an error right after lowering, before anything runs.
 fn layout_rule(
     strategy: &[(String, String)],
     mesh: &Mesh,
@@ -637,15 +659,42 @@ fn init_params(
     params
 }
 
-/// The parameter names, in the order `init` returns them.
-fn param_names(lowered: &bv_core::Lowered) -> Result<Vec<String>, TrainError> {
+/// The outputs of a lowered function returning a dict, by name.
+fn out_specs(lowered: &bv_core::Lowered) -> Result<BTreeMap<String, Spec>, TrainError> {
     let specs: Vec<Spec> = lowered
         .out_avals
         .iter()
         .map(|a| Spec::new(a.shape.clone(), a.dtype))
         .collect();
-    let tree: BTreeMap<String, Spec> = bv_core::tree::unflatten(&lowered.out_def, specs)?;
-    Ok(tree.into_keys().collect())
+    Ok(bv_core::tree::unflatten(&lowered.out_def, specs)?)
+}
+
+/// Lays out every leaf `prefix/<name>` of `specs` under `strategy`: a rule that does not
+/// apply (a dimension the leaf lacks, an axis used twice, ...) is an error naming the rule
+/// and the leaf, never a silent fall-back to replication.
+fn check_layouts(
+    strategy: &[(String, String)],
+    mesh: &Mesh,
+    prefix: &str,
+    specs: &BTreeMap<String, Spec>,
+) -> Result<(), TrainError> {
+    let named: Vec<(String, Vec<i64>, DType)> = specs
+        .iter()
+        .map(|(n, s)| {
+            let shape = s.shape.iter().map(|&d| d as i64).collect();
+            (format!("{prefix}/{n}"), shape, s.dtype)
+        })
+        .collect();
+    let leaves: Vec<Leaf> = named
+        .iter()
+        .map(|(name, shape, dtype)| Leaf {
+            name,
+            shape,
+            dtype: *dtype,
+        })
+        .collect();
+    rules::infer(strategy, &leaves, mesh).map_err(|e| format!("sharding_strategy: {e}"))?;
+    Ok(())
 }
 
 /// Parameters in frozen schedule groups (`schedule: [(regex, None)]`).
@@ -818,7 +867,16 @@ pub(crate) fn place(
     mesh: &Mesh,
     strategy: &[(String, String)],
 ) -> Result<Array, TrainError> {
-    let spec = layout_rule(strategy, mesh, prefix)(name, &Aval::new(h.shape().to_vec(), h.dtype()));
+    let full = format!("{prefix}/{name}");
+    let shape: Vec<i64> = h.shape().iter().map(|&d| d as i64).collect();
+    let leaf = Leaf {
+        name: &full,
+        shape: &shape,
+        dtype: h.dtype(),
+    };
+    let spec = rules::infer(strategy, &[leaf], mesh)
+        .map_err(|e| format!("sharding_strategy: {e}"))?
+        .remove(0);
     let sharding = NamedSharding::new(mesh.clone(), spec)?;
     Ok(Array::from_bytes_sharded(
         h.bytes(),

@@ -216,8 +216,16 @@ fn plan_rejects_what_big_vision_asserts() {
         e.contains("warmup of 100 steps is not shorter than the run of 100 steps"),
         "{e}"
     );
-    let e = plan(&["total_epochs=2"]).unwrap_err().to_string();
+    let both = SMALL.replace("total_steps: 100,", "total_steps: 100, total_epochs: 2,");
+    let e = Plan::new(&Config::from_str(&both, "both.ron", &[]).unwrap(), 6400)
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "only one of total_steps, total_epochs may be set");
+    // The same from an override names the key to unset (issue 16 §4).
+    let e = Config::from_str(SMALL, "small.ron", &["total_epochs=2".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("add --set total_steps=None"), "{e}");
     let e = plan(&["total_steps=None"]).unwrap_err();
     assert!(matches!(e, PlanError::NoLength), "{e}");
     let e = plan(&["loss=softmax_xnt"]).unwrap_err().to_string();

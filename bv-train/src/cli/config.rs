@@ -1,18 +1,26 @@
-//! `bv-train config FILE [--set KEY=VALUE]...`: check a config and print what it resolves to.
+//! `bv-train config FILE [--set KEY=VALUE]...`: check a config and print what it resolves to;
+//! `bv-train config --list`: the configs bundled in the binary.
 
 use std::path::PathBuf;
 
+use crate::config::bundled::BUNDLED;
 use crate::config::{Config, Plan};
 use crate::data::TfdsDataset;
 
-/// Checks a config (keys, types, overrides, step arithmetic) and prints the resolved run.
+/// Checks a config (keys, types, values, pp strings, overrides, step arithmetic) and prints
+/// the resolved run.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
-    bv-train config configs/vit_s16_i1k.ron --data-size 1268355\n  \
-    bv-train config configs/transfer_cifar10.ron --set lr=0.003 --set input.batch_size=64")]
+    bv-train config --list\n  \
+    bv-train config vit_s16_i1k.ron --data-size 1268355\n  \
+    bv-train config transfer_cifar10.ron --set lr=0.003 --set input.batch_size=64")]
 pub struct ConfigArgs {
-    /// The RON config file.
-    pub config: PathBuf,
+    /// The RON config file, or the name of a bundled config (see --list).
+    #[arg(required_unless_present = "list")]
+    pub config: Option<PathBuf>,
+    /// List the configs bundled in the binary, with what each trains.
+    #[arg(long, conflicts_with = "config")]
+    pub list: bool,
     /// Override a key by its dotted path (repeatable): `lr=0.03`, `model.variant=B/32`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -27,13 +35,26 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// Prints the resolved config as JSON, then the plan's step counts.
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
-        let config = Config::load(&self.config, &self.overrides)?;
+        let Some(path) = self.config else {
+            for b in BUNDLED {
+                println!("{}\n    {}", b.name, b.summary());
+            }
+            return Ok(());
+        };
+        let config = Config::load(&path, &self.overrides)?;
+        config.validate()?;
         let data_size = match self.data_size {
             Some(n) => n,
             None => {
                 let data = &config.input.data;
                 let dir = self.data_dir.or(data.data_dir.as_ref().map(PathBuf::from));
-                let ds = TfdsDataset::open(&data.name, dir.as_deref())?;
+                let ds = TfdsDataset::open(&data.name, dir.as_deref()).map_err(|e| {
+                    format!(
+                        "{e}\nTo check the config without the data, give the size of \
+                         {:?} with --data-size N",
+                        data.split
+                    )
+                })?;
                 ds.ranges(&data.split)?.iter().map(|r| r.len()).sum()
             }
         };

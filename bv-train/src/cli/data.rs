@@ -48,9 +48,9 @@ impl DataCommand {
                 limit,
             } => {
                 if name != "fashion_mnist" {
+                    let hint = crate::data::error::how_to_prepare(&name, &data_dir(dd.as_deref()));
                     return Err(format!(
-                        "`data prepare` knows only fashion_mnist, not '{name}'; \
-                         prepare other datasets with tensorflow-datasets (`tfds build`)"
+                        "`data prepare` knows only fashion_mnist, not '{name}': {hint}"
                     )
                     .into());
                 }

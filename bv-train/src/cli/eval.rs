@@ -25,15 +25,15 @@ pub struct EvalCmd {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Virtual CPU devices to evaluate on (CPU plugin only; default 1).
-    #[arg(long)]
-    pub cpu_devices: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = super::at_least_one)]
+    pub cpu_devices: Option<u64>,
 }
 
 impl EvalCmd {
     /// Runs the evaluators and prints `name: value` per metric.
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         if let Some(n) = self.cpu_devices {
-            bv_core::set_default_client(bv_core::pjrt::Client::cpu_with_devices(n)?);
+            bv_core::set_default_client(bv_core::pjrt::Client::cpu_with_devices(n as usize)?);
         }
         let args = crate::eval::EvalArgs {
             config: self.config,

@@ -4,10 +4,13 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod plot;
+pub mod pp;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::bundled::BUNDLED;
 
 /// big_vision's trainer, in Rust.
 ///
@@ -15,10 +18,12 @@ use clap::{Parser, Subcommand};
 ///
 ///   bv-train --config configs/fashion_mnist_vit.ron --workdir workdirs/fmnist
 ///
-///   bv-train --config configs/vit_s16_i1k.ron --workdir W --set input.batch_size=256 --set lr=0.0005
+///   bv-train --config vit_s16_i1k.ron --workdir W --data-dir /data/tfds --set input.batch_size=256 --set lr=0.0005
 ///
-/// Then `bv-train plot W` draws the curves and `bv-train eval --config FILE --workdir W`
-/// evaluates the latest checkpoint; `bv-train config FILE` checks a config first.
+/// `--config` takes a file, or the name of a config bundled in the binary (listed below;
+/// `bv-train config --list` describes them). Then `bv-train plot W` draws the curves and
+/// `bv-train eval --config FILE --workdir W` evaluates the latest checkpoint;
+/// `bv-train config FILE` checks a config first, and `bv-train pp --list` shows the pp ops.
 #[derive(Debug, Parser)]
 #[command(
     name = "bv-train",
@@ -52,10 +57,10 @@ pub struct TrainFlags {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Virtual CPU devices to train on (CPU plugin only; default 1).
-    #[arg(long)]
-    pub cpu_devices: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub cpu_devices: Option<u64>,
     /// Stop after this step (a later run resumes from the checkpoint written there).
-    #[arg(long)]
+    #[arg(long, value_name = "STEP", value_parser = at_least_one)]
     pub stop_after: Option<u64>,
     /// Multi-process jobs: where process 0 serves the coordination service (HOST:PORT).
     /// Without these three flags, BV_COORDINATOR/BV_NUM_PROCESSES/BV_PROCESS_ID or Cloud
@@ -63,8 +68,8 @@ pub struct TrainFlags {
     #[arg(long, requires_all = ["num_processes", "process_id"])]
     pub coordinator: Option<String>,
     /// Multi-process jobs: the number of processes.
-    #[arg(long)]
-    pub num_processes: Option<usize>,
+    #[arg(long, value_parser = at_least_one)]
+    pub num_processes: Option<u64>,
     /// Multi-process jobs: this process's index (0 writes metrics and checkpoints).
     #[arg(long)]
     pub process_id: Option<usize>,
@@ -88,9 +93,36 @@ pub enum Command {
     Eval(eval::EvalCmd),
     /// Draw the loss, schedule and eval curves of a workdir to an SVG or PNG file.
     Plot(plot::PlotArgs),
+    /// List the pp ops with their arguments, describe one, or check a pp string.
+    Pp(pp::PpArgs),
+}
+
+/// A count flag that must be positive (`--cpu-devices 0` is an error naming the flag).
+pub fn at_least_one(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The `--help` text after the flags: the bundled configs.
+fn bundled_help() -> String {
+    let mut s =
+        String::from("Bundled configs (by name from any directory; a file at that path wins):\n");
+    for b in BUNDLED {
+        s.push_str(&format!("  {}\n", b.name));
+    }
+    s
 }
 
 impl Cli {
+    /// Parses the process's arguments (`--help` lists the bundled configs).
+    pub fn parse_args() -> Cli {
+        let matches = Cli::command().after_help(bundled_help()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     /// Runs the chosen subcommand, or trains.
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         match self.command {
@@ -98,6 +130,7 @@ impl Cli {
             Some(Command::Plot(args)) => args.run(),
             Some(Command::Config(args)) => args.run(),
             Some(Command::Eval(args)) => args.run(),
+            Some(Command::Pp(args)) => args.run(),
             None => self.train.run(),
         }
     }
@@ -111,7 +144,9 @@ impl TrainFlags {
             );
         };
         let process = match (&self.coordinator, self.num_processes, self.process_id) {
-            (Some(c), Some(n), Some(i)) => bv_core::distributed::ProcessInfo::new(c, n, i)?,
+            (Some(c), Some(n), Some(i)) => {
+                bv_core::distributed::ProcessInfo::new(c, n as usize, i)?
+            }
             _ => bv_core::distributed::ProcessInfo::from_env()?
                 .unwrap_or_else(bv_core::distributed::ProcessInfo::single),
         };
@@ -122,14 +157,14 @@ impl TrainFlags {
             overrides: self.overrides,
             data_dir: self.data_dir,
             stop_after: self.stop_after,
-            cpu_devices: self.cpu_devices,
+            cpu_devices: self.cpu_devices.map(|n| n as usize),
             allow_independent_replicas: self.allow_independent_replicas,
         };
         let summary = crate::train::run(&args).map_err(|e| e as Box<dyn std::error::Error>)?;
-        println!(
-            "step {}: training_loss {:?}",
-            summary.step, summary.training_loss
-        );
+        match summary.training_loss {
+            Some(loss) => println!("step {}: training_loss {loss:.4}", summary.step),
+            None => println!("step {}", summary.step),
+        }
         for (k, v) in &summary.evals {
             println!("{k}: {v:.4}");
         }

@@ -5,12 +5,22 @@ use std::path::PathBuf;
 /// A config that cannot be read, parsed or overridden.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file cannot be read; check the path given to `--config`.
-    #[error("{}: {source}", path.display())]
+    /// The file cannot be read; check the path given to `--config`, or name a bundled
+    /// config.
+    #[error("cannot read the config {} (bundled configs, usable by name from any directory: {bundled})", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+        bundled: String,
+    },
+    /// An override sets a length in one unit while the config gives it in another, e.g.
+    /// `--set total_steps=30` with `total_epochs: 90`: add `--set total_epochs=None`.
+    #[error("override {arg:?}: the config also sets {other} = {value}, and a length takes one unit; add --set {other}=None")]
+    LengthConflict {
+        arg: String,
+        other: String,
+        value: String,
     },
     /// RON syntax or a value of the wrong type, at `file:line:column`.
     #[error("{file}:{line}:{col}: {msg}")]

@@ -7,7 +7,7 @@ use ron::extensions::Extensions;
 use serde_json::Value;
 
 use super::error::closest;
-use super::{Config, ConfigError};
+use super::{bundled, Config, ConfigError};
 
 /// Paths whose dicts are free-form, so an override may add keys to them (`*` = any key).
 const OPEN_DICTS: &[&str] = &[
@@ -21,13 +21,23 @@ const OPEN_DICTS: &[&str] = &[
 
 impl Config {
     /// Reads a RON config file and applies overrides (`lr=0.03`, `input.batch_size=256`).
+    /// A missing file named like a bundled config (`vit_s16_i1k.ron`, `vit_s16_i1k`,
+    /// `configs/vit_s16_i1k.ron`) is read from the binary ([`super::bundled`]).
     pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_str(&text, &path.display().to_string(), overrides)
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_str(&text, &path.display().to_string(), overrides),
+            Err(source) => match bundled::for_path(path) {
+                Some(b) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Self::from_str(b.text, &format!("{} (bundled)", b.name), overrides)
+                }
+                _ => Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                    bundled: bundled::names(),
+                }),
+            },
+        }
     }
 
     /// Parses RON text (`file` names it in errors) and applies overrides in order. RON's
@@ -48,6 +58,7 @@ impl Config {
             // override may set another one (`evals.f.type=...`, then `evals.f.shots=...`).
             tree = serde_json::to_value(&checked).expect("a config serializes to JSON");
         }
+        check_length_overrides(&tree, overrides)?;
         Ok(serde_json::from_value(tree).expect("checked after each override"))
     }
 
@@ -172,6 +183,55 @@ fn type_error(arg: &str, source: serde_json::Error) -> ConfigError {
             source,
         },
     }
+}
+
+/// The units of a length key (`total_steps`, `log_training_epochs`, ...).
+const UNITS: [&str; 4] = ["steps", "epochs", "examples", "percent"];
+
+/// An override that sets one unit of a length the config gives in another
+/// (`--set total_steps=30` on a config with `total_epochs`) names the key to unset, unless a
+/// later override unsets it.
+fn check_length_overrides(tree: &Value, overrides: &[String]) -> Result<(), ConfigError> {
+    let set = |v: Option<&Value>| v.and_then(Value::as_f64).is_some_and(|x| x >= 0.0);
+    let paths: Vec<&str> = overrides
+        .iter()
+        .filter_map(|a| a.split_once('=').map(|(p, _)| p))
+        .collect();
+    for (arg, path) in overrides.iter().zip(&paths) {
+        let (parent, key) = path.rsplit_once('.').map_or(("", *path), |(p, k)| (p, k));
+        let Some((prefix, _)) = UNITS
+            .iter()
+            .find_map(|u| key.strip_suffix(u)?.strip_suffix('_').map(|p| (p, u)))
+        else {
+            continue;
+        };
+        let node = parent
+            .split('.')
+            .filter(|k| !k.is_empty())
+            .try_fold(tree, |n, k| n.get(k));
+        let Some(node) = node.filter(|n| set(n.get(key))) else {
+            continue;
+        };
+        for unit in UNITS {
+            let other = format!("{prefix}_{unit}");
+            let other_path = if parent.is_empty() {
+                other.clone()
+            } else {
+                format!("{parent}.{other}")
+            };
+            if other != key && set(node.get(&other)) && !paths.contains(&other_path.as_str()) {
+                return Err(ConfigError::LengthConflict {
+                    arg: arg.clone(),
+                    other: other_path,
+                    value: match node[&other].as_f64() {
+                        Some(x) if x.fract() == 0.0 => format!("{x:.0}"),
+                        _ => node[&other].to_string(),
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_open(path: &[&str]) -> bool {

@@ -15,15 +15,18 @@
 //! assert_eq!(plan.total_steps, 1200);
 //! ```
 
+pub mod bundled;
 mod error;
 mod load;
 mod plan;
 mod steps;
+mod validate;
 
 pub use error::ConfigError;
 pub use load::ron_options;
 pub use plan::{check_batch_divisible, EvalPlan, Plan, PlanError};
 pub use steps::{itstime, Lengths, StepsError};
+pub use validate::check_local_path;
 
 use std::collections::BTreeMap;
 
@@ -105,15 +108,18 @@ pub struct Config {
     pub evals: BTreeMap<String, Eval>,
     /// Device mesh `[(axis, size)]`, -1 for the rest (default `[("data", devices)]`).
     pub mesh: Option<Vec<(String, i64)>>,
-    /// Allow mesh axes that split physical axes.
+    /// Allow mesh axes that split physical axes: only `true` (bv's meshes are in device-id
+    /// order, without a topology mapping that could promise otherwise).
     pub mesh_allow_split_physical_axes: Option<bool>,
     /// `[(regex, tactic)]` sharding of parameters and optimizer state.
     pub sharding_strategy: Option<Vec<(String, String)>>,
-    /// Logical axis rules `[(logical, mesh axis or axes)]`.
+    /// Logical axis rules `[(logical, mesh axis or axes)]`: only `("act_batch", <the
+    /// mesh's first axis>)`, as bv's models have no logical-axis constraints.
     pub sharding_rules: Option<Vec<(String, serde_json::Value)>>,
     /// Batches put on devices ahead of the step (default 1).
     pub prefetch_to_device: Option<u64>,
-    /// pp modules to register (accepted for compatibility; all of bv's ops are built in).
+    /// big_vision's pp modules whose ops pp strings may use (default `ops_general`,
+    /// `ops_image`, `ops_text`, as train.py).
     pub pp_modules: Option<Vec<String>>,
 }
 
@@ -131,7 +137,8 @@ pub struct Input {
     pub pp: String,
     /// Batches prepared ahead on the host.
     pub prefetch: Option<u64>,
-    /// Cache the raw (encoded) examples in memory.
+    /// Cache the raw (encoded) examples in memory: only `false`, as bv leaves that to the
+    /// page cache of the local files it reads.
     pub cache_raw: Option<bool>,
 }
 

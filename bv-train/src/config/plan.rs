@@ -25,6 +25,9 @@ pub enum PlanError {
     /// No run length: set one of total_steps, total_epochs, total_examples.
     #[error("the run has no length; set one of total_steps, total_epochs, total_examples")]
     NoLength,
+    /// The length resolves to zero steps; `bv-train eval` evaluates without training.
+    #[error("the run has 0 steps (total_steps, total_epochs or total_examples resolves to 0); give a positive length, or evaluate a checkpoint without training with `bv-train eval`")]
+    NoSteps,
     /// A length cannot be turned into steps.
     #[error(transparent)]
     Steps(#[from] StepsError),
@@ -103,13 +106,8 @@ fn known(key: &str, value: &str, valid: &[&'static str]) -> Result<(), PlanError
 impl Plan {
     /// Resolves `config` for a training split of `data_size` examples.
     pub fn new(config: &Config, data_size: u64) -> Result<Plan, PlanError> {
+        config.validate()?;
         let bs = config.input.batch_size;
-        if bs == 0 {
-            return Err(PlanError::Invalid {
-                key: "input.batch_size".into(),
-                msg: "must be positive".into(),
-            });
-        }
         known(
             "loss",
             config.loss.as_deref().unwrap_or("sigmoid_xent"),
@@ -117,12 +115,6 @@ impl Plan {
         )?;
         known("optax_name", &config.optax_name, OPTIMIZERS)?;
         known("model_name", &config.model_name, MODELS)?;
-        if let Some(p) = config.mixup.as_ref().map(|m| m.p).filter(|p| *p < 0.0) {
-            return Err(PlanError::Invalid {
-                key: "mixup.p".into(),
-                msg: format!("{p} is negative; use 0 to disable mixup"),
-            });
-        }
         let total = Lengths {
             prefix: "total",
             steps: config.total_steps,
@@ -132,6 +124,9 @@ impl Plan {
         }
         .resolve(Some(bs), Some(data_size), None)?
         .ok_or(PlanError::NoLength)?;
+        if total == 0 {
+            return Err(PlanError::NoSteps);
+        }
         let length = |prefix, steps, epochs, examples, percent| {
             Lengths {
                 prefix,

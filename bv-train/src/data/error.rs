@@ -29,8 +29,9 @@ pub enum DataError {
         /// What is missing or wrong.
         msg: String,
     },
-    /// No prepared dataset of that name exists under the data directory.
-    #[error("dataset '{name}' not found under {data_dir} ({detail}); prepare it (e.g. `bv-train data prepare fashion_mnist`) or pass --data-dir / set TFDS_DATA_DIR")]
+    /// No prepared dataset of that name exists under the data directory; the message says
+    /// how to prepare it and how to point bv at it.
+    #[error("dataset '{name}' not found under {} ({detail}); {}", data_dir.display(), how_to_prepare(name, data_dir))]
     NotFound {
         /// The dataset name as given (`name[/config][:version]`).
         name: String,
@@ -113,3 +114,27 @@ impl DataError {
 
 /// Result alias for the data module.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+/// How to prepare dataset `name` (`name[/config][:version]`) under `data_dir`, and how to
+/// point bv at a data directory elsewhere.
+pub(crate) fn how_to_prepare(name: &str, data_dir: &std::path::Path) -> String {
+    let base = name.split([':', '/']).next().unwrap_or(name);
+    let dir = data_dir.display();
+    let build = format!(
+        "build it with TensorFlow Datasets (`pip install tensorflow tensorflow-datasets`, then \
+         `tfds build {base} --data_dir {dir}`)"
+    );
+    let how = match base {
+        "fashion_mnist" => "prepare it with `bv-train data prepare fashion_mnist`".to_string(),
+        _ if base.starts_with("imagenet2012") => format!(
+            "{base} needs the ImageNet archives downloaded by hand: get ILSVRC2012_img_train.tar \
+             and ILSVRC2012_img_val.tar from https://image-net.org (after signing in), put them \
+             in {dir}/downloads/manual/, then {build} (about an hour)"
+        ),
+        _ => build,
+    };
+    format!(
+        "{how}. A dataset prepared elsewhere is found with --data-dir DIR or TFDS_DATA_DIR=DIR \
+         (DIR holds {base}/VERSION/)"
+    )
+}

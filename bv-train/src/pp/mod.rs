@@ -25,5 +25,5 @@ pub mod rng;
 
 pub use error::PpError;
 pub use ops::OPS;
-pub use registry::{list, OpDef, Pipeline, PpOp, ValueOp};
+pub use registry::{describe, list, signature, OpDef, Pipeline, PpOp, ValueOp};
 pub use rng::Rng;

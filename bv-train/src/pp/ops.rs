@@ -1,4 +1,5 @@
-//! The table of registered pp ops: `bv-train pp --list` prints it.
+//! The table of registered pp ops, each with the big_vision module that registers it:
+//! `bv-train pp --list` prints it.
 
 use super::ops_general::{Copy, KeepDrop, OneHot, SqueezeLastDim};
 use super::ops_image::{
@@ -19,38 +20,38 @@ const fn img(
 
 /// Every op, in the order of big_vision's modules.
 pub const OPS: &[OpDef] = &[
-    OpDef { name: "decode", params: &["channels", "precise"], make: img(Decode::make),
+    OpDef { name: "decode", module: "ops_image", params: &["channels", "precise"], make: img(Decode::make),
         doc: "Decodes a JPEG or PNG to uint8 (H, W, channels=3) as tf.io.decode_image; precise=True uses the accurate IDCT." },
-    OpDef { name: "resize", params: &["size", "method", "antialias"], make: img(Resize::make),
+    OpDef { name: "resize", module: "ops_image", params: &["size", "method", "antialias"], make: img(Resize::make),
         doc: "Resizes to size (int or (h, w)); method 'bilinear' (default), 'nearest' or 'area'; uint8 results are truncated." },
-    OpDef { name: "resize_small", params: &["smaller_size", "method", "antialias"], make: img(ResizeSide::make_small),
+    OpDef { name: "resize_small", module: "ops_image", params: &["smaller_size", "method", "antialias"], make: img(ResizeSide::make_small),
         doc: "Resizes so the smaller side is smaller_size, keeping the aspect ratio (method 'area')." },
-    OpDef { name: "resize_long", params: &["longer_size", "method", "antialias"], make: img(ResizeSide::make_long),
+    OpDef { name: "resize_long", module: "ops_image", params: &["longer_size", "method", "antialias"], make: img(ResizeSide::make_long),
         doc: "Resizes so the longer side is longer_size, keeping the aspect ratio (method 'area')." },
-    OpDef { name: "inception_crop", params: &["size", "area_min", "area_max", "method", "antialias"], make: img(InceptionCrop::make_plain),
+    OpDef { name: "inception_crop", module: "ops_image", params: &["size", "area_min", "area_max", "method", "antialias"], make: img(InceptionCrop::make_plain),
         doc: "Random crop of area_min..area_max percent (5..100) and aspect 3/4..4/3, then resize to size if given." },
-    OpDef { name: "decode_jpeg_and_inception_crop", params: &["size", "area_min", "area_max", "ratio_min", "ratio_max", "method", "antialias"], make: img(InceptionCrop::make_decode),
+    OpDef { name: "decode_jpeg_and_inception_crop", module: "ops_image", params: &["size", "area_min", "area_max", "ratio_min", "ratio_max", "method", "antialias"], make: img(InceptionCrop::make_decode),
         doc: "inception_crop fused with decoding: only the crop window of the JPEG is decoded." },
-    OpDef { name: "random_crop", params: &["crop_size"], make: img(RandomCrop::make),
+    OpDef { name: "random_crop", module: "ops_image", params: &["crop_size"], make: img(RandomCrop::make),
         doc: "Uniformly placed crop of crop_size (int or (h, w))." },
-    OpDef { name: "central_crop", params: &["crop_size"], make: img(CentralCrop::make),
+    OpDef { name: "central_crop", module: "ops_image", params: &["crop_size"], make: img(CentralCrop::make),
         doc: "Central crop of crop_size (int or (h, w)); the central square when omitted." },
-    OpDef { name: "flip_lr", params: &[], make: img(FlipLr::make),
+    OpDef { name: "flip_lr", module: "ops_image", params: &[], make: img(FlipLr::make),
         doc: "Mirrors left-right with probability 1/2." },
-    OpDef { name: "value_range", params: &["vmin", "vmax", "in_min", "in_max", "clip_values"], make: img(ValueRange::make),
+    OpDef { name: "value_range", module: "ops_general", params: &["vmin", "vmax", "in_min", "in_max", "clip_values"], make: img(ValueRange::make),
         doc: "Maps [in_min, in_max] (0, 255) linearly to [vmin, vmax] (-1, 1) in float32." },
-    OpDef { name: "vgg_value_range", params: &["mean", "std"], make: img(VggValueRange::make),
+    OpDef { name: "vgg_value_range", module: "ops_image", params: &["mean", "std"], make: img(VggValueRange::make),
         doc: "(x - mean) / std per channel with ImageNet's mean and std times 255, float32." },
-    OpDef { name: "randaug", params: &["num_layers", "magnitude"], make: img(RandAug::make),
+    OpDef { name: "randaug", module: "archive.randaug", params: &["num_layers", "magnitude"], make: img(RandAug::make),
         doc: "RandAugment: num_layers (2) ops out of 16, each at magnitude (10) of 10, fill 128." },
-    OpDef { name: "onehot", params: &["depth", "key", "key_result", "multi", "on", "off"], make: Make::Dict(OneHot::make),
+    OpDef { name: "onehot", module: "ops_general", params: &["depth", "key", "key_result", "multi", "on", "off"], make: Make::Dict(OneHot::make),
         doc: "One-hot (or multi-hot for label vectors) float32 of depth classes from key ('labels') into key_result." },
-    OpDef { name: "keep", params: &["*keys"], make: Make::Dict(KeepDrop::make_keep),
+    OpDef { name: "keep", module: "ops_general", params: &["*keys"], make: Make::Dict(KeepDrop::make_keep),
         doc: "Keeps only the named keys." },
-    OpDef { name: "drop", params: &["*keys"], make: Make::Dict(KeepDrop::make_drop),
+    OpDef { name: "drop", module: "ops_general", params: &["*keys"], make: Make::Dict(KeepDrop::make_drop),
         doc: "Removes the named keys." },
-    OpDef { name: "copy", params: &["inkey", "outkey"], make: Make::Dict(Copy::make),
+    OpDef { name: "copy", module: "ops_general", params: &["inkey", "outkey"], make: Make::Dict(Copy::make),
         doc: "Copies the value of inkey to outkey." },
-    OpDef { name: "squeeze_last_dim", params: &[], make: img(SqueezeLastDim::make),
+    OpDef { name: "squeeze_last_dim", module: "ops_general", params: &[], make: img(SqueezeLastDim::make),
         doc: "Removes a trailing dimension of size 1." },
 ];

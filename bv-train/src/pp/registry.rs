@@ -46,6 +46,9 @@ pub enum Make {
 pub struct OpDef {
     /// Name used in pp strings.
     pub name: &'static str,
+    /// The big_vision pp module that registers it (`ops_image`, ...); a config's
+    /// `pp_modules` must list it.
+    pub module: &'static str,
     /// Parameter names in positional order; a leading `*` takes all positional arguments.
     pub params: &'static [&'static str],
     /// One-line description with the defaults.
@@ -336,20 +339,47 @@ impl Pipeline {
     }
 }
 
-/// The `bv-train pp --list` text: one line per op with its parameters and doc.
+/// An op's signature: its parameters in positional order, with `key, inkey, outkey` for
+/// ops on one value.
+pub fn signature(def: &OpDef) -> String {
+    let mut params: Vec<&str> = def.params.to_vec();
+    if matches!(def.make, Make::Value { .. }) {
+        params.extend(["key", "inkey", "outkey"]);
+    }
+    format!("{}({})", def.name, params.join(", "))
+}
+
+/// The `bv-train pp --list` text: one entry per op with its signature, module and doc.
 pub fn list(registry: &[OpDef]) -> String {
     registry
         .iter()
-        .map(|d| {
-            let keyed = matches!(d.make, Make::Value { .. });
-            let mut params = d.params.join(", ");
-            if keyed {
-                if !params.is_empty() {
-                    params.push_str(", ");
-                }
-                params.push_str("key, inkey, outkey");
-            }
-            format!("{}({params})\n    {}\n", d.name, d.doc)
-        })
+        .map(|d| format!("{}  [{}]\n    {}\n", signature(d), d.module, d.doc))
         .collect()
+}
+
+/// The `bv-train pp OP` text: the op's signature, module, doc and how its arguments bind.
+pub fn describe(def: &OpDef) -> String {
+    let mut out = format!(
+        "{}\n    {}\nmodule: {} (a config's pp_modules must list it)\n",
+        signature(def),
+        def.doc,
+        def.module
+    );
+    match (&def.make, def.params.first()) {
+        (_, Some(p)) if p.starts_with('*') => {
+            out.push_str(&format!(
+                "arguments: any number of positional values ({})\n",
+                &p[1..]
+            ));
+        }
+        (Make::Value { default_key, .. }, _) => out.push_str(&format!(
+            "arguments: positionally in the order above, or by name; the value under key \
+             (default '{default_key}') is replaced by the result, or inkey is read and outkey \
+             written\n"
+        )),
+        (Make::Dict(_), _) => {
+            out.push_str("arguments: positionally in the order above, or by name\n")
+        }
+    }
+    out
 }
