@@ -4,7 +4,9 @@ blocks, gap pooling, tanh pre-logits, head) and big_vision's optimizer chain for
 scale_by_adam (clip 1.0, adam with bf16 mu, lr, decoupled wd on kernels, schedule, -1),
 jitted with donation as big_vision's train.py does.
 
-Usage: python models.py VARIANT   (VARIANT is Ti/16 or S/16). Prints one JSON object:
+Usage: python models.py VARIANT [DTYPE_MM]   (VARIANT is Ti/16, S/16 or B/16; DTYPE_MM is
+big_vision's dtype_mm: float32, the default, or bfloat16 for the patch embedding, attention
+and MLP matrix multiplications, with float32 parameters). Prints one JSON object:
 first_step_s (from BV_T0, the parent's clock before starting this process), forward_ms,
 step_ms. BV_JAX_CACHE_DIR turns on JAX's persistent compilation cache in that directory;
 BV_BENCH_REPS sets the timed repetitions."""
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-WIDTHS = {"Ti": (192, 12, 768, 3), "S": (384, 12, 1536, 6)}
+WIDTHS = {"Ti": (192, 12, 768, 3), "S": (384, 12, 1536, 6), "B": (768, 12, 3072, 12)}
 BATCH, RES, CLASSES = 8, 224, 1000
 REPS = int(os.environ.get("BV_BENCH_REPS", 3))
 
@@ -43,33 +45,38 @@ def posemb_sincos_2d(h, w, width, temperature=10_000.):
 class Block(nn.Module):
     mlp_dim: int
     heads: int
+    dtype_mm: jnp.dtype
 
     @nn.compact
     def __call__(self, x):
         y = nn.LayerNorm()(x)
-        y = nn.MultiHeadDotProductAttention(num_heads=self.heads, kernel_init=nn.initializers.xavier_uniform())(y, y)
+        y = nn.MultiHeadDotProductAttention(num_heads=self.heads, kernel_init=nn.initializers.xavier_uniform(), dtype=self.dtype_mm)(y, y)
         x = x + y
         y = nn.LayerNorm()(x)
-        y = nn.Dense(self.mlp_dim, kernel_init=nn.initializers.xavier_uniform())(y)
+        y = nn.Dense(self.mlp_dim, kernel_init=nn.initializers.xavier_uniform(), dtype=self.dtype_mm)(y)
         y = nn.gelu(y)
-        y = nn.Dense(x.shape[-1], kernel_init=nn.initializers.xavier_uniform())(y)
+        y = nn.Dense(x.shape[-1], kernel_init=nn.initializers.xavier_uniform(), dtype=self.dtype_mm)(y)
         return x + y
 
 
 class ViT(nn.Module):
+    """big_vision's vit.py, dtype_mm as it applies it: the image and the patch embedding,
+    attention and MLP in dtype_mm; norms, pre-logits and head as the inputs promote."""
     width: int
     depth: int
     mlp_dim: int
     heads: int
     patch: int
+    dtype_mm: jnp.dtype
 
     @nn.compact
     def __call__(self, image):
-        x = nn.Conv(self.width, (self.patch, self.patch), strides=(self.patch, self.patch), padding="VALID", name="embedding")(image)
+        image = jnp.asarray(image, self.dtype_mm)
+        x = nn.Conv(self.width, (self.patch, self.patch), strides=(self.patch, self.patch), padding="VALID", name="embedding", dtype=self.dtype_mm)(image)
         n, h, w, c = x.shape
         x = jnp.reshape(x, [n, h * w, c]) + posemb_sincos_2d(h, w, c)
         for i in range(self.depth):
-            x = Block(self.mlp_dim, self.heads, name=f"encoderblock_{i}")(x)
+            x = Block(self.mlp_dim, self.heads, self.dtype_mm, name=f"encoderblock_{i}")(x)
         x = nn.LayerNorm(name="encoder_norm")(x)
         x = jnp.mean(x, axis=1)
         x = nn.tanh(nn.Dense(self.width, name="pre_logits")(x))
@@ -83,7 +90,8 @@ def main():
         jax.config.update("jax_compilation_cache_dir", os.environ["BV_JAX_CACHE_DIR"])
     size, patch = sys.argv[1].split("/")
     width, depth, mlp, heads = WIDTHS[size]
-    model = ViT(width, depth, mlp, heads, int(patch))
+    dtype_mm = jnp.dtype(sys.argv[2] if len(sys.argv) > 2 else "float32")
+    model = ViT(width, depth, mlp, heads, int(patch), dtype_mm)
     images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (BATCH, RES, RES, 3)), jnp.float32)
     labels = jax.nn.one_hot(jnp.arange(BATCH) % CLASSES, CLASSES)
     params = jax.jit(model.init)(jax.random.PRNGKey(0), images)["params"]

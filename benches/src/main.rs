@@ -8,6 +8,7 @@
 //! cargo run --release -p bv-benches -- plugins --rounds 5
 //! cargo run --release -p bv-benches -- tracing --rounds 5
 //! cargo run --release -p bv-benches -- models --rounds 3
+//! cargo run --release -p bv-benches -- models --variants B/16 --platform cuda --dtype bfloat16
 //! ```
 
 mod models;
@@ -44,10 +45,21 @@ enum Command {
     Plugins,
     /// Trace + lower time of a ViT-B/16-sized program, and jit dispatch on a cache hit.
     Tracing,
-    /// ViT-Ti/16 and ViT-S/16 forward, train step and time to the first step, beside JAX/Flax.
-    Models,
+    /// ViT forward, train step and time to the first step, beside JAX/Flax.
+    Models {
+        /// ViT variants, comma-separated (`Ti/16`, `S/16`, `B/16`).
+        #[arg(long, default_value = "Ti/16,S/16")]
+        variants: String,
+        /// The platform both sides run on: `cpu` or `cuda` (one GPU).
+        #[arg(long, default_value = "cpu")]
+        platform: String,
+        /// big_vision's `dtype_mm` on both sides: `float32`, or `bfloat16` (matrix
+        /// multiplications in bfloat16, parameters float32).
+        #[arg(long, default_value = "float32")]
+        dtype: String,
+    },
     /// (internal) One model measurement in this process, printed as JSON.
-    ModelProbe { variant: String },
+    ModelProbe { variant: String, dtype: String },
     /// (internal) One plugin measurement in this process, printed as JSON.
     PluginProbe,
 }
@@ -60,8 +72,21 @@ fn main() {
         Command::Plugins => plugins::run(cli.rounds, &cli.out),
         Command::Tracing => tracing::run(&cli.python, cli.rounds, &cli.out),
         Command::PluginProbe => plugins::probe(),
-        Command::Models => models::run(&cli.python, cli.rounds, &cli.out),
-        Command::ModelProbe { variant } => models::probe(&variant),
+        Command::Models {
+            variants,
+            platform,
+            dtype,
+        } => models::run(
+            &cli.python,
+            cli.rounds,
+            &cli.out,
+            &models::Setup {
+                variants: variants.split(',').map(str::to_string).collect(),
+                platform,
+                dtype,
+            },
+        ),
+        Command::ModelProbe { variant, dtype } => models::probe(&variant, &dtype),
     };
     if let Err(e) = result {
         eprintln!("bv-bench: {e}");

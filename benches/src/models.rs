@@ -1,5 +1,6 @@
-//! ViT-Ti/16 and ViT-S/16 at 224, batch 8: forward time, train-step time and the time from
-//! process start to the first finished training step, bv beside JAX/Flax.
+//! ViT at 224, batch 8 (Ti/16 and S/16 by default; B/16 on a GPU): forward time, train-step
+//! time and the time from process start to the first finished training step, bv beside
+//! JAX/Flax, in float32 or bfloat16, on the CPU or one GPU.
 
 use std::error::Error;
 use std::path::Path;
@@ -16,7 +17,25 @@ use serde_json::json;
 
 use crate::report::{machine, median, write_section};
 
-const VARIANTS: [&str; 2] = ["Ti/16", "S/16"];
+/// What one `models` run measures.
+pub struct Setup {
+    /// ViT variants (`Ti/16`, `S/16`, `B/16`).
+    pub variants: Vec<String>,
+    /// `cpu` or `cuda`, for both sides.
+    pub platform: String,
+    /// `float32` or `bfloat16`.
+    pub dtype: String,
+}
+
+/// Checks a `--dtype`: big_vision's `dtype_mm`, the dtype of the model's matrix
+/// multiplications (parameters stay float32).
+fn check_dtype(name: &str) -> Result<(), Box<dyn Error>> {
+    match name {
+        "float32" | "bfloat16" => Ok(()),
+        other => Err(format!("--dtype {other:?}: use float32 or bfloat16").into()),
+    }
+}
+
 const BATCH: usize = 8;
 const REPS: usize = 3;
 
@@ -35,11 +54,12 @@ fn now() -> f64 {
 }
 
 /// One variant in this process, timed from `BV_T0` (the parent's clock at spawn); prints JSON.
-pub fn probe(variant: &str) -> Result<(), Box<dyn Error>> {
+pub fn probe(variant: &str, dtype: &str) -> Result<(), Box<dyn Error>> {
     let t0: f64 = std::env::var("BV_T0")?.parse()?;
+    check_dtype(dtype)?;
     let model = bv_nn::models::build(
         "vit",
-        &json!({"variant": variant, "num_classes": 1000, "pool_type": "gap", "posemb": "sincos2d", "rep_size": true}),
+        &json!({"variant": variant, "num_classes": 1000, "pool_type": "gap", "posemb": "sincos2d", "rep_size": true, "dtype_mm": dtype}),
     )?;
     let spec = Spec::new([BATCH, 224, 224, 3], DType::F32);
     let m = model.clone();
@@ -113,10 +133,11 @@ pub fn probe(variant: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn spawn(mut cmd: Command) -> Result<serde_json::Value, Box<dyn Error>> {
+fn spawn(mut cmd: Command, platform: &str) -> Result<serde_json::Value, Box<dyn Error>> {
     let out = cmd
         .env("BV_T0", now().to_string())
-        .env("JAX_PLATFORMS", "cpu")
+        .env("JAX_PLATFORMS", platform)
+        .env("BV_PLATFORM", platform)
         .output()?;
     if !out.status.success() {
         return Err(format!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr)).into());
@@ -125,15 +146,30 @@ fn spawn(mut cmd: Command) -> Result<serde_json::Value, Box<dyn Error>> {
 }
 
 /// Runs both variants, bv and JAX interleaved, and writes the `models` section.
-pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error>> {
+pub fn run(python: &Path, rounds: usize, out: &Path, setup: &Setup) -> Result<(), Box<dyn Error>> {
     let exe = std::env::current_exe()?;
+    check_dtype(&setup.dtype)?;
+    let (platform, dtype) = (setup.platform.as_str(), setup.dtype.as_str());
+    let default = platform == "cpu" && dtype == "float32";
+    let (title, flags, section) = if default {
+        (String::new(), String::new(), "models".to_string())
+    } else {
+        (
+            format!(", {platform}, {dtype}"),
+            format!(
+                " --variants {} --platform {platform} --dtype {dtype}",
+                setup.variants.join(",")
+            ),
+            format!("models-{platform}-{dtype}"),
+        )
+    };
     let mut body = format!(
-        "## ViT at 224, batch 8: forward, train step, first step\n\n\
-         `cargo run --release -p bv-benches -- models --rounds {rounds}` on {}. big_vision's ViT \
+        "## ViT at 224, batch 8{title}: forward, train step, first step\n\n\
+         `cargo run --release -p bv-benches -- models --rounds {rounds}{flags}` on {}. big_vision's ViT \
          (gap, sincos2d posemb, rep_size, 1000 classes) and its optimizer chain (clip 1.0, Adam \
          with bfloat16 mu, lr 1e-3, wd 1e-4 on kernels, cosine schedule), one donating jitted \
          step. JAX side: the same architecture written with Flax and optax (`benches/jax/models.py`), \
-         JAX 0.10.2's built-in CPU client. *First step*: seconds from starting the process to the \
+         JAX's own client for the platform (`JAX_PLATFORMS`). *First step*: seconds from starting the process to the \
          first finished training step, once with an empty persistent compilation cache (compiles \
          included) and once more with the cache the first run filled (bv: its default cache, \
          `BV_COMPILATION_CACHE_DIR`; JAX: `jax_compilation_cache_dir`, default thresholds). Forward and step: medians of {REPS} after warm-up. Medians over {rounds} \
@@ -144,7 +180,7 @@ pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error
          | model | measure | bv | JAX | ratio |\n|---|---|---|---|---|\n",
         machine()
     );
-    for variant in VARIANTS {
+    for variant in setup.variants.iter().map(String::as_str) {
         let (mut bv, mut jx, mut bv_warm, mut jx_warm) = (vec![], vec![], vec![], vec![]);
         for r in 0..rounds {
             // Fresh, empty compilation caches each round: the first process of each side
@@ -153,15 +189,15 @@ pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error
             let jax_cache = tempfile::tempdir()?;
             for out in [&mut bv, &mut bv_warm] {
                 let mut c = Command::new(&exe);
-                c.args(["model-probe", variant])
+                c.args(["model-probe", variant, dtype])
                     .env("BV_COMPILATION_CACHE_DIR", bv_cache.path());
-                out.push(spawn(c)?);
+                out.push(spawn(c, platform)?);
             }
             for out in [&mut jx, &mut jx_warm] {
                 let mut c = Command::new(python);
-                c.args(["benches/jax/models.py", variant])
+                c.args(["benches/jax/models.py", variant, dtype])
                     .env("BV_JAX_CACHE_DIR", jax_cache.path());
-                out.push(spawn(c)?);
+                out.push(spawn(c, platform)?);
             }
             eprintln!("{variant}: round {}/{rounds} done", r + 1);
         }
@@ -192,6 +228,6 @@ pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error
         }
     }
     print!("{body}");
-    write_section(out, "models", &body)?;
+    write_section(out, &section, &body)?;
     Ok(())
 }

@@ -108,7 +108,7 @@ fn measure_bv(client: &Client, into: &mut Figures) -> Result<(), Box<dyn Error>>
 fn measure_jax(python: &Path) -> Result<serde_json::Value, Box<dyn Error>> {
     let out = Command::new(python)
         .arg("benches/jax/runtime.py")
-        .env("JAX_PLATFORMS", "cpu")
+        .env("JAX_PLATFORMS", platform())
         .output()?;
     if !out.status.success() {
         return Err(format!(
@@ -121,9 +121,14 @@ fn measure_jax(python: &Path) -> Result<serde_json::Value, Box<dyn Error>> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// The platform both sides measure: `BV_PLATFORM` (default `cpu`), as JAX names it.
+fn platform() -> String {
+    std::env::var("BV_PLATFORM").unwrap_or_else(|_| "cpu".into())
+}
+
 /// Runs `rounds` interleaved rounds and writes the `runtime` section.
 pub fn run(python: &Path, rounds: usize, out: &Path) -> Result<(), Box<dyn Error>> {
-    let client = Client::cpu()?;
+    let client = Client::from_env()?;
     let mut bv = Figures::default();
     let mut jax: Vec<serde_json::Value> = Vec::new();
     for r in 0..rounds {

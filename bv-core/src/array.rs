@@ -1,6 +1,8 @@
 //! `Array`: a concrete value on devices (JAX's `jax.Array`): a global shape and element type
 //! plus its buffers: one whole-array buffer on one device, or, for a sharded array, one
-//! buffer per mesh device in the mesh's canonical order, laid out by a [`NamedSharding`].
+//! buffer per mesh device of this process, in the mesh's canonical order, laid out by a
+//! [`NamedSharding`]. In a multi-process job the mesh spans every process's devices and
+//! each process holds only its own shards, as a global `jax.Array` does.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,7 +12,7 @@ use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
 use crate::dtype::{DType, Element};
 use crate::jit::default_client;
 use crate::pjrt::{self, Buffer, Client, Device};
-use crate::sharding::NamedSharding;
+use crate::sharding::{Mesh, NamedSharding};
 use crate::trace::{Aval, Spec};
 
 /// Why an array operation failed.
@@ -52,8 +54,26 @@ pub enum ArrayError {
     #[error(transparent)]
     Sharding(#[from] crate::sharding::ShardingError),
     /// A mesh names a device the client does not have.
-    #[error("the mesh names device {0}, which the client does not have (or cannot address)")]
+    #[error("the mesh names device {0}, which the client does not have")]
     Device(i64),
+    /// The values asked for live on other processes' devices.
+    #[error("{what} lives on devices of other processes (this process holds {held} of its {total} shards); read its shards with `Array::shards` and `Array::shard_to_bytes`, or replicate it first")]
+    NotAddressable {
+        /// What was asked for.
+        what: String,
+        /// Shards held here.
+        held: usize,
+        /// Shards in all.
+        total: usize,
+    },
+    /// Process-local data does not fit the sharding.
+    #[error("process-local data of shape {shape:?}: {reason}")]
+    LocalData {
+        /// The local shape.
+        shape: Vec<usize>,
+        /// Why it does not fit.
+        reason: String,
+    },
 }
 
 enum State {
@@ -64,6 +84,8 @@ enum State {
 struct Inner {
     aval: Aval,
     sharding: Option<NamedSharding>,
+    /// The mesh position of each buffer (this process's devices of the mesh, in order).
+    positions: Vec<usize>,
     state: Mutex<State>,
 }
 
@@ -78,17 +100,18 @@ pub struct Array {
 }
 
 impl Array {
-    /// Wraps device buffers covering `shape` (one whole-array buffer today).
+    /// Wraps one whole-array buffer.
     pub(crate) fn from_buffers(shape: Vec<usize>, dtype: DType, buffers: Vec<Buffer>) -> Array {
-        Array::from_parts(shape, dtype, None, buffers)
+        Array::from_parts(shape, dtype, None, vec![0], buffers)
     }
 
-    /// Wraps buffers that lay out `shape` over a mesh: buffer `p` is mesh device `p`'s shard
-    /// (`None`: one whole-array buffer).
+    /// Wraps buffers that lay out `shape` over a mesh: buffer `k` is the shard of the mesh
+    /// device at position `positions[k]` (`None`: one whole-array buffer).
     pub(crate) fn from_parts(
         shape: Vec<usize>,
         dtype: DType,
         sharding: Option<NamedSharding>,
+        positions: Vec<usize>,
         buffers: Vec<Buffer>,
     ) -> Array {
         let state = State::Live(buffers.into_iter().map(Arc::new).collect());
@@ -96,6 +119,7 @@ impl Array {
             inner: Arc::new(Inner {
                 aval: Aval::new(shape, dtype),
                 sharding,
+                positions,
                 state: Mutex::new(state),
             }),
         }
@@ -111,7 +135,9 @@ impl Array {
         Array::from_bytes_sharded(crate::dtype::as_bytes(data), T::DTYPE, shape, sharding)
     }
 
-    /// [`Array::from_slice_sharded`] for little-endian bytes of `dtype`.
+    /// [`Array::from_slice_sharded`] for little-endian bytes of `dtype`. In a multi-process
+    /// job every process passes the whole array and puts only its own shards on devices
+    /// (JAX's `device_put` of a host array).
     pub fn from_bytes_sharded(
         bytes: &[u8],
         dtype: DType,
@@ -120,20 +146,75 @@ impl Array {
     ) -> Result<Array, ArrayError> {
         check_len(bytes, dtype, shape)?;
         let client = default_client()?;
-        let global: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let shard_dims = sharding.shard_shape(&global)?;
-        let devices = mesh_devices(&client, sharding)?;
-        let mut buffers = Vec::with_capacity(devices.len());
-        for (slices, device) in sharding.shard_slices(&global)?.iter().zip(&devices) {
-            let part = shard_bytes(bytes, shape, slices, dtype.size_in_bytes());
-            buffers.push(client.buffer_from_host_owned(part, dtype, &shard_dims, device)?);
-        }
-        Ok(Array::from_parts(
-            shape.to_vec(),
+        let local = mesh_devices(&client, &sharding.mesh)?;
+        let origin = vec![0; shape.len()];
+        put_block(
+            &client,
+            local,
+            (bytes, shape, &origin),
             dtype,
-            Some(sharding.clone()),
-            buffers,
-        ))
+            shape,
+            sharding,
+        )
+    }
+
+    /// A global array from each process's part of it (JAX's
+    /// `make_array_from_process_local_data`): `bytes` of `local_shape` is the block that
+    /// this process's mesh devices hold, and each of them gets its shard of it. Along each
+    /// dimension the global size is the local size times the number of shards the
+    /// sharding cuts it into, over the number of those this process holds; e.g. a local
+    /// batch of 8 under `P("data")` on a mesh of 8 devices, 4 of them here, is a global
+    /// batch of 16. With one process it is [`Array::from_bytes_sharded`].
+    pub fn from_process_local_data(
+        bytes: &[u8],
+        dtype: DType,
+        local_shape: &[usize],
+        sharding: &NamedSharding,
+    ) -> Result<Array, ArrayError> {
+        check_len(bytes, dtype, local_shape)?;
+        let client = default_client()?;
+        let local = mesh_devices(&client, &sharding.mesh)?;
+        let bad = |reason: String| ArrayError::LocalData {
+            shape: local_shape.to_vec(),
+            reason,
+        };
+        if local.is_empty() {
+            return Err(bad("no device of the mesh belongs to this process".into()));
+        }
+        // Each device's shard index along each dimension: the slices of an array with one
+        // element per shard.
+        let parts: Vec<i64> = (0..local_shape.len())
+            .map(|i| sharding.parts(i) as i64)
+            .collect();
+        let index = sharding.shard_slices(&parts)?;
+        let mut global = Vec::with_capacity(local_shape.len());
+        let mut offset = Vec::with_capacity(local_shape.len());
+        for (i, &size) in local_shape.iter().enumerate() {
+            let held: std::collections::BTreeSet<i64> =
+                local.iter().map(|(p, _)| index[*p][i].start).collect();
+            let (first, n) = (held.first().copied().unwrap_or(0), held.len() as i64);
+            if held.last().copied().unwrap_or(0) - first + 1 != n {
+                return Err(bad(format!(
+                    "this process holds shards {held:?} of dimension {i}, which are not contiguous"
+                )));
+            }
+            if size as i64 % n != 0 {
+                return Err(bad(format!(
+                    "dimension {i} of size {size} does not split into the {n} shards this process holds"
+                )));
+            }
+            let shard = size as i64 / n;
+            global.push((shard * parts[i]) as usize);
+            offset.push(first * shard);
+        }
+        put_block(
+            &client,
+            local,
+            (bytes, local_shape, &offset),
+            dtype,
+            &global,
+            sharding,
+        )
     }
 
     /// How the array is laid out over a mesh (`None`: whole on one device).
@@ -141,7 +222,15 @@ impl Array {
         self.inner.sharding.as_ref()
     }
 
-    /// The dimensions of each device buffer, in mesh order.
+    /// True when this process holds every element (always, in a one-process job).
+    pub fn is_fully_addressable(&self) -> bool {
+        match &self.inner.sharding {
+            Some(sh) => self.inner.positions.len() == sh.mesh.size(),
+            None => true,
+        }
+    }
+
+    /// The dimensions of each of this process's device buffers, in mesh order.
     pub fn shard_shapes(&self) -> Result<Vec<Vec<usize>>, ArrayError> {
         Ok(self
             .buffers()?
@@ -150,8 +239,9 @@ impl Array {
             .collect())
     }
 
-    /// Where the array lives, buffer by buffer (in mesh order): the id of the device holding
-    /// it and the index ranges of the global array it holds (the whole array when unsharded).
+    /// Where the array lives, over the whole job, one entry per mesh device in mesh order
+    /// (one entry when unsharded): the device's id and the index ranges of the global array
+    /// it holds. [`Array::shard_to_bytes`] reads those held by this process.
     pub fn shards(&self) -> Result<Vec<ShardPlace>, ArrayError> {
         let bufs = self.buffers()?;
         let global: Vec<i64> = self.shape().iter().map(|&d| d as i64).collect();
@@ -173,16 +263,23 @@ impl Array {
         }
     }
 
-    /// Copies buffer `k` (the `k`-th of [`Array::shards`]) to the host as little-endian bytes.
+    /// Copies shard `k` (the `k`-th of [`Array::shards`]) to the host as little-endian
+    /// bytes; it must be on a device of this process.
     pub fn shard_to_bytes(&self, k: usize) -> Result<Vec<u8>, ArrayError> {
         let bufs = self.buffers()?;
-        let b = bufs.get(k).ok_or_else(|| {
-            ArrayError::Runtime(pjrt::Error::InvalidArgument {
+        let total = self.inner.sharding.as_ref().map_or(1, |s| s.mesh.size());
+        match self.inner.positions.iter().position(|&p| p == k) {
+            Some(i) => Ok(bufs[i].to_host_bytes()?),
+            None if k < total => Err(ArrayError::NotAddressable {
+                what: format!("shard {k} of array {}", self.inner.aval),
+                held: bufs.len(),
+                total,
+            }),
+            None => Err(ArrayError::Runtime(pjrt::Error::InvalidArgument {
                 op: "Array::shard_to_bytes",
-                message: format!("shard {k} of an array with {} buffers", bufs.len()),
-            })
-        })?;
-        Ok(b.to_host_bytes()?)
+                message: format!("shard {k} of an array with {total} shards"),
+            })),
+        }
     }
 
     /// Copies row-major host data of `shape` to the default client's first device.
@@ -301,7 +398,8 @@ impl Array {
     }
 
     /// Copies the value to the host as little-endian bytes, assembling a sharded array
-    /// from its shards (blocks).
+    /// from its shards (blocks). In a multi-process job this process must hold every
+    /// element (a replicated array, say).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ArrayError> {
         let bufs = self.buffers()?;
         let Some(sharding) = &self.inner.sharding else {
@@ -313,12 +411,30 @@ impl Array {
         let elem = self.dtype().size_in_bytes();
         let mut out = vec![0u8; self.aval().size() * elem];
         let global: Vec<i64> = self.shape().iter().map(|&d| d as i64).collect();
+        let slices = sharding.shard_slices(&global)?;
         let mut filled = std::collections::BTreeSet::new();
-        for (slices, buf) in sharding.shard_slices(&global)?.iter().zip(&bufs) {
+        for (&p, buf) in self.inner.positions.iter().zip(&bufs) {
             // Replicas hold the same data: read each distinct shard once.
-            if filled.insert(slices.iter().map(|r| r.start).collect::<Vec<_>>()) {
-                place_shard(&mut out, self.shape(), slices, &buf.to_host_bytes()?, elem);
+            if filled.insert(slices[p].iter().map(|r| r.start).collect::<Vec<_>>()) {
+                place_shard(
+                    &mut out,
+                    self.shape(),
+                    &slices[p],
+                    &buf.to_host_bytes()?,
+                    elem,
+                );
             }
+        }
+        let distinct: std::collections::BTreeSet<Vec<i64>> = slices
+            .iter()
+            .map(|s| s.iter().map(|r| r.start).collect())
+            .collect();
+        if filled.len() < distinct.len() {
+            return Err(ArrayError::NotAddressable {
+                what: format!("array {}", self.inner.aval),
+                held: bufs.len(),
+                total: sharding.mesh.size(),
+            });
         }
         Ok(out)
     }
@@ -363,6 +479,39 @@ impl Array {
     }
 }
 
+/// The array of `global` shape laid out by `sharding`, made from one block of it held on
+/// the host (`bytes` of `shape`, starting at index `offset`): each of this process's mesh
+/// devices (`local`, with their positions) gets its shard, which must lie in the block.
+fn put_block(
+    client: &Client,
+    local: Vec<(usize, Device)>,
+    (bytes, shape, offset): (&[u8], &[usize], &[i64]),
+    dtype: DType,
+    global: &[usize],
+    sharding: &NamedSharding,
+) -> Result<Array, ArrayError> {
+    let global_i64: Vec<i64> = global.iter().map(|&d| d as i64).collect();
+    let shard_dims = sharding.shard_shape(&global_i64)?;
+    let slices = sharding.shard_slices(&global_i64)?;
+    let mut buffers = Vec::with_capacity(local.len());
+    for (p, device) in &local {
+        let within: Vec<std::ops::Range<i64>> = slices[*p]
+            .iter()
+            .zip(offset)
+            .map(|(r, o)| r.start - o..r.end - o)
+            .collect();
+        let part = shard_bytes(bytes, shape, &within, dtype.size_in_bytes());
+        buffers.push(client.buffer_from_host_owned(part, dtype, &shard_dims, device)?);
+    }
+    Ok(Array::from_parts(
+        global.to_vec(),
+        dtype,
+        Some(sharding.clone()),
+        local.into_iter().map(|(p, _)| p).collect(),
+        buffers,
+    ))
+}
+
 /// Checks that `bytes` of `dtype` fill `shape` exactly.
 fn check_len(bytes: &[u8], dtype: DType, shape: &[usize]) -> Result<(), ArrayError> {
     let expected: usize = shape.iter().product();
@@ -376,24 +525,24 @@ fn check_len(bytes: &[u8], dtype: DType, shape: &[usize]) -> Result<(), ArrayErr
     })
 }
 
-/// The client's devices in the mesh's canonical order.
+/// This process's devices of `mesh` with their mesh positions, in mesh order; an error if
+/// the mesh names a device the client does not have at all.
 pub(crate) fn mesh_devices(
     client: &Client,
-    sharding: &NamedSharding,
-) -> Result<Vec<Device>, ArrayError> {
-    let devices = client.addressable_devices();
-    sharding
-        .mesh
-        .device_ids()
-        .iter()
-        .map(|&id| {
-            devices
-                .iter()
-                .find(|d| i64::from(d.id()) == id)
-                .cloned()
-                .ok_or(ArrayError::Device(id))
-        })
-        .collect()
+    mesh: &Mesh,
+) -> Result<Vec<(usize, Device)>, ArrayError> {
+    let devices = client.devices();
+    let mut out = Vec::new();
+    for (p, &id) in mesh.device_ids().iter().enumerate() {
+        let d = devices
+            .iter()
+            .find(|d| i64::from(d.id()) == id)
+            .ok_or(ArrayError::Device(id))?;
+        if d.is_addressable() {
+            out.push((p, d.clone()));
+        }
+    }
+    Ok(out)
 }
 
 /// Calls `f(offset_in_global, offset_in_block, run)` for each contiguous innermost run of

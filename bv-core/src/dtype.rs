@@ -111,7 +111,25 @@ impl fmt::Display for DType {
 
 /// Rust scalar types that map one-to-one onto a [`DType`]; host data of these types can be
 /// copied to and from devices.
-pub trait Element: Copy + Send + Sync + 'static {
+///
+/// The trait is sealed: host↔device copies trust `DTYPE` for the type's size and for which
+/// bit patterns are valid, so only bv's own implementations (the integer and float types,
+/// `half::f16`, `half::bf16` and `bool`) exist. Another type does not compile:
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy)]
+/// struct Wide([u8; 64]);
+/// impl bv_core::Element for Wide {
+///     const DTYPE: bv_core::DType = bv_core::DType::U8;
+///     fn write_le(self, out: &mut Vec<u8>) {
+///         out.extend_from_slice(&self.0)
+///     }
+///     fn read_le(b: &[u8]) -> Self {
+///         Wide([b[0]; 64])
+///     }
+/// }
+/// ```
+pub trait Element: sealed::Sealed + Copy + Send + Sync + 'static {
     /// The element type of this Rust type.
     const DTYPE: DType;
 
@@ -123,6 +141,11 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn read_le(b: &[u8]) -> Self;
 }
 
+mod sealed {
+    /// Implemented exactly by the [`super::Element`] types.
+    pub trait Sealed {}
+}
+
 /// The bytes of a slice of elements, in memory order (little-endian on every platform bv
 /// runs on).
 pub fn as_bytes<T: Element>(data: &[T]) -> &[u8] {
@@ -131,7 +154,8 @@ pub fn as_bytes<T: Element>(data: &[T]) -> &[u8] {
 }
 
 macro_rules! element {
-    ($($t:ty => $d:ident),* $(,)?) => { $(impl Element for $t {
+    ($($t:ty => $d:ident),* $(,)?) => { $(impl sealed::Sealed for $t {}
+    impl Element for $t {
         const DTYPE: DType = DType::$d;
         fn write_le(self, out: &mut Vec<u8>) { out.extend_from_slice(&self.to_le_bytes()) }
         fn read_le(b: &[u8]) -> Self {
@@ -142,6 +166,7 @@ macro_rules! element {
     })* };
 }
 
+impl sealed::Sealed for bool {}
 impl Element for bool {
     const DTYPE: DType = DType::Bool;
     fn write_le(self, out: &mut Vec<u8>) {

@@ -11,7 +11,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::array::{Array, ArrayError};
+use crate::array::{mesh_devices, Array, ArrayError};
 use crate::compile_cache;
 use crate::emit::{self, EmitError, ModuleOptions};
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
@@ -106,6 +106,9 @@ pub struct Lowered {
 struct Compiled {
     exe: LoadedExecutable,
     lowered: Lowered,
+    /// The mesh positions of this process's devices, in the order the program runs on
+    /// them (`[0]` when unpartitioned).
+    positions: Vec<usize>,
 }
 
 type Key<S> = (TreeDef, Vec<(Vec<usize>, DType, Option<PartitionSpec>)>, S);
@@ -249,15 +252,35 @@ where
                 let specs: Vec<Option<PartitionSpec>> = key.1.iter().map(|k| k.2.clone()).collect();
                 let lowered = self.trace_and_emit(s, &key.0, &named, &specs)?;
                 let client = default_client().map_err(|e| self.runtime(e))?;
-                let options = match &self.partitioning {
-                    Some(p) => CompileOptions::partitioned(p.mesh.size())
-                        .with_device_assignment(p.mesh.device_ids().to_vec()),
-                    None => CompileOptions::default(),
+                let (options, positions) = match &self.partitioning {
+                    Some(p) => {
+                        let local = mesh_devices(&client, &p.mesh).map_err(|e| {
+                            self.runtime(pjrt::Error::InvalidArgument {
+                                op: "jit",
+                                message: e.to_string(),
+                            })
+                        })?;
+                        let options = CompileOptions::partitioned(p.mesh.size())
+                            .with_device_assignment(p.mesh.device_ids().to_vec());
+                        (options, local.into_iter().map(|(k, _)| k).collect())
+                    }
+                    // On this process's first device (JAX's default device): a plugin's
+                    // default placement may pick another process's.
+                    None => {
+                        let first = client.addressable_devices().first().map(|d| d.id());
+                        let options = CompileOptions::default()
+                            .with_device_assignment(first.map(i64::from).into_iter().collect());
+                        (options, vec![0])
+                    }
                 };
                 let t0 = Instant::now();
                 let (exe, outcome) = compile_cache::compile(&client, &lowered.text, &options)
                     .map_err(|e| self.runtime(e))?;
-                let c = Arc::new(Compiled { exe, lowered });
+                let c = Arc::new(Compiled {
+                    exe,
+                    lowered,
+                    positions,
+                });
                 {
                     let mut st = lock(&self.stats);
                     st.compiles += 1;
@@ -276,10 +299,7 @@ where
         c: &Compiled,
         leaves: &[(String, Array)],
     ) -> Result<O::With<Array>, JitError> {
-        let devices = match &self.partitioning {
-            Some(p) => p.mesh.size(),
-            None => 1,
-        };
+        let devices = c.positions.len();
         let mut per_device: Vec<Vec<Arc<pjrt::Buffer>>> =
             vec![Vec::with_capacity(leaves.len()); devices];
         for (i, (path, a)) in leaves.iter().enumerate() {
@@ -293,14 +313,14 @@ where
                 source,
             })?;
             let bufs = match (&self.partitioning, a.sharding()) {
-                (Some(p), None) if bufs.len() == 1 => self.replicate(&bufs[0], &p.mesh, path)?,
+                (Some(_), None) if bufs.len() == 1 => self.replicate(&bufs[0], c, path)?,
                 _ => bufs,
             };
             if bufs.len() != devices {
                 let e = pjrt::Error::InvalidArgument {
                     op: "jit",
                     message: format!(
-                        "argument `{path}` has {} buffers, the program runs on {devices} devices; lay it out over the function's mesh",
+                        "argument `{path}` has {} buffers, the program runs on {devices} devices of this process; lay it out over the function's mesh",
                         bufs.len()
                     ),
                 };
@@ -327,36 +347,40 @@ where
             .into_iter()
             .zip(&c.lowered.out_avals)
             .zip(&c.lowered.out_shardings)
-            .map(|((bufs, a), sh)| Array::from_parts(a.shape.clone(), a.dtype, sh.clone(), bufs))
+            .map(|((bufs, a), sh)| {
+                Array::from_parts(
+                    a.shape.clone(),
+                    a.dtype,
+                    sh.clone(),
+                    c.positions.clone(),
+                    bufs,
+                )
+            })
             .collect();
         Ok(tree::unflatten(&c.lowered.out_def, arrays)?)
     }
 
-    /// Copies a single-device buffer to every device of `mesh` (in mesh order).
+    /// Copies a single-device buffer to every device the program runs on here.
     fn replicate(
         &self,
         buf: &Arc<pjrt::Buffer>,
-        mesh: &Mesh,
+        c: &Compiled,
         path: &str,
     ) -> Result<Vec<Arc<pjrt::Buffer>>, JitError> {
-        let client = buf.client().clone();
-        let devices = client.addressable_devices();
-        mesh.device_ids()
+        let here = buf.device().map_err(|e| self.runtime(e))?;
+        c.exe
+            .addressable_devices()
             .iter()
-            .map(|&id| {
-                let dev = devices
-                    .iter()
-                    .find(|d| i64::from(d.id()) == id)
-                    .ok_or_else(|| JitError::Argument {
-                        path: path.to_string(),
-                        source: ArrayError::Device(id),
-                    })?;
-                if buf.device().map_err(|e| self.runtime(e))? == *dev {
+            .map(|dev| {
+                if here == *dev {
                     Ok(buf.clone())
                 } else {
-                    Ok(Arc::new(
-                        buf.copy_to_device(dev).map_err(|e| self.runtime(e))?,
-                    ))
+                    buf.copy_to_device(dev)
+                        .map(Arc::new)
+                        .map_err(|source| JitError::Argument {
+                            path: path.to_string(),
+                            source: ArrayError::Runtime(source),
+                        })
                 }
             })
             .collect()

@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bv_core::autodiff::value_and_grad;
-use bv_core::distributed::{CoordinationClient, Coordinator, ProcessInfo};
+use bv_core::distributed::{CoordinationClient, Job, ProcessInfo};
 use bv_core::io::HostArray;
 use bv_core::numpy as np;
+use bv_core::pjrt::ClientOptions;
 use bv_core::random::{self, Key};
 use bv_core::sharding::rules::{self, Leaf};
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
@@ -50,6 +51,11 @@ pub struct RunArgs {
     pub stop_after: Option<u64>,
     /// This process's place in a multi-process job (`ProcessInfo::single()` when alone).
     pub process: ProcessInfo,
+    /// Virtual CPU devices of the client (`--cpu-devices`; CPU plugins only).
+    pub cpu_devices: Option<usize>,
+    /// Lets processes whose plugin has no collectives across processes (the CPU plugins)
+    /// each train a replica of their own on their share of the data, instead of refusing.
+    pub allow_independent_replicas: bool,
 }
 
 /// How a run ended.
@@ -81,12 +87,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     if let Some(d) = &args.data_dir {
         check_local_path("--data-dir", d)?;
     }
-    let client = bv_core::default_client()?;
-    let devices: Vec<i64> = client
-        .addressable_devices()
-        .iter()
-        .map(|d| i64::from(d.id()))
-        .collect();
+    let me = &args.process;
+    let job = join(args)?;
+    let client = job.client.clone();
+    // Every process's devices, in the plugin's order (JAX's `jax.devices()`).
+    let devices: Vec<i64> = client.devices().iter().map(|d| i64::from(d.id())).collect();
     check_batch_divisible(config.input.batch_size, devices.len() as u64)?;
     for (name, e) in &config.evals {
         let bs = e.batch_size.unwrap_or(config.input.batch_size);
@@ -104,13 +109,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .map(|r| r.len())
         .sum();
     let plan = Plan::new(&config, data_size)?;
-    let me = &args.process;
     // One run per workdir (process 0 holds it): an existing workdir is locked now, a new
     // one when this run creates it.
     let lock = (me.process_id == 0 && args.workdir.is_dir())
         .then(|| WorkdirLock::acquire(&args.workdir))
         .transpose()?;
-    let (_coordinator, peers) = connect(me)?;
     let input_split =
         train_ds.host_ranges(&config.input.data.split, me.process_id, me.num_processes)?;
 
@@ -133,7 +136,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             weight: 1.0,
             shuffle_buffer: config.input.shuffle_buffer_size.unwrap_or(50_000) as usize,
         }],
-        batch_size: config.input.batch_size as usize,
+        batch_size: local_batch_size(config.input.batch_size as usize, &mesh)?,
         seed: config.seed,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         prefetch: config.input.prefetch.unwrap_or(2) as usize,
@@ -467,7 +470,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             .or((step == last_step && step < plan.total_steps || stop.is_some()).then_some(false))
         {
             chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
-            let writer = (&mesh, me, peers.as_ref());
+            let writer = (&mesh, me, job.kv());
             save(
                 &args.workdir,
                 step,
@@ -490,36 +493,63 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
     }
     progress.finish();
-    if let Some(kv) = &peers {
-        kv.barrier(
-            "bv-train/done",
-            me.num_processes,
-            std::time::Duration::from_secs(3600),
-        )?;
-    }
+    job.barrier("bv-train/done", Duration::from_secs(3600))?;
     if me.process_id != 0 {
         let _ = std::fs::remove_dir_all(&scratch);
     }
     Ok(summary)
 }
 
-/// Joins a multi-process job: process 0 serves the coordination service, every process
-/// connects and waits for the others. Nothing to do for a single process.
-fn connect(
-    me: &ProcessInfo,
-) -> Result<(Option<Coordinator>, Option<CoordinationClient>), TrainError> {
-    if me.num_processes <= 1 {
-        return Ok((None, None));
+/// Joins the job (`jax.distributed.initialize`): connects to the coordination service, then
+/// creates the client with it. Several processes whose plugin cannot run one program across
+/// them would each train a separate replica: refused unless asked for.
+fn join(args: &RunArgs) -> Result<Job, TrainError> {
+    let me = &args.process;
+    let options = args.cpu_devices.map_or_else(ClientOptions::new, |n| {
+        ClientOptions::new().cpu_device_count(n)
+    });
+    let job = Job::initialize(me, options, Duration::from_secs(300))?;
+    if me.num_processes > 1 && !job.spans_processes() {
+        if !args.allow_independent_replicas {
+            return Err(format!(
+                "{} processes, but the PJRT plugin ({}, platform {}) has no collectives across processes: each process would train a separate replica on its share of the data. Use a GPU or TPU plugin for one job over all processes, run one process, or pass --allow-independent-replicas to train independent replicas on purpose",
+                me.num_processes,
+                client_plugin_name(&job.client),
+                job.client.platform_name()
+            )
+            .into());
+        }
+        eprintln!(
+            "bv-train: --allow-independent-replicas: process {} trains a replica of its own over its {} device(s); process 0 writes the checkpoints",
+            me.process_id,
+            job.client.devices().len()
+        );
     }
-    let server = if me.process_id == 0 {
-        Some(Coordinator::serve(me.coordinator)?)
-    } else {
-        None
-    };
-    let wait = std::time::Duration::from_secs(300);
-    let kv = CoordinationClient::connect(me.coordinator, wait)?;
-    kv.barrier("bv-train/start", me.num_processes, wait)?;
-    Ok((server, Some(kv)))
+    Ok(job)
+}
+
+fn client_plugin_name(client: &bv_core::pjrt::Client) -> String {
+    let path = client.plugin().path();
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// This process's share of a global batch: the batch over the mesh's devices, times those
+/// of them that are this process's (the whole batch when the mesh is all here).
+pub(crate) fn local_batch_size(global: usize, mesh: &Mesh) -> Result<usize, TrainError> {
+    let here: std::collections::HashSet<i64> = bv_core::default_client()?
+        .addressable_devices()
+        .iter()
+        .map(|d| i64::from(d.id()))
+        .collect();
+    let local = mesh
+        .device_ids()
+        .iter()
+        .filter(|d| here.contains(d))
+        .count();
+    Ok(global / mesh.size() * local)
 }
 
 /// Training-time accumulators kept in checkpoints (big_vision's `chrono`).
@@ -594,7 +624,8 @@ fn value_dtype(v: &Value) -> Result<DType, TrainError> {
     })
 }
 
-/// A batch feature as a device array split over the mesh's batch axis.
+/// A batch feature, this process's share of the global batch, as a global device array
+/// split over the mesh's batch axis (big_vision's `make_fsarray_from_local_slice`).
 pub(crate) fn to_array(
     batch: &Batch,
     key: &str,
@@ -607,13 +638,19 @@ pub(crate) fn to_array(
         spec[0] = Some(axis);
     }
     let sharding = NamedSharding::new(mesh.clone(), PartitionSpec::of(&spec))?;
+    let put =
+        |bytes: &[u8], dtype| Array::from_process_local_data(bytes, dtype, v.shape(), &sharding);
     Ok(match v {
-        Value::U8(a) => Array::from_slice_sharded(&a.data, v.shape(), &sharding)?,
+        Value::U8(a) => put(&a.data, DType::U8)?,
         Value::I64(a) => {
-            let narrowed: Vec<i32> = a.data.iter().map(|&x| x as i32).collect();
-            Array::from_slice_sharded(&narrowed, v.shape(), &sharding)?
+            let narrowed: Vec<u8> = a
+                .data
+                .iter()
+                .flat_map(|&x| (x as i32).to_le_bytes())
+                .collect();
+            put(&narrowed, DType::I32)?
         }
-        Value::F32(a) => Array::from_slice_sharded(&a.data, v.shape(), &sharding)?,
+        Value::F32(a) => put(bv_core::dtype::as_bytes(&a.data), DType::F32)?,
         Value::Bytes(_) => return Err(format!("feature {key:?} holds byte strings").into()),
     })
 }

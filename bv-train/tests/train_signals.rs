@@ -115,7 +115,7 @@ fn a_signal_to_one_of_two_processes_stops_both_after_the_same_step() {
     let dir = tempfile::tempdir().unwrap();
     let config = tiny_config(dir.path());
     let workdir = dir.path().join("w");
-    let (mut children, _) = spawn_job(&config, &workdir, 2, &[]);
+    let (mut children, _) = spawn_job(&config, &workdir, 2, &["--allow-independent-replicas"], &[]);
     wait_for(&mut children[0], "the first training step", || {
         logged(&workdir, 1)
     });

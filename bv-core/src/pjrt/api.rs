@@ -143,9 +143,40 @@ impl Api {
 /// # Safety
 /// `ptr` must point at `len` readable bytes (or be null with any `len`).
 pub(crate) unsafe fn string_from(ptr: *const c_char, len: usize) -> String {
+    String::from_utf8_lossy(slice_from(ptr.cast::<u8>(), len)).into_owned()
+}
+
+/// A plugin-owned (pointer, length) list as a slice; a null pointer or a zero length (which
+/// plugins return for empty lists, and `from_raw_parts` does not accept) is empty.
+///
+/// # Safety
+/// Unless null or `len` is 0, `ptr` must point at `len` initialised values that stay valid
+/// and unchanged for `'a`.
+pub(crate) unsafe fn slice_from<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
     if ptr.is_null() || len == 0 {
-        return String::new();
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr, len)
     }
-    let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_or_empty_plugin_lists_are_empty_slices() {
+        // SAFETY: null and zero-length inputs are the cases under test.
+        unsafe {
+            assert!(slice_from::<u64>(std::ptr::null(), 3).is_empty());
+            assert!(slice_from(std::ptr::NonNull::<u64>::dangling().as_ptr(), 0).is_empty());
+            assert_eq!(string_from(std::ptr::null(), 5), "");
+        }
+        let v = [1u32, 2, 3];
+        // SAFETY: `v` holds 3 values and outlives the slice.
+        assert_eq!(unsafe { slice_from(v.as_ptr(), 3) }, &v);
+        let s = b"ab\xffc";
+        // SAFETY: `s` holds 4 bytes.
+        assert_eq!(unsafe { string_from(s.as_ptr().cast(), 4) }, "ab\u{fffd}c");
+    }
 }

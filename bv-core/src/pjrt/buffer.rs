@@ -1,10 +1,11 @@
 //! `PJRT_Buffer`: an array on one device.
 
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use xla_sys as sys;
 
-use super::api::{args, call};
+use super::api::{args, call, slice_from};
 use super::client::Client;
 use super::device::Device;
 use super::error::{Error, Result};
@@ -23,6 +24,9 @@ pub struct Buffer {
     client: Client,
     dtype: DType,
     dims: Vec<i64>,
+    /// Host bytes the plugin may still read (zero-copy) with no event saying when it stops:
+    /// freed only after the buffer is destroyed (fields drop after `Drop::drop`).
+    host: Option<Arc<Vec<u8>>>,
 }
 
 // SAFETY: PJRT buffers may be used and freed from any thread.
@@ -119,18 +123,28 @@ impl Buffer {
             device: device.raw(),
         });
         call!(api, PJRT_Client_BufferFromHostBuffer, &mut a)?;
-        let buffer = Buffer {
+        let mut buffer = Buffer {
             raw: a.buffer,
             client: client.clone(),
             dtype,
             dims: dims.to_vec(),
+            host: None,
         };
-        if !a.done_with_host_buffer.is_null() {
-            let done = Event::from_raw(a.done_with_host_buffer, &client.inner.plugin.api);
-            match data {
-                HostData::Borrowed(_) => done.wait()?,
-                HostData::Owned(v) => done.on_ready(move |_| drop(v))?,
+        let done = (!a.done_with_host_buffer.is_null())
+            .then(|| Event::from_raw(a.done_with_host_buffer, &client.inner.plugin.api));
+        match (data, done) {
+            (HostData::Borrowed(_), Some(done)) => done.wait()?,
+            // Without a done event the plugin reads the bytes until the transfer completes,
+            // which is when the buffer becomes ready.
+            (HostData::Borrowed(_), None) => buffer.block_until_ready()?,
+            (HostData::Owned(v), Some(done)) => {
+                let v = Arc::new(v);
+                let held = v.clone();
+                if done.on_ready(move |_| drop(held)).is_err() {
+                    buffer.host = Some(v);
+                }
             }
+            (HostData::Owned(v), None) => buffer.host = Some(Arc::new(v)),
         }
         Ok(buffer)
     }
@@ -148,12 +162,13 @@ impl Buffer {
             client: client.clone(),
             dtype: DType::F32,
             dims: Vec::new(),
+            host: None,
         };
         read?;
         buffer.dtype = from_pjrt(t.type_)?;
         if !d.dims.is_null() {
             // SAFETY: the dimensions live as long as the buffer.
-            buffer.dims = unsafe { std::slice::from_raw_parts(d.dims, d.num_dims) }.to_vec();
+            buffer.dims = unsafe { slice_from(d.dims, d.num_dims) }.to_vec();
         }
         Ok(buffer)
     }

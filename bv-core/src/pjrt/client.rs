@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use xla_sys as sys;
 
-use super::api::{args, call, string_from};
+use super::api::{args, call, slice_from, string_from};
 use super::buffer::{Buffer, HostData};
 use super::compile_options::CompileOptions;
 use super::device::{Device, DeviceInfo};
@@ -43,6 +43,11 @@ impl ClientOptions {
         self
     }
 
+    /// True when nothing is set: the plugin's defaults.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.kv_store.is_none()
+    }
+
     /// The number of virtual CPU devices (CPU plugins only).
     pub fn cpu_device_count(self, n: usize) -> Self {
         self.set("cpu_device_count", n as i64)
@@ -77,6 +82,42 @@ impl Drop for ClientInner {
     }
 }
 
+impl ClientInner {
+    /// Reads the platform, the process index and the devices of a new client.
+    fn read_properties(&mut self) -> Result<()> {
+        let (api, raw) = (&self.plugin.api, self.raw);
+        let mut name = args!(PJRT_Client_PlatformName_Args { client: raw });
+        call!(api, PJRT_Client_PlatformName, &mut name)?;
+        let mut version = args!(PJRT_Client_PlatformVersion_Args { client: raw });
+        call!(api, PJRT_Client_PlatformVersion, &mut version)?;
+        let mut pi = args!(PJRT_Client_ProcessIndex_Args { client: raw });
+        call!(api, PJRT_Client_ProcessIndex, &mut pi)?;
+        let mut devs = args!(PJRT_Client_Devices_Args { client: raw });
+        call!(api, PJRT_Client_Devices, &mut devs)?;
+        // SAFETY: the device list lives as long as the client.
+        for &d in unsafe { slice_from(devs.devices, devs.num_devices) } {
+            self.devices.push(DeviceInfo::read(self.plugin, d)?);
+        }
+        let mut addr = args!(PJRT_Client_AddressableDevices_Args { client: raw });
+        call!(api, PJRT_Client_AddressableDevices, &mut addr)?;
+        // SAFETY: as above.
+        let addr_raws =
+            unsafe { slice_from(addr.addressable_devices, addr.num_addressable_devices) };
+        self.addressable = addr_raws
+            .iter()
+            .filter_map(|r| self.devices.iter().position(|d| d.raw == *r))
+            .collect();
+        // SAFETY: the strings live as long as the client.
+        unsafe {
+            self.platform_name = string_from(name.platform_name, name.platform_name_size);
+            self.platform_version =
+                string_from(version.platform_version, version.platform_version_size);
+        }
+        self.process_index = pi.process_index;
+        Ok(())
+    }
+}
+
 /// A PJRT client: devices, compilation, host↔device transfers. Cheap to clone; shared
 /// between threads.
 #[derive(Clone)]
@@ -87,7 +128,6 @@ pub struct Client {
 impl Client {
     /// Creates a client of `plugin` with `options`.
     pub fn new(plugin: &'static Plugin, options: &ClientOptions) -> Result<Client> {
-        let api = &plugin.api;
         let list = RawList::new(&options.values);
         let kv: Option<KvHandle> = options.kv_store.clone().map(Box::new);
         let mut a = args!(PJRT_Client_Create_Args {
@@ -97,51 +137,22 @@ impl Client {
         if let Some(store) = &kv {
             kv_store::install(&mut a, store);
         }
-        call!(api, PJRT_Client_Create, &mut a)?;
-        let raw = a.client;
-
-        let mut name = args!(PJRT_Client_PlatformName_Args { client: raw });
-        call!(api, PJRT_Client_PlatformName, &mut name)?;
-        let mut version = args!(PJRT_Client_PlatformVersion_Args { client: raw });
-        call!(api, PJRT_Client_PlatformVersion, &mut version)?;
-        let mut pi = args!(PJRT_Client_ProcessIndex_Args { client: raw });
-        call!(api, PJRT_Client_ProcessIndex, &mut pi)?;
-        let mut devs = args!(PJRT_Client_Devices_Args { client: raw });
-        call!(api, PJRT_Client_Devices, &mut devs)?;
-        // SAFETY: the device list lives as long as the client.
-        let raws = unsafe { std::slice::from_raw_parts(devs.devices, devs.num_devices) };
-        let mut devices = Vec::with_capacity(raws.len());
-        for &d in raws {
-            devices.push(DeviceInfo::read(plugin, d)?);
-        }
-        let mut addr = args!(PJRT_Client_AddressableDevices_Args { client: raw });
-        call!(api, PJRT_Client_AddressableDevices, &mut addr)?;
-        // SAFETY: as above.
-        let addr_raws = unsafe {
-            std::slice::from_raw_parts(addr.addressable_devices, addr.num_addressable_devices)
+        call!(&plugin.api, PJRT_Client_Create, &mut a)?;
+        // Owned from here on: an error below destroys the client (and only then frees the
+        // key-value store its callbacks point at).
+        let mut inner = ClientInner {
+            plugin,
+            raw: a.client,
+            devices: Vec::new(),
+            addressable: Vec::new(),
+            platform_name: String::new(),
+            platform_version: String::new(),
+            process_index: 0,
+            _kv: kv,
         };
-        let addressable = addr_raws
-            .iter()
-            .filter_map(|r| devices.iter().position(|d| d.raw == *r))
-            .collect();
-        // SAFETY: the strings live as long as the client.
-        let (platform_name, platform_version) = unsafe {
-            (
-                string_from(name.platform_name, name.platform_name_size),
-                string_from(version.platform_version, version.platform_version_size),
-            )
-        };
+        inner.read_properties()?;
         Ok(Client {
-            inner: Arc::new(ClientInner {
-                plugin,
-                raw,
-                devices,
-                addressable,
-                platform_name,
-                platform_version,
-                process_index: pi.process_index,
-                _kv: kv,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -154,19 +165,20 @@ impl Client {
     /// The client for the platform named by `BV_PLATFORM` (`cpu`, the default, with one
     /// device; `cuda`; `tpu`), its plugin found by [`provision::find_plugin`].
     pub fn from_env() -> Result<Client> {
-        let platform = match std::env::var("BV_PLATFORM").as_deref() {
-            Err(_) | Ok("cpu") | Ok("") => return Client::cpu(),
-            Ok("cuda") | Ok("gpu") => provision::Platform::Cuda,
-            Ok("tpu") => provision::Platform::Tpu,
-            Ok(other) => {
-                return Err(Error::invalid(
-                    "Client::from_env",
-                    format!("BV_PLATFORM={other:?}; use cpu, cuda or tpu"),
-                ))
-            }
-        };
+        Client::for_platform(provision::Platform::from_env()?, ClientOptions::new())
+    }
+
+    /// A client of `platform`'s plugin ([`provision::find_plugin`]) with `options`; a CPU
+    /// client has one device unless `options` say otherwise.
+    pub fn for_platform(platform: provision::Platform, options: ClientOptions) -> Result<Client> {
         let plugin = Plugin::load(provision::find_plugin(platform)?)?;
-        Client::new(plugin, &ClientOptions::new())
+        let has_count = options.values.iter().any(|(k, _)| k == "cpu_device_count");
+        let options = if platform == provision::Platform::Cpu && !has_count {
+            options.cpu_device_count(1)
+        } else {
+            options
+        };
+        Client::new(plugin, &options)
     }
 
     /// A CPU client with `n` virtual devices (for sharding on one machine).

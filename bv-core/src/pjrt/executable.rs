@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use xla_sys as sys;
 
-use super::api::{args, call, string_from};
+use super::api::{args, call, slice_from, string_from};
 use super::buffer::{from_pjrt, Buffer};
 use super::client::Client;
 use super::device::Device;
@@ -67,8 +67,7 @@ impl LoadedExecutable {
         let mut a = args!(PJRT_LoadedExecutable_AddressableDevices_Args { executable: raw });
         call!(api, PJRT_LoadedExecutable_AddressableDevices, &mut a)?;
         // SAFETY: the device list lives as long as the executable.
-        let raws =
-            unsafe { std::slice::from_raw_parts(a.addressable_devices, a.num_addressable_devices) };
+        let raws = unsafe { slice_from(a.addressable_devices, a.num_addressable_devices) };
         let all = exe.client.devices();
         exe.devices =
             raws.iter()
@@ -144,7 +143,7 @@ impl LoadedExecutable {
                 &mut a
             )?;
             // SAFETY: the list lives as long as the executable.
-            unsafe { std::slice::from_raw_parts(a.output_types, a.num_output_types) }
+            unsafe { slice_from(a.output_types, a.num_output_types) }
                 .iter()
                 .map(|t| from_pjrt(*t))
                 .collect()
@@ -161,9 +160,9 @@ impl LoadedExecutable {
                 &mut a
             )?;
             // SAFETY: both lists live as long as the executable.
-            let sizes = unsafe { std::slice::from_raw_parts(a.dim_sizes, a.num_outputs) };
+            let sizes = unsafe { slice_from(a.dim_sizes, a.num_outputs) };
             let total: usize = sizes.iter().sum();
-            let flat = unsafe { std::slice::from_raw_parts(a.dims, total) };
+            let flat = unsafe { slice_from(a.dims, total) };
             let mut at = 0;
             Ok(sizes
                 .iter()
@@ -219,10 +218,9 @@ impl LoadedExecutable {
                 &mut a
             )?;
             // SAFETY: the bytes live until the deleter runs.
-            let bytes = unsafe {
-                std::slice::from_raw_parts(a.serialized_bytes.cast::<u8>(), a.serialized_bytes_size)
-            }
-            .to_vec();
+            let bytes =
+                unsafe { slice_from(a.serialized_bytes.cast::<u8>(), a.serialized_bytes_size) }
+                    .to_vec();
             if let Some(deleter) = a.serialized_executable_deleter {
                 // SAFETY: handing the plugin's object back to its own deleter, once.
                 unsafe { deleter(a.serialized_executable) };
@@ -312,6 +310,18 @@ impl LoadedExecutable {
                     "got argument lists for {} devices, the program runs on {}",
                     args.len(),
                     self.devices.len()
+                ),
+            ));
+        }
+        // The plugin reads `num_args` buffers from every list, so all must have that many
+        // (a deserialized executable has no signature to check them against).
+        let num_args = args.first().map_or(0, Vec::len);
+        if let Some((d, list)) = args.iter().enumerate().find(|(_, l)| l.len() != num_args) {
+            return Err(Error::invalid(
+                "execute",
+                format!(
+                    "argument list {d} has {} arguments, list 0 has {num_args}; every device takes the same arguments",
+                    list.len()
                 ),
             ));
         }

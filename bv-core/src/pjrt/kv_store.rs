@@ -18,18 +18,30 @@ pub trait KeyValueStore: Send + Sync {
     fn put(&self, key: &str, value: &[u8]) -> Result<(), String>;
 }
 
-/// The user argument handed to the C callbacks.
+/// The store as the client keeps it: the callbacks' user argument is the address of the
+/// boxed `Arc`, which stays put when the handle moves into the client.
 pub(crate) type KvHandle = Box<Arc<dyn KeyValueStore>>;
 
-/// Fills the key-value fields of a client-create argument struct.
+/// Fills the key-value fields of a client-create argument struct. A plugin may call the
+/// callbacks for as long as the client lives (multi-node GPU clients do, to exchange
+/// collective ids), so `store` must live as long as the client.
 pub(crate) fn install(args: &mut sys::PJRT_Client_Create_Args, store: &KvHandle) {
-    let user = (store as *const KvHandle).cast_mut().cast::<c_void>();
+    let user = user_arg(store);
     args.kv_get_callback = Some(kv_get);
     args.kv_get_user_arg = user;
     args.kv_put_callback = Some(kv_put);
     args.kv_put_user_arg = user;
     args.kv_try_get_callback = Some(kv_try_get);
     args.kv_try_get_user_arg = user;
+}
+
+/// The user argument of the callbacks: the heap address of the store, not the address of
+/// the handle (a stack slot that moves).
+fn user_arg(store: &KvHandle) -> *mut c_void {
+    let heap: &Arc<dyn KeyValueStore> = store;
+    (heap as *const Arc<dyn KeyValueStore>)
+        .cast_mut()
+        .cast::<c_void>()
 }
 
 /// Allocates a value the plugin frees through [`free_value`]: the length is stored in the
@@ -59,13 +71,13 @@ extern "C" fn free_value(value: *mut c_char) {
 /// Reads the store and key of a callback.
 ///
 /// # Safety
-/// `user` must be the `KvHandle` installed by [`install`]; `key` must point at `len` bytes.
+/// `user` must come from [`user_arg`] of a live handle; `key` must point at `len` bytes.
 unsafe fn store_and_key<'a>(
     user: *mut c_void,
     key: *const c_char,
     len: usize,
 ) -> (&'a Arc<dyn KeyValueStore>, String) {
-    let store = &*user.cast::<KvHandle>();
+    let store = &*user.cast::<Arc<dyn KeyValueStore>>();
     let key = super::api::string_from(key, len);
     (store, key)
 }
@@ -145,6 +157,65 @@ extern "C" fn kv_put(args: *mut sys::PJRT_KeyValuePutCallback_Args) -> *mut sys:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct MapStore(Mutex<HashMap<String, Vec<u8>>>);
+
+    impl KeyValueStore for MapStore {
+        fn get(&self, key: &str, _: Duration) -> Result<Vec<u8>, String> {
+            self.try_get(key)?.ok_or_else(|| format!("no {key}"))
+        }
+        fn try_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+            self.0.lock().unwrap().insert(key.into(), value.to_vec());
+            Ok(())
+        }
+    }
+
+    /// The callbacks keep working after the handle they were installed from has moved (the
+    /// client keeps it elsewhere): the slot it left holds `None`, a null pointer, which a
+    /// user argument pointing at the slot would dereference.
+    #[test]
+    fn callbacks_survive_the_handle_moving() {
+        let store = Arc::new(MapStore::default());
+        let mut slot: Option<KvHandle> = Some(Box::new(store.clone()));
+        // SAFETY: plain C data; all-zero is valid.
+        let mut create: sys::PJRT_Client_Create_Args = unsafe { std::mem::zeroed() };
+        install(&mut create, slot.as_ref().unwrap());
+        let kept = slot.take();
+        assert!(slot.is_none());
+
+        let (key, value) = (b"topology/0", b"4 devices");
+        // SAFETY: as above.
+        let mut put: sys::PJRT_KeyValuePutCallback_Args = unsafe { std::mem::zeroed() };
+        put.key = key.as_ptr().cast();
+        put.key_size = key.len();
+        put.value = value.as_ptr().cast();
+        put.value_size = value.len();
+        put.user_arg = create.kv_put_user_arg;
+        // SAFETY: the callback gets a valid argument struct with the installed user argument.
+        let err = unsafe { create.kv_put_callback.unwrap()(&mut put) };
+        assert!(err.is_null());
+        assert_eq!(store.try_get("topology/0").unwrap().unwrap(), value);
+
+        // SAFETY: as above.
+        let mut get: sys::PJRT_KeyValueGetCallback_Args = unsafe { std::mem::zeroed() };
+        get.key = key.as_ptr().cast();
+        get.key_size = key.len();
+        get.user_arg = create.kv_get_user_arg;
+        // SAFETY: as above; the value is freed through its deleter.
+        unsafe {
+            assert!(create.kv_get_callback.unwrap()(&mut get).is_null());
+            let got = std::slice::from_raw_parts(get.value.cast::<u8>(), get.value_size).to_vec();
+            get.value_deleter_callback.unwrap()(get.value);
+            assert_eq!(got, value);
+        }
+        drop(kept);
+    }
 
     #[test]
     fn values_round_trip_through_the_c_allocation() {

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 
 use xla_sys as sys;
 
-use super::api::{args, string_from};
+use super::api::{args, slice_from, string_from};
 
 /// A value in a PJRT key-value list.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,10 +86,7 @@ pub(crate) unsafe fn read_list(
     n: usize,
 ) -> BTreeMap<String, NamedValue> {
     let mut out = BTreeMap::new();
-    if ptr.is_null() {
-        return out;
-    }
-    for nv in std::slice::from_raw_parts(ptr, n) {
+    for nv in slice_from(ptr, n) {
         let name = string_from(nv.name, nv.name_size);
         let v = &nv.__bindgen_anon_1;
         let value = match nv.type_ {
@@ -97,10 +94,9 @@ pub(crate) unsafe fn read_list(
                 NamedValue::Str(string_from(v.string_value, nv.value_size))
             }
             sys::PJRT_NamedValue_kInt64 => NamedValue::Int(v.int64_value),
-            sys::PJRT_NamedValue_kInt64List if !v.int64_array_value.is_null() => NamedValue::Ints(
-                std::slice::from_raw_parts(v.int64_array_value, nv.value_size).to_vec(),
-            ),
-            sys::PJRT_NamedValue_kInt64List => NamedValue::Ints(Vec::new()),
+            sys::PJRT_NamedValue_kInt64List => {
+                NamedValue::Ints(slice_from(v.int64_array_value, nv.value_size).to_vec())
+            }
             sys::PJRT_NamedValue_kFloat => NamedValue::Float(v.float_value),
             sys::PJRT_NamedValue_kBool => NamedValue::Bool(v.bool_value),
             _ => continue,

@@ -44,7 +44,23 @@ pub enum Platform {
     Tpu,
 }
 
+/// Environment variable naming the platform of the default client (`cpu`, `cuda`, `tpu`).
+pub const PLATFORM_ENV: &str = "BV_PLATFORM";
+
 impl Platform {
+    /// The platform `BV_PLATFORM` names: `cpu` (the default), `cuda` (or `gpu`), `tpu`.
+    pub fn from_env() -> Result<Platform> {
+        match std::env::var(PLATFORM_ENV).as_deref() {
+            Err(_) | Ok("cpu") | Ok("") => Ok(Platform::Cpu),
+            Ok("cuda") | Ok("gpu") => Ok(Platform::Cuda),
+            Ok("tpu") => Ok(Platform::Tpu),
+            Ok(other) => Err(Error::invalid(
+                "BV_PLATFORM",
+                format!("{other:?} is not a platform; use cpu, cuda or tpu"),
+            )),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Platform::Cpu => "cpu",

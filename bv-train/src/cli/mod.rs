@@ -73,6 +73,11 @@ pub struct TrainFlags {
     /// Multi-process jobs: this process's index (0 writes metrics and checkpoints).
     #[arg(long)]
     pub process_id: Option<usize>,
+    /// Multi-process jobs on a plugin without collectives across processes (the CPU
+    /// plugins): let each process train a replica of its own on its share of the data
+    /// (otherwise refused, since it is rarely what was meant).
+    #[arg(long)]
+    pub allow_independent_replicas: bool,
 }
 
 /// The subcommands.
@@ -139,9 +144,6 @@ impl TrainFlags {
             );
         };
         crate::stop::install_handlers()?;
-        if let Some(n) = self.cpu_devices {
-            bv_core::set_default_client(bv_core::pjrt::Client::cpu_with_devices(n as usize)?);
-        }
         let process = match (&self.coordinator, self.num_processes, self.process_id) {
             (Some(c), Some(n), Some(i)) => {
                 bv_core::distributed::ProcessInfo::new(c, n as usize, i)?
@@ -156,6 +158,8 @@ impl TrainFlags {
             overrides: self.overrides,
             data_dir: self.data_dir,
             stop_after: self.stop_after,
+            cpu_devices: self.cpu_devices.map(|n| n as usize),
+            allow_independent_replicas: self.allow_independent_replicas,
         };
         let summary = crate::train::run(&args).map_err(|e| e as Box<dyn std::error::Error>)?;
         match summary.training_loss {

@@ -193,7 +193,7 @@ impl Context<'_> {
             dataset: ds,
             split: data.split.clone(),
             pp: Arc::new(pp),
-            batch_size: self.batch_size(cfg),
+            batch_size: crate::train::local_batch_size(self.batch_size(cfg), &self.mesh)?,
             threads: self.threads,
             host_index: self.process.0,
             host_count: self.process.1,

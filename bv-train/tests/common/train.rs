@@ -202,9 +202,16 @@ pub fn logged(workdir: &Path, step: u64) -> bool {
     bv_train::metrics::read_metrics(path).is_ok_and(|r| r.iter().any(|r| r.step >= step))
 }
 
-/// Starts a job of `n` processes on this machine (a free local port for the coordinator),
-/// their stdout and stderr piped; returns them and the coordinator address.
-pub fn spawn_job(config: &Path, workdir: &Path, n: usize, extra: &[&str]) -> (Vec<Child>, String) {
+/// Starts a job of `n` `bv-train` processes on this machine (coordinator on a free loopback
+/// port), each with `extra` flags and `env`, their stdout and stderr piped; returns them and
+/// the coordinator address.
+pub fn spawn_job(
+    config: &Path,
+    workdir: &Path,
+    n: usize,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Vec<Child>, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -224,6 +231,7 @@ pub fn spawn_job(config: &Path, workdir: &Path, n: usize, extra: &[&str]) -> (Ve
             ];
             bv_train(config, workdir, &flags)
                 .args(extra)
+                .envs(env.iter().copied())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -231,4 +239,19 @@ pub fn spawn_job(config: &Path, workdir: &Path, n: usize, extra: &[&str]) -> (Ve
         })
         .collect();
     (children, coordinator)
+}
+
+/// Runs a job as [`spawn_job`] does and returns each process's output, in order.
+pub fn run_job(
+    config: &Path,
+    workdir: &Path,
+    n: usize,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Vec<Output> {
+    spawn_job(config, workdir, n, extra, env)
+        .0
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
 }
