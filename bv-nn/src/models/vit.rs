@@ -663,6 +663,18 @@ impl ImageModel for Vit {
     /// `vit.resample_posemb`: a `pos_embedding` of another square grid, resampled
     /// bilinearly (`scipy.ndimage.zoom(order=1)`).
     fn resample(&self, name: &str, loaded: &HostArray, shape: &[usize]) -> Option<HostArray> {
+        resample_posemb(name, loaded, shape)
+    }
+
+    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
+        Module::apply(self, s, (image, train))
+    }
+}
+
+/// `vit.resample_posemb` as the loader's resampling: a `pos_embedding` of another square
+/// grid, resampled bilinearly (`scipy.ndimage.zoom(order=1)`); `None` for any other
+/// parameter or shape.
+pub fn resample_posemb(name: &str, loaded: &HostArray, shape: &[usize]) -> Option<HostArray> {
         let (old, new) = (loaded.shape(), shape);
         if name != "pos_embedding" || old.len() != 3 || new.len() != 3 || old[2] != new[2] {
             return None;
@@ -677,9 +689,4 @@ impl ImageModel for Vit {
         let values = loaded.to_vec::<f32>().ok()?;
         let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
         HostArray::from_slice(&grid, new).ok()
-    }
-
-    fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
-        Module::apply(self, s, (image, train))
-    }
 }
