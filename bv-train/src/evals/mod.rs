@@ -4,6 +4,7 @@
 //! config's `type`; [`from_config`] builds every evaluator of a config.
 
 pub mod classification;
+pub mod distance;
 pub mod fewshot_lsr;
 pub mod mean;
 pub mod save;
