@@ -1,0 +1,3 @@
+//! big_vision's project models (`big_vision/models/proj/`).
+
+pub mod image_text;
