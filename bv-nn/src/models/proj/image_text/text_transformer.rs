@@ -123,7 +123,7 @@ impl TextTransformer {
                 return Err(c.bad("remat_policy", expected));
             }
         };
-        if t.num_heads == 0 || t.width % t.num_heads.max(1) != 0 {
+        if t.num_heads == 0 || !t.width.is_multiple_of(t.num_heads) {
             return Err(c.bad("num_heads", "a positive divisor of width"));
         }
         if t.vocab_size == 0 {
