@@ -79,3 +79,98 @@ fn tokenize_cases() {
         }
     }
 }
+
+/// 2000 random texts through two models trained with the SentencePiece library
+/// (`tests/golden/sentencepiece`): byte fallback, user-defined symbols, NFKC rules; and no
+/// byte fallback with identity rules, no dummy prefix and kept whitespace.
+#[test]
+fn random_texts_match_the_sentencepiece_library() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/sentencepiece");
+    let e: Json =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let texts = e["texts"].as_array().unwrap();
+    for name in ["bytes", "plain"] {
+        let sp = SentencePiece::open(dir.join(format!("{name}.model"))).unwrap();
+        let mut checked = 0;
+        for (i, t) in texts.iter().enumerate() {
+            let t = t.as_str().unwrap();
+            let want = ids(&e[name]["ids"][i]);
+            let got: Vec<i64> = sp.encode(t.as_bytes()).into_iter().map(i64::from).collect();
+            assert_eq!(got, want, "{name}: encode {t:?}");
+            let raw: Vec<u32> = want.iter().map(|&x| x as u32).collect();
+            assert_eq!(
+                sp.decode(&raw),
+                e[name]["decoded"][i].as_str().unwrap(),
+                "{name}: decode {t:?}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 2000);
+    }
+}
+
+/// A missing file, a file that is not a model, and a truncated model give errors that name
+/// the file and say what is wrong (no panic).
+#[test]
+fn missing_and_corrupt_models_are_errors() {
+    let missing = SentencePiece::open("/nonexistent/spm.model").unwrap_err();
+    assert!(missing.contains("/nonexistent/spm.model"), "{missing}");
+    let bytes = std::fs::read(dir().join("spm.model")).unwrap();
+    let tmp = std::env::temp_dir().join(format!("bv-spm-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for (name, data) in [
+        ("text.model", b"this is not a protobuf".to_vec()),
+        ("truncated.model", bytes[..bytes.len() / 2].to_vec()),
+        ("empty.model", Vec::new()),
+    ] {
+        let p = tmp.join(name);
+        std::fs::write(&p, data).unwrap();
+        let err = SentencePiece::open(&p).unwrap_err();
+        assert!(
+            err.contains(name) && err.contains("not a SentencePiece model"),
+            "{err}"
+        );
+    }
+    let err = Pipeline::build(
+        "tokenize(max_len=4, eos=\"yes\", model=\"c4_en\", inkey=\"t\")",
+        OPS,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("cc_en.32000/sentencepiece.model") && err.contains("BV_VOCAB_DIR"),
+        "{err}"
+    );
+}
+
+/// Texts longer than `max_len` are cut as big_vision cuts them (not an error): with
+/// `sticky` the last id stays EOS.
+#[test]
+fn long_texts_are_truncated() {
+    let model = dir().join("spm.model").display().to_string();
+    let sp = SentencePiece::open(&model).unwrap();
+    let text = "the covered software of a particular contributor ".repeat(20);
+    let full: Vec<i64> = sp
+        .encode(text.as_bytes())
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    assert!(full.len() > 40);
+    for (eos, last) in [("sticky", 1), ("yes", full[7]), ("none", full[7])] {
+        let spec = format!("tokenize(max_len=8, eos={eos:?}, model={model:?}, inkey=\"t\")");
+        let mut ex = Example::new();
+        ex.insert(
+            "t".into(),
+            Value::Bytes(Array::scalar(text.clone().into_bytes())),
+        );
+        Pipeline::build(&spec, OPS)
+            .unwrap()
+            .apply(&mut ex, &mut Rng::new(0, 0))
+            .unwrap();
+        let Value::I64(got) = &ex["labels"] else {
+            panic!()
+        };
+        assert_eq!(&got.data[..7], &full[..7], "{eos}");
+        assert_eq!(got.data[7], last, "{eos}");
+    }
+}
