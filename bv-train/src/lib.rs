@@ -24,3 +24,4 @@ pub mod optim;
 pub mod plot;
 pub mod pp;
 pub mod train;
+pub mod trainers;
