@@ -6,7 +6,8 @@ use super::ops_image::{
     VggValueRange,
 };
 use super::ops_text::{
-    Choice, CocoCaptions, Concat, Flatten, LabelNames, Lower, SetDefault, StrFmt, Tokenize,
+    Choice, ClassPrompts, CocoCaptions, Concat, Flatten, LabelNames, Lower, SetDefault, StrFmt,
+    Tokenize,
 };
 use super::randaug::RandAug;
 use super::registry::{Make, OpDef};
@@ -77,6 +78,9 @@ pub const OPS: &[OpDef] = &[
         doc: "ImageNet-21k class ids to their names (inkey label, outkey labels)." },
     OpDef { name: "lower", params: &[], make: Make::InOut { default_in: Some("text"), default_out: "text", make: Lower::make },
         doc: "ASCII lower-casing of strings (key text), as tf.strings.lower." },
+    OpDef { name: "class_prompts", params: &["names", "templates", "canonicalize"],
+        make: Make::InOut { default_in: Some("label"), default_out: "texts", make: ClassPrompts::make },
+        doc: "bv: a class id to its name (names list) in every template of a set (clip_best default, clip_paper, class_name_only) or list; strings in outkey texts." },
     OpDef { name: "strfmt", params: &["template", "outkey"], make: Make::Dict(StrFmt::make),
         doc: "Formats template's {key} fields from the example into outkey (default text)." },
 ];

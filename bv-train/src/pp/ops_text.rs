@@ -725,3 +725,77 @@ impl ValueOp for LabelNames {
         Ok(Value::Bytes(Array::new(shape, data)))
     }
 }
+
+/// `class_prompts(names, templates="clip_best", canonicalize=True)` (bv; inkey `label`,
+/// outkey `texts`): a class id to its name put into every template of a big_vision set
+/// (`clip_paper`, `clip_best`, `class_name_only`) or a list, as the zero-shot evaluator
+/// builds its texts; names and templates canonicalized as it does. With
+/// `choice(key="texts")` (or `tokenize`'s `sample_if_multi`) it makes captions for
+/// classification datasets.
+pub struct ClassPrompts {
+    texts: Vec<Vec<Vec<u8>>>,
+}
+
+impl ClassPrompts {
+    /// Factory.
+    pub fn make(a: &Args) -> Result<Box<dyn ValueOp>, String> {
+        use crate::evals::image_text::prompts::{canonicalize, templates};
+        let names = a.strs("names")?;
+        if names.is_empty() {
+            return Err("missing required argument 'names' (a list of class names)".into());
+        }
+        let set = match a.get("templates") {
+            None => templates("clip_best")?,
+            Some(Lit::Str(s)) => templates(s)?,
+            Some(Lit::List(_)) => a.strs("templates")?,
+            Some(v) => return Err(format!("templates={v} should be a set name or a list")),
+        };
+        let canon = a.bool("canonicalize")?.unwrap_or(true);
+        let texts = names
+            .iter()
+            .map(|n| {
+                let name = if canon {
+                    canonicalize(n, Some(","))
+                } else {
+                    n.clone()
+                };
+                let name = name.split(',').next().unwrap_or("").to_string();
+                set.iter()
+                    .map(|t| {
+                        let t = if canon {
+                            canonicalize(t, Some("{}"))
+                        } else {
+                            t.clone()
+                        };
+                        match t.split_once("{}") {
+                            Some((a, b)) => Ok(format!("{a}{name}{b}").into_bytes()),
+                            None => Err(format!("template {t:?} has no {{}}")),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Box::new(ClassPrompts { texts }))
+    }
+}
+
+impl ValueOp for ClassPrompts {
+    fn apply(&self, v: &Value, _: &mut Rng) -> Result<Value, String> {
+        let label = match v {
+            Value::I64(a) if a.data.len() == 1 => a.data[0],
+            Value::U8(a) if a.data.len() == 1 => i64::from(a.data[0]),
+            other => {
+                return Err(format!(
+                    "expected one integer label, got {} {:?}",
+                    other.dtype(),
+                    other.shape()
+                ))
+            }
+        };
+        let texts = usize::try_from(label)
+            .ok()
+            .and_then(|l| self.texts.get(l))
+            .ok_or_else(|| format!("label {label} is outside 0..{}", self.texts.len()))?;
+        Ok(Value::Bytes(Array::new(vec![texts.len()], texts.clone())))
+    }
+}

@@ -216,8 +216,13 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         });
     }
     if let Some(extra) = overrides.keys().next() {
+        let default = if cfg.dataset_overrides.is_none() {
+            " (big_vision's default overrides; set dataset_overrides: {} when not evaluating it)"
+        } else {
+            ""
+        };
         return Err(format!(
-            "{}: {extra:?} is not one of dataset_names {names:?}",
+            "{}: {extra:?} is not one of dataset_names {names:?}{default}",
             key("dataset_overrides")
         )
         .into());
