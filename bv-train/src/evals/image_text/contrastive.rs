@@ -123,3 +123,81 @@ impl Evaluator for Contrastive {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bv_core::Array;
+
+    /// float64 reference: per minibatch of real examples, logits `t·zimg·ztxtᵀ`, the mean
+    /// of the two diagonal cross-entropies, and argmax over texts.
+    fn reference(
+        z1: &[f64],
+        z2: &[f64],
+        d: usize,
+        t: f64,
+        mask: &[u8],
+        blocks: usize,
+    ) -> (f64, f64) {
+        let n = mask.len();
+        let m = n / blocks;
+        let (mut loss, mut hits) = (0.0, 0.0);
+        for b in 0..blocks {
+            let real: Vec<usize> = (b * m..(b + 1) * m).filter(|&i| mask[i] == 1).collect();
+            let logit =
+                |i: usize, j: usize| t * (0..d).map(|k| z1[i * d + k] * z2[j * d + k]).sum::<f64>();
+            for &i in &real {
+                let lse_row = real.iter().map(|&j| logit(i, j).exp()).sum::<f64>().ln();
+                let lse_col = real.iter().map(|&j| logit(j, i).exp()).sum::<f64>().ln();
+                loss += 0.5 * ((lse_row - logit(i, i)) + (lse_col - logit(i, i)));
+                let best = real.iter().copied().fold(real[0], |a, j| {
+                    if logit(i, j) > logit(i, a) {
+                        j
+                    } else {
+                        a
+                    }
+                });
+                hits += f64::from(u8::from(best == i));
+            }
+        }
+        (loss, hits)
+    }
+
+    #[test]
+    fn masked_bidirectional_loss_against_float64() {
+        let (n, d) = (8, 5);
+        let mut rng = crate::pp::Rng::new(3, 0);
+        let z1: Vec<f32> = (0..n * d).map(|_| rng.range(-1.0, 1.0)).collect();
+        let z2: Vec<f32> = (0..n * d).map(|_| rng.range(-1.0, 1.0)).collect();
+        let mask = [1u8, 1, 1, 0, 1, 1, 0, 0];
+        for blocks in [1, 2] {
+            let f = jit(move |(a, b, t, m): (Tensor, Tensor, Tensor, Tensor)| {
+                let (l, c) = bidirectional(&a, &b, &t, &m, blocks);
+                (
+                    np::sum(&l, np::Axes::All, false),
+                    np::sum(&c, np::Axes::All, false),
+                )
+            });
+            let (l, c) = f
+                .call(&(
+                    Array::from_slice(&z1, &[n, d]).unwrap(),
+                    Array::from_slice(&z2, &[n, d]).unwrap(),
+                    Array::from_slice(&[2.5f32], &[1]).unwrap(),
+                    Array::from_slice(&mask, &[n]).unwrap(),
+                ))
+                .unwrap();
+            let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+            let (want_l, want_c) = reference(&f64s(&z1), &f64s(&z2), d, 2.5, &mask, blocks);
+            let got_l = f64::from(l.item::<f32>().unwrap());
+            assert!(
+                (got_l - want_l).abs() < 1e-4 * (1.0 + want_l.abs()),
+                "{blocks}: {got_l} vs {want_l}"
+            );
+            assert_eq!(
+                f64::from(c.item::<f32>().unwrap()),
+                want_c,
+                "blocks {blocks}"
+            );
+        }
+    }
+}

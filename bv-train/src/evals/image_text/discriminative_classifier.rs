@@ -324,3 +324,70 @@ impl Evaluator for DiscriminativeClassifier {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_means_and_accuracy_against_float64_with_ties() {
+        let mut rng = crate::pp::Rng::new(7, 0);
+        let mut v = |n: usize| (0..n).map(|_| rng.range(-1.0, 1.0)).collect::<Vec<f32>>();
+        // Three texts per class for 5 classes; classes 1 and 3 get identical texts, so every
+        // image ties between them and the first (1) must win.
+        let mut texts: Vec<Vec<f32>> = (0..15).map(|_| v(6)).collect();
+        let labels: Vec<i64> = (0..15).map(|i| i % 5).collect();
+        for i in (0..15).filter(|i| i % 5 == 3) {
+            texts[i] = texts[i - 2].clone();
+        }
+        let classes = class_embeddings(&texts, &labels, 5).unwrap();
+        for c in 0..5 {
+            let mut mean = [0f64; 6];
+            for (t, _) in texts.iter().zip(&labels).filter(|(_, &l)| l == c as i64) {
+                for (m, x) in mean.iter_mut().zip(t) {
+                    *m += f64::from(*x) / 3.0;
+                }
+            }
+            let norm = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
+            for (got, m) in classes[c].iter().zip(mean) {
+                assert!((f64::from(*got) - m / (norm + 1e-8)).abs() < 1e-6);
+            }
+        }
+        assert_eq!(classes[1], classes[3]);
+        let images: Vec<Vec<f32>> = (0..40).map(|_| v(6)).collect();
+        // Labels: one class, or two with -1 padding (as multi-label datasets).
+        let image_labels: Vec<Vec<i64>> = (0..40)
+            .map(|i| {
+                if i % 4 == 0 {
+                    vec![(i % 5) as i64, 3]
+                } else {
+                    vec![(i % 5) as i64, -1]
+                }
+            })
+            .collect();
+        let (correct, n) = count_correct(&images, &image_labels, &classes);
+        let want = images
+            .iter()
+            .zip(&image_labels)
+            .filter(|(x, l)| {
+                let s: Vec<f64> = classes
+                    .iter()
+                    .map(|c| {
+                        c.iter()
+                            .zip(x.iter())
+                            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                            .sum()
+                    })
+                    .collect();
+                let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let best = s.iter().position(|&v| v == max).unwrap();
+                assert_ne!(best, 3, "the tie goes to class 1");
+                l.contains(&(best as i64))
+            })
+            .count();
+        assert_eq!((correct, n), (want, 40));
+        assert!(class_embeddings(&texts[..4], &labels[..4], 5)
+            .unwrap_err()
+            .contains("class 4"));
+    }
+}

@@ -205,3 +205,69 @@ impl Evaluator for Retrieval {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A float64 reference that ranks by counting (no sort): the rank of `j` in `row` is
+    /// the number of entries above it plus the equal ones before it.
+    fn rank(row: &[f64], j: usize) -> usize {
+        row.iter()
+            .enumerate()
+            .filter(|&(i, &s)| s > row[j] || (s == row[j] && i < j))
+            .count()
+    }
+
+    /// Embeddings with exact ties (repeated vectors) and 1 to 3 captions per image.
+    fn case(seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<usize>) {
+        let mut rng = crate::pp::Rng::new(seed, 0);
+        let vec =
+            |rng: &mut crate::pp::Rng| (0..4).map(|_| rng.range(-1.0, 1.0)).collect::<Vec<f32>>();
+        let mut images: Vec<Vec<f32>> = (0..12).map(|_| vec(&mut rng)).collect();
+        images[5] = images[2].clone();
+        images[9] = images[2].clone();
+        let (mut texts, mut owner) = (Vec::new(), Vec::new());
+        for i in 0..images.len() {
+            for _ in 0..1 + rng.below(3) as usize {
+                texts.push(vec(&mut rng));
+                owner.push(i);
+            }
+        }
+        let t = texts.len();
+        texts[t - 1] = texts[0].clone();
+        texts[3] = texts[1].clone();
+        (images, texts, owner)
+    }
+
+    #[test]
+    fn recalls_against_a_counting_reference_with_ties_and_several_captions() {
+        for seed in 0..20 {
+            let (images, texts, owner) = case(seed);
+            let sims = similarities(&images, &texts);
+            let cols: Vec<Vec<f64>> = (0..texts.len())
+                .map(|t| sims.iter().map(|r| r[t]).collect())
+                .collect();
+            for (k, got) in image_to_text(&sims, &owner) {
+                let wins = (0..images.len())
+                    .filter(|&i| (0..texts.len()).any(|t| owner[t] == i && rank(&sims[i], t) < k))
+                    .count();
+                assert_eq!(
+                    got,
+                    wins as f64 / images.len() as f64,
+                    "seed {seed} img2txt@{k}"
+                );
+            }
+            for (k, got) in text_to_image(&sims, &owner) {
+                let wins = (0..texts.len())
+                    .filter(|&t| rank(&cols[t], owner[t]) < k)
+                    .count();
+                assert_eq!(
+                    got,
+                    wins as f64 / texts.len() as f64,
+                    "seed {seed} txt2img@{k}"
+                );
+            }
+        }
+    }
+}
