@@ -512,6 +512,33 @@ mod tests {
         assert_eq!(fixed.get("pos_embedding").unwrap().to_f64(), [1.75]);
     }
 
+    /// A two-tower `.npz` without one of the parts `model_init` asks for names the part,
+    /// the file and what the file holds.
+    #[test]
+    fn a_checkpoint_missing_a_tower_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("bv-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("two_towers.npz");
+        let p: Params<HostArray> = [
+            ("img/head/bias".to_string(), scalar(1.0)),
+            ("t".to_string(), scalar(2.0)),
+        ]
+        .into_iter()
+        .collect();
+        checkpoint::write(&file, &p).unwrap();
+        let (_, img) = read_part(&format!("{}:img", file.display())).unwrap();
+        assert_eq!(names(&img), ["head/bias"]);
+        let (_, t) = read_part(&format!("{}:t", file.display())).unwrap();
+        assert_eq!(t.get("").unwrap().to_f64(), [2.0]);
+        let e = read_part(&format!("{}:txt", file.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no `txt`") && e.contains("two_towers.npz") && e.contains("img, t"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn model_init_keys_and_vanity_names() {
         let dir = Path::new("/nonexistent-bv-dir");
