@@ -26,3 +26,4 @@ pub mod pp;
 pub mod prefetch;
 pub mod progress;
 pub mod train;
+pub mod trainers;

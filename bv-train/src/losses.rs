@@ -29,8 +29,8 @@ pub fn sigmoid_xent(logits: &Tensor, labels: &Tensor) -> Tensor {
     -np::sum(&(labels * &log_p + (1.0 - labels) * log_not_p), -1, false)
 }
 
-/// `log σ(z) = min(z, 0) − log1p(exp(−|z|))`, stable for large |z|.
-fn log_sigmoid(z: &Tensor) -> Tensor {
+/// `log σ(z) = min(z, 0) − log1p(exp(−|z|))`, stable for large |z| (`jax.nn.log_sigmoid`).
+pub fn log_sigmoid(z: &Tensor) -> Tensor {
     np::minimum(z, 0.0) - np::log1p(&np::exp(&-np::abs(z)))
 }
 

@@ -17,7 +17,7 @@ use bv_core::random::{self, Key};
 use bv_core::sharding::rules::{self, Leaf};
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
 use bv_core::{jit, prim, Array, Aval, DType, Spec, Tensor};
-use bv_nn::models::{self, ImageModel};
+use bv_nn::models::ImageModel;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{check_batch_divisible, check_local_path, Config, Plan};
@@ -25,10 +25,11 @@ use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Val
 use crate::evals;
 use crate::losses;
 use crate::metrics::MetricWriter;
-use crate::optim::{self, apply_updates, global_norm, Params, State, Transform};
+use crate::optim::{self, Params, Transform};
 use crate::pp::{Pipeline, OPS};
 use crate::prefetch::Ahead;
 use crate::progress::Progress;
+use crate::trainers::{self, StepInputs, TrainState, Trainer};
 
 /// Anything that stops a run; the message says what to change.
 pub type TrainError = Box<dyn std::error::Error + Send + Sync>;
@@ -60,9 +61,6 @@ pub struct Summary {
     /// The last value of every evaluator metric.
     pub evals: BTreeMap<String, f64>,
 }
-
-/// The training state inside the step: parameters and optimizer state by name.
-type TrainState = (Params, State);
 
 /// The training state on devices.
 type Arrays = BTreeMap<String, Array>;
@@ -138,14 +136,10 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let probe = data::train(&train_cfg, None)?
         .next()
         .ok_or("the training split is empty")??;
-    let image_spec = batch_spec(&probe, "image")?;
 
-    // 4. Model and optimizer.
-    let mut model_kw = serde_json::Value::Object(config.model.clone().into_iter().collect());
-    if let Some(n) = config.num_classes {
-        model_kw["num_classes"] = n.into();
-    }
-    let model = models::build(&config.model_name, &model_kw)?;
+    // 4. Model and optimizer: the trainer (`config.trainer`) holds the model.
+    let trainer = trainers::build(&config, &probe, mesh.size())?;
+    let model = trainer.model();
     let (rng, rng_init) = Key::from_seed(config.seed as i64).split2();
     let (_, rng_loop) = rng.split2();
     let loss_name = config.loss.clone().unwrap_or_else(|| "sigmoid_xent".into());
@@ -171,9 +165,9 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .clone()
         .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
     let init = {
-        let (m, spec, bias) = (model.clone(), image_spec.clone(), config.init_head_bias);
+        let t = trainer.clone();
         let rule = layout_rule(&strategy, &mesh, "params");
-        jit(move |key: Tensor| init_params(m.as_ref(), &key, &spec, bias))
+        jit(move |key: Tensor| t.init(&key))
             .named("init")
             .sharded(mesh.clone(), move |p, a| rule(p, a))
     };
@@ -198,31 +192,21 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     )?;
 
     // 6. The update step: forward, backward and optimizer in one donating executable.
-    let mixup = config
-        .mixup
-        .as_ref()
-        .filter(|m| m.p > 0.0)
-        .map(|m| (m.p, mesh.size()));
     let update = {
-        let (m, t, loss_name) = (model.clone(), tx.clone(), loss_name.clone());
+        let (trainer, t) = (trainer.clone(), tx.clone());
         let (rules_p, rules_o) = (
             layout_rule(&strategy, &mesh, "params"),
             layout_rule(&strategy, &mesh, "opt"),
         );
         jit(
             move |(state, rng_loop, step, x, y): (TrainState, Tensor, Tensor, Tensor, Tensor)| {
-                update_step(
-                    m.as_ref(),
-                    t.as_ref(),
-                    &loss_name,
-                    &frozen,
-                    mixup,
-                    state,
-                    &rng_loop,
-                    &step,
-                    &x,
-                    &y,
-                )
+                let inputs = StepInputs {
+                    rng_loop: &rng_loop,
+                    step: &step,
+                    image: &x,
+                    labels: &y,
+                };
+                trainer.update(t.as_ref(), &frozen, state, inputs)
             },
         )
         .named("update")
@@ -250,15 +234,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
         None => {
             let mut params = init.call(&rng_init.to_array()?)?;
-            if let Some(name) = &config.model_init {
-                params = load_model_init(
-                    model.as_ref(),
-                    params,
-                    &bv_nn::zoo::resolve(&config.model_name, name)?,
-                    &config,
-                    &mesh,
-                    &strategy,
-                )?;
+            if config.model_init.is_some() {
+                params = load_model_init(trainer.as_ref(), params, &config, &mesh, &strategy)?;
             }
             let opt = opt_init.call(&params)?;
             ((params, opt), 0, None, Chrono::default())
@@ -269,6 +246,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let eval_ctx = evals::Context {
         config: &config,
         model: model.clone(),
+        towers: trainer.towers(),
         mesh: mesh.clone(),
         data_dir: data_dir.clone(),
         threads: train_cfg.threads,
@@ -385,25 +363,18 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         metrics.step_start(step);
         let step_arr = Array::scalar((step - 1) as u32)?;
         let t = Instant::now();
-        let ((params, opt), loss, l2_grads, l2_params, l2_updates) =
-            update.call(&(state, rng_loop.clone(), step_arr, x, y))?;
+        let ((params, opt), measured) = update.call(&(state, rng_loop.clone(), step_arr, x, y))?;
         if step == first_step + 1 {
             // The first step after a (re)start, compilation included.
-            loss.block_until_ready()?;
+            measured["training_loss"].block_until_ready()?;
             metrics.measure("z/secs/update0", t.elapsed().as_secs_f64());
         }
         state = (params, opt);
         chrono.examples_seen += plan.batch_size;
 
         if plan.log_due(step) || step == first_step + 1 {
-            let measured = [
-                ("training_loss", &loss),
-                ("l2_grads", &l2_grads),
-                ("l2_params", &l2_params),
-                ("l2_updates", &l2_updates),
-            ];
             let mut values = Vec::new();
-            for (name, a) in measured {
+            for (name, a) in &measured {
                 let v = f64::from(a.item::<f32>()?);
                 if !v.is_finite() {
                     return Err(format!("{name} is {v} at step {step}; lower the learning rate or check the data (the last checkpoint is kept)").into());
@@ -428,8 +399,12 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             let core_hours = chrono.train_secs * mesh.size() as f64 / 3600.0;
             metrics.measure(&format!("core_hours_{device_kind}"), core_hours);
             metrics.measure("core_hours", core_hours);
-            summary.training_loss = Some(values[0].1);
-            progress.update(step, Some(values[0].1), Some(img_per_sec));
+            let loss = values
+                .iter()
+                .find(|(n, _)| *n == "training_loss")
+                .map(|v| v.1);
+            summary.training_loss = loss;
+            progress.update(step, loss, Some(img_per_sec));
         } else {
             progress.update(step, summary.training_loss, None);
         }
@@ -536,7 +511,7 @@ pub(crate) fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDat
 }
 
 /// The spec of one batch feature (its dtype as the device will see it).
-fn batch_spec(batch: &Batch, key: &str) -> Result<Spec, TrainError> {
+pub(crate) fn batch_spec(batch: &Batch, key: &str) -> Result<Spec, TrainError> {
     let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
     Ok(Spec::new(v.shape().to_vec(), value_dtype(v)?))
 }
@@ -609,7 +584,7 @@ fn layout_rule(
 }
 
 /// `model.init`, then `init_head_bias` as big_vision applies it.
-fn init_params(
+pub(crate) fn init_params(
     model: &dyn ImageModel,
     key: &Tensor,
     image: &Spec,
@@ -675,7 +650,7 @@ fn frozen_names(plan: &Plan, names: &[String]) -> Result<Vec<String>, TrainError
 /// One training step (big_vision's `update_fn`): the loss and its gradient, the optimizer
 /// update, and the measurements.
 #[allow(clippy::too_many_arguments)]
-fn update_step(
+pub(crate) fn update_step(
     model: &dyn ImageModel,
     tx: &dyn Transform,
     loss_name: &str,
@@ -707,17 +682,11 @@ fn update_step(
         np::mean(&per_example, np::Axes::All, false)
     };
     let (loss, grads) = value_and_grad(loss_fn)(&params);
-    let trainable: Params = grads
-        .iter()
-        .filter(|(n, _)| !frozen.contains(n))
-        .map(|(n, g)| (n.clone(), g.clone()))
-        .collect();
-    let l2_grads = global_norm(&trainable);
-    let (updates, opt) = tx.update(grads, opt, &params);
-    let l2_updates = global_norm(&updates);
-    let params = apply_updates(&params, &updates);
-    let l2_params = global_norm(&params);
-    ((params, opt), loss, l2_grads, l2_params, l2_updates)
+    let (state, mut m) = trainers::apply_gradients(tx, frozen, (params, opt), grads);
+    let mut take = |k: &str| m.remove(k).expect("apply_gradients measures it");
+    let (l2_grads, l2_params, l2_updates) =
+        (take("l2_grads"), take("l2_params"), take("l2_updates"));
+    (state, loss, l2_grads, l2_params, l2_updates)
 }
 
 /// big_vision's mixup: `a·x + (1 − a)·roll(x, 1)` where the roll runs within each device's
@@ -799,23 +768,17 @@ fn restore(
     Ok(((params, opt), position, chrono))
 }
 
-/// `model_init`: parameters from a big_vision npz, merged with the fresh ones by the
-/// model's loader (`dont_load`, posemb resampling), laid out like the fresh ones.
+/// `model_init`: parameters from big_vision npz files, merged with the fresh ones by the
+/// trainer's loader (`dont_load`, posemb resampling), laid out like the fresh ones.
 fn load_model_init(
-    model: &dyn ImageModel,
+    trainer: &dyn Trainer,
     fresh: Arrays,
-    path: &Path,
     config: &Config,
     mesh: &Mesh,
     strategy: &[(String, String)],
 ) -> Result<Arrays, TrainError> {
     let init_host = bv_nn::checkpoint::to_host(&fresh.into_iter().collect())?;
-    let dont_load: Vec<String> = config
-        .model_load
-        .get("dont_load")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    let loaded = bv_nn::checkpoint::load(model, &init_host, path, &dont_load)?;
+    let loaded = trainer.load(&init_host, config)?;
     loaded
         .iter()
         .map(|(name, h)| Ok((name.to_string(), place(h, "params", name, mesh, strategy)?)))

@@ -272,3 +272,27 @@ fn resolved_config_is_written_as_json() {
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1, "no temporary file left");
 }
+
+/// The image-text configs: big_vision's siglip_lit_coco.py (5000 steps; the image tower frozen,
+/// warmup max(3% of steps, 100) = 150) and the two Fashion-MNIST jobs (6 and 3 epochs of
+/// 60,000 at 128: 2812.5 -> 2812 and 1406.25 -> 1406).
+#[test]
+fn image_text_configs_resolve() {
+    let c = Config::load(repo("configs/proj/image_text/siglip_lit_coco.ron"), &[]).unwrap();
+    assert_eq!(c.trainer.as_deref(), Some("proj.image_text.siglip"));
+    let plan = Plan::new(&c, 118_287).unwrap();
+    assert_eq!(plan.total_steps, 5000);
+    let groups: Vec<_> = plan.schedules.groups().collect();
+    assert_eq!(groups[0].0, "img/.*");
+    assert!(groups[0].1.is_none(), "image tower frozen");
+    assert_eq!(groups[1].1.unwrap().warmup_steps, 150);
+    assert_eq!(plan.evals.len(), 1);
+    assert_eq!(c.evals["retrieval_coco"].kind, "proj.image_text.retrieval");
+    for (file, total) in [
+        ("configs/proj/image_text/siglip_fashion_mnist.ron", 2812),
+        ("configs/proj/image_text/lit_fashion_mnist.ron", 1406),
+    ] {
+        let c = Config::load(repo(file), &[]).unwrap();
+        assert_eq!(Plan::new(&c, 60_000).unwrap().total_steps, total, "{file}");
+    }
+}

@@ -626,8 +626,8 @@ impl Module for Vit {
             let hid = Dense::new(rep);
             x_2d = np::tanh(&s.call_named("pre_logits", &hid, x_2d));
             x = np::tanh(&s.call_named("pre_logits", &hid, x));
-            out.insert("pre_logits_2d", x_2d.clone());
         }
+        out.insert("pre_logits_2d", x_2d.clone());
         out.insert("pre_logits", x.clone());
         if let Some(classes) = self.num_classes {
             let mut head = Dense::new(classes);

@@ -69,13 +69,23 @@ pub struct Config {
     pub keep_ckpt_epochs: Option<f64>,
     pub keep_ckpt_examples: Option<f64>,
     pub keep_ckpt_percent: Option<f64>,
-    /// The model module: `vit`, `mlp_mixer`, `bit`, `bit_paper`.
+    /// The trainer, by big_vision's module name: `train` (default) or
+    /// `proj.image_text.siglip` (bv's key; big_vision picks the module on the command line).
+    pub trainer: Option<String>,
+    /// The model module: `vit`, `mlp_mixer`, `bit`, `bit_paper`, `proj.image_text.two_towers`.
     pub model_name: String,
+    /// Shapes of the model's inputs at init (the SigLIP trainer: image and text).
+    pub init_shapes: Option<Vec<Vec<u64>>>,
+    /// Their dtypes (`float32`, `int32`).
+    pub init_types: Option<Vec<String>>,
+    /// The SigLIP trainer's loss: `sigmoid` (default) or `softmax` (LiT/CLIP).
+    pub loss_fn: Option<String>,
     /// Keyword arguments of the model (`variant`, `pool_type`, `posemb`, ...).
     #[serde(default)]
     pub model: Dict,
-    /// Initialize parameters from this `.npz` (or checkpoint) instead of from scratch.
-    pub model_init: Option<String>,
+    /// Initialize parameters from this `.npz` instead of from scratch; a two-tower model
+    /// also takes a vanity name or a map of parts (`{img: ..., txt: ...}`).
+    pub model_init: Option<serde_json::Value>,
     /// Keyword arguments of the model's `load` (`dont_load: [...]`, ...).
     #[serde(default)]
     pub model_load: Dict,
@@ -220,6 +230,34 @@ pub struct Eval {
     pub outputs: Option<Vec<String>>,
     /// save: the batch features written (default: every numeric feature but `_mask`).
     pub inputs: Option<Vec<String>>,
+    /// discriminative_classifier: the datasets to classify zero-shot.
+    pub dataset_names: Option<Vec<String>>,
+    /// Image-text evaluators: where the datasets live.
+    pub data_dir: Option<String>,
+    /// discriminative_classifier: `dataset_info:label`, `clip` or a list of names.
+    pub class_names: Option<serde_json::Value>,
+    /// Image-text evaluators: the split (default `test`).
+    pub split: Option<String>,
+    /// discriminative_classifier: `clip_paper` (default), `clip_best` or `class_name_only`.
+    pub prompt_templates: Option<serde_json::Value>,
+    /// discriminative_classifier: canonicalize class names and templates (default true).
+    pub canonicalize: Option<bool>,
+    /// Image-text evaluators: the image pipeline (after decoding).
+    pub pp_img: Option<String>,
+    /// Image-text evaluators: the text pipeline (`texts` to tokens in `labels`).
+    pub pp_txt: Option<String>,
+    /// Image-text evaluators: accepted for compatibility (bv prepares texts once).
+    pub cache_final: Option<bool>,
+    /// discriminative_classifier: use each class's first alias only (default true).
+    pub first_class_name_only: Option<bool>,
+    /// discriminative_classifier: per-dataset settings by dataset name.
+    pub dataset_overrides: Option<BTreeMap<String, BTreeMap<String, serde_json::Value>>>,
+    /// retrieval: the TFDS dataset of images and captions.
+    pub dataset: Option<String>,
+    /// retrieval: the caption feature (`"captions/text"` or `["captions", "text"]`).
+    pub txt_name: Option<serde_json::Value>,
+    /// contrastive: one minibatch over all devices (default true) or one per device.
+    pub use_global_batch: Option<bool>,
 }
 
 /// `config.schedule`: one dict for every parameter, or `[(regex, dict or None)]`.

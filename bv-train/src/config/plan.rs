@@ -17,7 +17,6 @@ const OPTIMIZERS: &[&str] = &[
     "identity",
 ];
 /// Model modules.
-const MODELS: &[&str] = &["vit", "mlp_mixer", "bit", "bit_paper"];
 
 /// A config that parses but does not describe a run.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +113,10 @@ impl Plan {
             LOSSES,
         )?;
         known("optax_name", &config.optax_name, OPTIMIZERS)?;
-        known("model_name", &config.model_name, MODELS)?;
+        known("model_name", &config.model_name, &bv_nn::models::MODEL_NAMES)?;
+        if let Some(t) = &config.trainer {
+            known("trainer", t, &crate::trainers::NAMES)?;
+        }
         let total = Lengths {
             prefix: "total",
             steps: config.total_steps,

@@ -6,6 +6,7 @@
 pub mod classification;
 pub mod distance;
 pub mod fewshot_lsr;
+pub mod image_text;
 pub mod mean;
 pub mod save;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use bv_core::sharding::{Mesh, PartitionSpec};
 use bv_core::{Array, Tensor};
+use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 use bv_nn::models::ImageModel;
 
 use crate::config::{Config, Data, Eval, EvalPlan};
@@ -38,6 +40,8 @@ pub struct Context<'a> {
     pub config: &'a Config,
     /// The model whose `apply` evaluators call.
     pub model: Arc<dyn ImageModel>,
+    /// The two-tower model image-text evaluators call (`None` unless the trainer has one).
+    pub towers: Option<Arc<TwoTowers>>,
     /// The mesh; eval batches are split over its first axis.
     pub mesh: Mesh,
     /// Where prepared datasets live.
@@ -90,6 +94,47 @@ pub const TYPES: &[Type] = &[
         name: "mean",
         keys: &["data", "pp_fn", "loss_name", "label_key"],
         build: mean::build,
+    },
+    Type {
+        name: "proj.image_text.discriminative_classifier",
+        keys: &[
+            "dataset_names",
+            "data_dir",
+            "class_names",
+            "split",
+            "prompt_templates",
+            "canonicalize",
+            "pp_img",
+            "pp_txt",
+            "cache_final",
+            "first_class_name_only",
+            "dataset_overrides",
+        ],
+        build: image_text::discriminative_classifier::build,
+    },
+    Type {
+        name: "proj.image_text.retrieval",
+        keys: &[
+            "dataset",
+            "data_dir",
+            "split",
+            "pp_img",
+            "pp_txt",
+            "txt_name",
+            "cache_final",
+        ],
+        build: image_text::retrieval::build,
+    },
+    Type {
+        name: "proj.image_text.contrastive",
+        keys: &[
+            "data",
+            "pp_fn",
+            "use_global_batch",
+            "cache_final",
+            "label_key",
+        ],
+        build: image_text::contrastive::build,
     },
     Type {
         name: "save",

@@ -1,3 +1,4 @@
-//! Models of big_vision's projects (`big_vision/models/proj/`).
+//! big_vision's project models (`big_vision/models/proj/`).
 
 pub mod flexi;
+pub mod image_text;
