@@ -110,10 +110,13 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
         return Err(format!("{}: the checkpoint holds no params/ leaves", dir.display()).into());
     }
 
+    let predict = crate::trainers::Predict::trained(model.clone());
     let ctx = evals::Context {
         config: &config,
         model,
         towers,
+        predict_fns: vec![("predict".into(), crate::trainers::PredictFn::Single(predict))],
+        fixed: Default::default(),
         mesh,
         data_dir,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -65,6 +65,10 @@ pub struct Summary {
 /// The training state on devices.
 type Arrays = BTreeMap<String, Array>;
 
+/// The traced arguments of the update step: state, loop key, step, image, labels, the
+/// trainer's other batch features and its fixed parameters.
+type StepArgs = (TrainState, (Tensor, Tensor, Tensor, Tensor), (Params, Params));
+
 /// What a checkpoint gives back: the state, the input position and the chrono.
 type Restored = ((Arrays, Arrays), Option<data::Position>, Chrono);
 
@@ -138,8 +142,19 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .ok_or("the training split is empty")??;
 
     // 4. Model and optimizer: the trainer (`config.trainer`) holds the model.
-    let trainer = trainers::build(&config, &probe, mesh.size())?;
+    let strategy = config
+        .sharding_strategy
+        .clone()
+        .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
+    let trainer = trainers::build(&config, &probe, mesh.size(), &plan)?;
     let model = trainer.model();
+    // Teachers: loaded once, on devices, neither trained nor checkpointed.
+    let fixed: Arrays = trainer
+        .fixed(&config)?
+        .iter()
+        .map(|(name, h)| Ok((name.to_string(), place(h, "params", name, &mesh, &strategy)?)))
+        .collect::<Result<_, TrainError>>()?;
+    let feature_keys = trainer.batch_keys();
     let (rng, rng_init) = Key::from_seed(config.seed as i64).split2();
     let (_, rng_loop) = rng.split2();
     let loss_name = config.loss.clone().unwrap_or_else(|| "sigmoid_xent".into());
@@ -160,10 +175,6 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     }
 
     // 5. Sharding and init: parameters are born with their final layout.
-    let strategy = config
-        .sharding_strategy
-        .clone()
-        .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
     let init = {
         let t = trainer.clone();
         let rule = layout_rule(&strategy, &mesh, "params");
@@ -191,24 +202,26 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         &out_specs(&opt_init.lower(&param_specs)?)?,
     )?;
 
-    // 6. The update step: forward, backward and optimizer in one donating executable.
-    let update = {
-        let (trainer, t) = (trainer.clone(), tx.clone());
+    // 6. The update step: forward, backward and optimizer in one donating executable (one
+    //    per variant of a static step argument, each compiled on first use).
+    let update_variant = |variant: usize| {
+        let (trainer, t, frozen) = (trainer.clone(), tx.clone(), frozen.clone());
         let (rules_p, rules_o) = (
             layout_rule(&strategy, &mesh, "params"),
             layout_rule(&strategy, &mesh, "opt"),
         );
-        jit(
-            move |(state, rng_loop, step, x, y): (TrainState, Tensor, Tensor, Tensor, Tensor)| {
-                let inputs = StepInputs {
-                    rng_loop: &rng_loop,
-                    step: &step,
-                    image: &x,
-                    labels: &y,
-                };
-                trainer.update(t.as_ref(), &frozen, state, inputs)
-            },
-        )
+        jit(move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
+            let inputs = StepInputs {
+                rng_loop: &rng_loop,
+                step: &step,
+                image: &x,
+                labels: &y,
+                features: &features,
+                fixed: &fixed,
+                variant,
+            };
+            trainer.update(t.as_ref(), &frozen, state, inputs)
+        })
         .named("update")
         .donate_argnums(&[0])
         .sharded(mesh.clone(), move |path, a| match path.split_once('/') {
@@ -220,6 +233,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             _ => PartitionSpec::replicated(),
         })
     };
+    let updates: Vec<_> = (0..trainer.variants()).map(update_variant).collect();
 
     // 7. Load: the workdir's LAST checkpoint, else config.resume, else model_init, else
     //    from scratch.
@@ -234,7 +248,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
         None => {
             let mut params = init.call(&rng_init.to_array()?)?;
-            if config.model_init.is_some() {
+            if config.model_init.is_some() || config.student_init.is_some() {
                 params = load_model_init(trainer.as_ref(), params, &config, &mesh, &strategy)?;
             }
             let opt = opt_init.call(&params)?;
@@ -247,6 +261,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         config: &config,
         model: model.clone(),
         towers: trainer.towers(),
+        predict_fns: trainer.predict_fns(),
+        fixed: Arc::new(fixed.clone()),
         mesh: mesh.clone(),
         data_dir: data_dir.clone(),
         threads: train_cfg.threads,
@@ -300,7 +316,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         plan.total_steps,
         plan.epochs(),
         plan.batch_size,
-        config.model_name,
+        model.model_name(),
         num_params,
         mesh.size()
     ));
@@ -347,7 +363,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         let batch = batch?;
         let x = to_array(&batch, "image", &mesh, &batch_axis)?;
         let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
-        Ok((batch, x, y))
+        let features: Arrays = feature_keys
+            .iter()
+            .map(|k| Ok((k.clone(), to_array(&batch, k, &mesh, &batch_axis)?)))
+            .collect::<Result<_, TrainError>>()?;
+        Ok((batch, x, y, features))
     };
     let depth = config.prefetch_to_device.unwrap_or(1) as usize;
     let mut batches = Ahead::new(data::train(&train_cfg, position.as_ref())?, depth, put);
@@ -359,11 +379,13 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let mut window = (Instant::now(), 0u64);
     let device_kind = client.addressable_devices()[0].kind().to_string();
     for step in first_step + 1..=last_step {
-        let (batch, x, y) = batches.next().ok_or("the training pipeline ended")??;
+        let (batch, x, y, features) = batches.next().ok_or("the training pipeline ended")??;
         metrics.step_start(step);
         let step_arr = Array::scalar((step - 1) as u32)?;
         let t = Instant::now();
-        let ((params, opt), measured) = update.call(&(state, rng_loop.clone(), step_arr, x, y))?;
+        let update = &updates[trainer.variant_at(step)];
+        let step_args = (state, (rng_loop.clone(), step_arr, x, y), (features, fixed.clone()));
+        let ((params, opt), measured) = update.call(&step_args)?;
         if step == first_step + 1 {
             // The first step after a (re)start, compilation included.
             measured["training_loss"].block_until_ready()?;
@@ -691,7 +713,7 @@ pub(crate) fn update_step(
 
 /// big_vision's mixup: `a·x + (1 − a)·roll(x, 1)` where the roll runs within each device's
 /// shard of the batch (`devices` equal contiguous blocks), so no data crosses devices.
-fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tensor {
+pub(crate) fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tensor {
     let shape = x.shape().to_vec();
     let per_device = shape[0] / devices;
     let mut blocks: Vec<isize> = vec![devices as isize, per_device as isize];

@@ -72,7 +72,9 @@ pub struct Config {
     /// The trainer, by big_vision's module name: `train` (default) or
     /// `proj.image_text.siglip` (bv's key; big_vision picks the module on the command line).
     pub trainer: Option<String>,
-    /// The model module: `vit`, `mlp_mixer`, `bit`, `bit_paper`, `proj.image_text.two_towers`.
+    /// The model module: `vit`, `mlp_mixer`, `bit`, `bit_paper`, `proj.flexi.vit`,
+    /// `proj.image_text.two_towers` (the distillation trainers name `student_name` instead).
+    #[serde(default)]
     pub model_name: String,
     /// Shapes of the model's inputs at init (the SigLIP trainer: image and text).
     pub init_shapes: Option<Vec<Vec<u64>>>,
@@ -113,6 +115,25 @@ pub struct Config {
     pub schedule: Option<ScheduleConfig>,
     /// Mixup (`p` > 0 enables it).
     pub mixup: Option<Mixup>,
+    /// Distillation: the student's model module (as `model_name`).
+    pub student_name: Option<String>,
+    /// Distillation: the student's model keyword arguments (as `model`).
+    pub student: Option<Dict>,
+    /// Distillation: the student's initial parameters (as `model_init`).
+    pub student_init: Option<serde_json::Value>,
+    /// Distillation: the student loader's keyword arguments (as `model_load`).
+    pub student_load: Option<Dict>,
+    /// Distillation: the teachers by name; big_vision's `teachers = [name]` with
+    /// `<name>_name`, `<name>`, `<name>_init`, `<name>_load`.
+    pub teachers: Option<BTreeMap<String, Teacher>>,
+    /// Distillation: the distance of student and teacher logits (`kl`, `euclidean`, ...).
+    pub distance: Option<String>,
+    /// Distillation: the distance's keyword arguments (`t` for `kl`).
+    pub distance_kw: Option<Dict>,
+    /// FlexiViT: the model arguments sampled per step, `{seqhw: (v: [...], p: [...])}`.
+    pub flexi: Option<BTreeMap<String, FlexiArg>>,
+    /// GSAM/SAM settings (`rho_max`, `rho_min`, `alpha`, `lr_max`, `lr_min`, ...).
+    pub gsam: Option<Dict>,
     /// Evaluators by name.
     #[serde(default)]
     pub evals: BTreeMap<String, Eval>,
@@ -172,6 +193,32 @@ pub struct Mixup {
     pub p: f64,
     /// Accepted for compatibility; big_vision's train.py ignores it.
     pub fold_in: Option<serde_json::Value>,
+}
+
+/// One teacher of a distillation config (`config.teachers.<name>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teacher {
+    /// Its model module (big_vision's `<name>_name`).
+    pub name: String,
+    /// Its model keyword arguments (`<name>`).
+    #[serde(default)]
+    pub model: Dict,
+    /// Its parameters: an `.npz` path or a big_vision checkpoint name (`<name>_init`).
+    pub init: serde_json::Value,
+    /// Its loader's keyword arguments (`<name>_load`, e.g. `dont_load`).
+    #[serde(default)]
+    pub load: Dict,
+}
+
+/// One flexible model argument of a FlexiViT config (`config.flexi.<arg>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlexiArg {
+    /// The values sampled from.
+    pub v: Vec<u64>,
+    /// Their weights (default uniform).
+    pub p: Option<Vec<f64>>,
 }
 
 /// One evaluator, `config.evals.<name>`.

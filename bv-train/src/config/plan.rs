@@ -113,7 +113,12 @@ impl Plan {
             LOSSES,
         )?;
         known("optax_name", &config.optax_name, OPTIMIZERS)?;
-        known("model_name", &config.model_name, &bv_nn::models::MODEL_NAMES)?;
+        match &config.student_name {
+            Some(student) if crate::trainers::is_distill(config) => {
+                known("student_name", student, &bv_nn::models::MODEL_NAMES)?
+            }
+            _ => known("model_name", &config.model_name, &bv_nn::models::MODEL_NAMES)?,
+        }
         if let Some(t) = &config.trainer {
             known("trainer", t, &crate::trainers::NAMES)?;
         }

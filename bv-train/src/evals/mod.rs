@@ -23,6 +23,7 @@ use crate::config::{Config, Data, Eval, EvalPlan};
 use crate::data::{self, Batch, EvalConfig};
 use crate::pp::{Pipeline, OPS};
 use crate::train::TrainError;
+use crate::trainers::{Predict, PredictFn};
 
 /// Parameters on devices, by name.
 pub type DeviceParams = BTreeMap<String, Array>;
@@ -42,6 +43,10 @@ pub struct Context<'a> {
     pub model: Arc<dyn ImageModel>,
     /// The two-tower model image-text evaluators call (`None` unless the trainer has one).
     pub towers: Option<Arc<TwoTowers>>,
+    /// The trainer's predict functions by name (`pred`), the default first.
+    pub predict_fns: Vec<(String, PredictFn)>,
+    /// The trainer's fixed (teacher) parameters, which some predict functions read.
+    pub fixed: Arc<DeviceParams>,
     /// The mesh; eval batches are split over its first axis.
     pub mesh: Mesh,
     /// Where prepared datasets live.
@@ -287,6 +292,42 @@ pub fn check_pred(name: &str, cfg: &Eval, allowed: &[&str]) -> Result<String, Tr
         allowed.join(" or ")
     )
     .into())
+}
+
+impl Context<'_> {
+    /// The predict function `evals.<name>.pred` names (default: the trainer's first),
+    /// which must be one model's.
+    pub fn single(&self, name: &str, cfg: &Eval) -> Result<Predict, TrainError> {
+        match self.predict_fn(name, cfg)? {
+            PredictFn::Single(p) => Ok(p),
+            PredictFn::Pair(..) => Err(format!(
+                "evals.{name}.pred: {:?} is a (student, teacher) pair; {} evaluators call one \
+                 model's predict function",
+                cfg.pred.as_deref().unwrap_or_default(),
+                cfg.kind
+            )
+            .into()),
+        }
+    }
+
+    /// The predict function `evals.<name>.pred` names, of any kind.
+    pub fn predict_fn(&self, name: &str, cfg: &Eval) -> Result<PredictFn, TrainError> {
+        let names: Vec<&str> = self.predict_fns.iter().map(|(n, _)| n.as_str()).collect();
+        let want = cfg.pred.as_deref().unwrap_or(names[0]);
+        // `predict` names the default wherever big_vision's train.py would offer it.
+        let want = if want == "predict" && !names.contains(&"predict") { names[0] } else { want };
+        self.predict_fns
+            .iter()
+            .find(|(n, _)| n == want)
+            .map(|(_, f)| f.clone())
+            .ok_or_else(|| {
+                format!(
+                    "evals.{name}.pred: the trainer has no predict function {want:?}; it has {}",
+                    names.join(", ")
+                )
+                .into()
+            })
+    }
 }
 
 /// Every output of a jitted eval function is replicated, so each process reads all of it

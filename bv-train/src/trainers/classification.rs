@@ -106,20 +106,26 @@ impl Trainer for Classification {
         fresh: &bv_nn::Params<HostArray>,
         config: &Config,
     ) -> Result<bv_nn::Params<HostArray>, TrainError> {
-        let path = match &config.model_init {
-            Some(serde_json::Value::String(p)) => p.clone(),
-            other => {
-                let got = other.as_ref().map_or("nothing".into(), |v| v.to_string());
-                return Err(format!("model_init: expected the path of an .npz, got {got}").into());
-            }
-        };
-        let dont_load = super::dont_load(config, None)?;
-        let path = bv_nn::zoo::resolve(&config.model_name, &path)?;
-        Ok(bv_nn::checkpoint::load(
-            self.model.as_ref(),
-            fresh,
-            &path,
-            &dont_load,
-        )?)
+        load_model_init(self.model.as_ref(), fresh, config)
     }
+}
+
+/// `model_mod.load(params, config.model_init, config.model, **config.model_load)` for an
+/// image model: the `.npz` (or big_vision checkpoint name) of `model_init` merged into
+/// `fresh` by the model's loader (`dont_load`, checkpoint fixes, resampling).
+pub fn load_model_init(
+    model: &dyn ImageModel,
+    fresh: &bv_nn::Params<HostArray>,
+    config: &Config,
+) -> Result<bv_nn::Params<HostArray>, TrainError> {
+    let path = match &config.model_init {
+        Some(serde_json::Value::String(p)) => p.clone(),
+        other => {
+            let got = other.as_ref().map_or("nothing".into(), |v| v.to_string());
+            return Err(format!("model_init: expected the path of an .npz, got {got}").into());
+        }
+    };
+    let dont_load = super::dont_load(config, None)?;
+    let path = bv_nn::zoo::resolve(&config.model_name, &path)?;
+    Ok(bv_nn::checkpoint::load(model, fresh, &path, &dont_load)?)
 }
