@@ -137,6 +137,9 @@ fn training_steps_through_the_trainer_update() {
                 step: &k,
                 image: &x,
                 labels: &y,
+                features: &Params::new(),
+                fixed: &Params::new(),
+                variant: 0,
             };
             tr.update(t.as_ref() as &dyn Transform, &[], (p, s), inputs)
         },

@@ -100,6 +100,9 @@ fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays)
                 step: &k,
                 image: &x,
                 labels: &y,
+                features: &Params::new(),
+                fixed: &Params::new(),
+                variant: 0,
             };
             tr.update(t.as_ref() as &dyn Transform, &[], (p, s), inputs)
         },

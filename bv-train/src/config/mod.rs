@@ -305,6 +305,11 @@ pub struct Eval {
     pub txt_name: Option<serde_json::Value>,
     /// contrastive: one minibatch over all devices (default true) or one per device.
     pub use_global_batch: Option<bool>,
+    /// proj.distill.distance: the distances, `[{kind: "kl"}, {kind: "agree", k: 5}]`.
+    pub distances: Option<Vec<serde_json::Value>>,
+    /// proj.distill.distance: the student and teacher outputs compared (default
+    /// `("logits", "logits")`).
+    pub what: Option<(String, String)>,
 }
 
 /// `config.schedule`: one dict for every parameter, or `[(regex, dict or None)]`.

@@ -1,12 +1,20 @@
 //! big_vision's distillation distances (`evaluators/proj/distill/distance.py`'s `dist`),
 //! shared by the distillation trainers (`distance`, `distance_kw`) and the
-//! `proj.distill.distance` evaluator (`distances: [{kind, ...}]`).
+//! `proj.distill.distance` evaluator (`distances: [{kind, ...}]`, [`DistanceEval`]).
+
+use std::sync::Arc;
 
 use bv_core::numpy as np;
-use bv_core::{DType, Tensor};
+use bv_core::sharding::Mesh;
+use bv_core::{jit, DType, Jit, Tensor};
 use serde_json::{Map, Value};
 
+use super::{Context, DeviceParams, Evaluator, Outputs};
+use crate::config::Eval;
+use crate::data::EvalConfig;
+use crate::optim::Params;
 use crate::train::TrainError;
+use crate::trainers::{Predict, PredictFn};
 
 /// One distance between student and teacher outputs, per example (the feature axis is the
 /// last).
@@ -175,4 +183,124 @@ pub fn entry_name(entry: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join("_")
+}
+
+/// The `proj.distill.distance` evaluator: for a (student, teacher) predict function
+/// (`pred: "student_prof_fwd"`), every distance of `distances` between their outputs
+/// (`what`, default the logits; flattened per example) over the eval split, reported as
+/// `<kind=...>/avg`, `/min` and `/max` (big_vision also yields every value as `/all`,
+/// which a scalar metrics file cannot hold). The teacher reads the batch feature named
+/// after it when the eval pipeline keeps one (its own resolution), else `image`.
+pub struct DistanceEval {
+    data: EvalConfig,
+    mesh: Mesh,
+    names: Vec<String>,
+    student: Predict,
+    teacher: Predict,
+    teacher_key: String,
+    fixed: Arc<DeviceParams>,
+    outputs: Arc<Outputs>,
+    pred_key: String,
+    per_example: DistFn,
+}
+
+/// The jitted per-example distances: `(student params, teacher params, student image,
+/// teacher image) -> [distance per example]`.
+type DistFn = Jit<(), (Params, Params, Tensor, Tensor), Vec<Tensor>>;
+
+/// Builds `evals.<name>` of type `proj.distill.distance`.
+pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>, TrainError> {
+    let (student, teacher) = match ctx.predict_fn(name, cfg)? {
+        PredictFn::Pair(s, t) => (s, t),
+        PredictFn::Single(_) => {
+            return Err(format!(
+                "evals.{name}.pred: proj.distill.distance compares a (student, teacher) pair \
+                 such as \"student_<teacher>_fwd\"; {:?} is one model",
+                cfg.pred.as_deref().unwrap_or_default()
+            )
+            .into())
+        }
+    };
+    let entries = cfg
+        .distances
+        .clone()
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| format!("evals.{name}.distances: give at least one, e.g. [{{kind: \"kl\"}}]"))?;
+    let dists = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Distance::from_entry(&format!("evals.{name}.distances[{i}]"), e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (what_s, what_t) = cfg
+        .what
+        .clone()
+        .unwrap_or_else(|| ("logits".into(), "logits".into()));
+    let outputs = Outputs::new(vec![what_s.clone(), what_t.clone()]);
+    let data = ctx.pipeline(name, cfg, cfg.data.as_ref(), cfg.pp_fn.as_deref())?;
+    let (ms, mt, out) = (student.model.clone(), teacher.model.clone(), outputs.clone());
+    let per_example = jit(move |(ps, pt, xs, xt): (Params, Params, Tensor, Tensor)| {
+        let (ls, os) = super::apply(ms.as_ref(), ps, &xs);
+        let (lt, ot) = super::apply(mt.as_ref(), pt, &xt);
+        let flat = |t: &Tensor| np::reshape(t, &[t.shape()[0] as isize, -1]);
+        let rs = flat(&out.pick(&ls, &os)[&what_s]);
+        let rt = flat(&out.pick(&lt, &ot)[&what_t]);
+        dists
+            .iter()
+            .map(|d| np::astype(&d.per_example(&rs, &rt), DType::F32))
+            .collect::<Vec<_>>()
+    })
+    .named(&format!("eval_{name}"))
+    .sharded(ctx.mesh.clone(), super::replicated);
+    let teacher_key = teacher
+        .fixed_prefix
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    Ok(Box::new(DistanceEval {
+        data,
+        mesh: ctx.mesh.clone(),
+        names: entries.iter().map(entry_name).collect(),
+        student,
+        teacher,
+        teacher_key,
+        fixed: ctx.fixed.clone(),
+        outputs,
+        pred_key: format!("evals.{name}.what"),
+        per_example,
+    }))
+}
+
+impl Evaluator for DistanceEval {
+    fn run(&mut self, params: &DeviceParams, _step: u64) -> Result<Vec<(String, f64)>, TrainError> {
+        let ps = self.student.params(params, &self.fixed);
+        let pt = self.teacher.params(params, &self.fixed);
+        let mut all: Vec<Vec<f64>> = vec![Vec::new(); self.names.len()];
+        for batch in super::batches(&self.data)? {
+            let batch = batch?;
+            let xs = super::to_device(&batch, "image", &self.mesh)?;
+            let xt = match batch.data.contains_key(&self.teacher_key) {
+                true => super::to_device(&batch, &self.teacher_key, &self.mesh)?,
+                false => xs.clone(),
+            };
+            let mask = super::to_device(&batch, "_mask", &self.mesh)?.to_vec::<u8>()?;
+            let ds = self.per_example.call(&(ps.clone(), pt.clone(), xs, xt))?;
+            self.outputs.check(&self.pred_key)?;
+            for (acc, d) in all.iter_mut().zip(ds) {
+                let d = d.to_vec::<f32>()?;
+                acc.extend(d.iter().zip(&mask).filter(|(_, m)| **m != 0).map(|(v, _)| f64::from(*v)));
+            }
+        }
+        let mut out = Vec::new();
+        for (name, ds) in self.names.iter().zip(all) {
+            if ds.is_empty() {
+                return Err(format!("{name}: the eval split has no examples").into());
+            }
+            let n = ds.len() as f64;
+            out.push((format!("{name}/avg"), ds.iter().sum::<f64>() / n));
+            out.push((format!("{name}/min"), ds.iter().copied().fold(f64::INFINITY, f64::min)));
+            out.push((format!("{name}/max"), ds.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+        }
+        Ok(out)
+    }
 }

@@ -142,6 +142,11 @@ pub const TYPES: &[Type] = &[
         build: image_text::contrastive::build,
     },
     Type {
+        name: "proj.distill.distance",
+        keys: &["data", "pp_fn", "distances", "what", "cache_final"],
+        build: distance::build,
+    },
+    Type {
         name: "save",
         keys: &["data", "pp_fn", "outfile", "outputs", "inputs"],
         build: save::build,
