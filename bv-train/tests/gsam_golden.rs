@@ -1,6 +1,10 @@
 //! GSAM and SAM against big_vision (`tests/golden/gsam/{gsam,sam}`, made by `make_gsam.py`
 //! with big_vision's `gsam_gradient` and gsam/train.py's own `update_fn`): the GSAM
-//! gradient at init (loss atol 1e-5, gradients 1e-5 + 1e-4 × the tensor's max |value|).
+//! gradient at init (loss atol 1e-5, gradients 1e-5 + 1e-4 × the tensor's max |value|) and
+//! three steps through `Trainer::update` (measurements within 2e-5 relative, parameters
+//! after steps 1 and 3 within 2e-5); `rho_min > rho_max` is an error.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -90,4 +94,56 @@ fn rho_min_above_rho_max_is_an_error() {
     let v = serde_json::json!({"rho_max": 0.1, "rho_min": 0.1, "alpha": 0.0,
                                "lr_max": 0.003, "lr_min": 3e-5, "rho": 1});
     assert!(Gsam::from_config(&v).unwrap_err().contains("gsam.rho:"));
+}
+
+
+use bv_train::config::Config;
+use common::golden_steps::{self as gs, Steps};
+
+/// A config like the fixture's: gsam/train.py's settings and the case's `gsam` block.
+fn config(case: &str) -> Config {
+    let m = meta(case);
+    let ron = format!(
+        r#"( trainer: "proj.gsam.train", total_steps: 10, loss: "sigmoid_xent",
+        input: (data: (name: "none", split: "train"), batch_size: 4, pp: ""),
+        model_name: "vit", model: {model}, gsam: {gsam},
+        optax_name: "scale_by_adam", optax: {{"mu_dtype": "float32"}}, lr: 0.003, wd: 0.001,
+        grad_clip_norm: 1.0,
+        schedule: (warmup_steps: 2, decay_type: "linear", linear_end: 0.01), )"#,
+        model = model_kw(case),
+        gsam = m["gsam"],
+    );
+    Config::from_str(&ron, "gsam.ron", &[]).unwrap()
+}
+
+fn three_steps(case: &str) {
+    let config = config(case);
+    let i = npz(dir("").join("inputs.npz"));
+    let probe = gs::probe(&[("image", &i["image"]), ("labels", &i["labels_onehot"])]);
+    let m = meta(case);
+    let got = gs::run(Steps {
+        trainer: gs::build(&config, &probe),
+        config: &config,
+        params: gs::arrays(&dir(case).join("params_init.npz")),
+        rng_loop: gs::key(&m["rng"]["rng_loop_value"]),
+        image: device(&i["image"]),
+        labels: device(&i["labels_onehot"]),
+        features: Default::default(),
+        fixed: Default::default(),
+        variants: vec![0, 0, 0],
+    });
+    gs::check_measurements(case, &m["steps"], &got, 2e-5,
+                           &["training_loss", "l2_grads", "l2_params", "l2_updates"]);
+    gs::check_params(&format!("{case} step 1"), &got[0].1, &dir(case).join("params_step1.npz"), 2e-5);
+    gs::check_params(&format!("{case} step 3"), &got[2].1, &dir(case).join("params_step3.npz"), 2e-5);
+}
+
+#[test]
+fn gsam_three_steps_through_the_trainer_update() {
+    three_steps("gsam");
+}
+
+#[test]
+fn sam_three_steps_through_the_trainer_update() {
+    three_steps("sam");
 }
