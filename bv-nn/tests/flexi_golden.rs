@@ -10,7 +10,9 @@ mod common;
 use bv_core::io::read_npz;
 
 use bv_core::{jit, Tensor};
-use bv_nn::models::proj::flexi::resample::{resample_patchemb, resample_patchemb_host, resize_posemb};
+use bv_nn::models::proj::flexi::resample::{
+    resample_patchemb, resample_patchemb_host, resize_posemb,
+};
 use bv_nn::models::proj::flexi::vit::FlexiVit;
 use bv_nn::models::{build, ImageModel};
 use common::{check, check_all, device, entry, golden, load, loss_and_grads, meta};
@@ -33,7 +35,12 @@ fn max_abs(a: &bv_core::io::HostArray) -> f64 {
 fn resample_patchemb_matches_big_vision() {
     let meta = meta(&dir());
     let file = npz(&dir().join("resample.npz"));
-    for (i, case) in meta["resample_cases"].as_array().unwrap().iter().enumerate() {
+    for (i, case) in meta["resample_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let new = (
             case[1][0].as_u64().unwrap() as usize,
             case[1][1].as_u64().unwrap() as usize,
@@ -46,7 +53,10 @@ fn resample_patchemb_matches_big_vision() {
             // min(h)·min(w), below both sides, and big_vision's pinv inverts float32
             // rounding noise in its null space (values of order 1e5 from kernels of order
             // 1). Ours is the exact pseudo-inverse there; nothing to match.
-            assert!(max_abs(want) > 1e3, "{case}: big_vision's result is not the noise seen when written");
+            assert!(
+                max_abs(want) > 1e3,
+                "{case}: big_vision's result is not the noise seen when written"
+            );
             continue;
         }
         let f = jit(move |k: Tensor| resample_patchemb(&k, new).unwrap());
@@ -54,7 +64,13 @@ fn resample_patchemb_matches_big_vision() {
         let tol = 1e-5 + 1e-5 * max_abs(want);
         check(&format!("resample {case}"), &got, want, tol, 0.0);
         let host = resample_patchemb_host(old, new).unwrap();
-        check(&format!("host resample {case}"), &device(&host), want, tol, 0.0);
+        check(
+            &format!("host resample {case}"),
+            &device(&host),
+            want,
+            tol,
+            0.0,
+        );
     }
 }
 
@@ -74,7 +90,13 @@ fn posemb_resize_matches_jax_image_resize() {
             bv_core::prim::reshape(&y, &[1, to.0, to.1, 5])
         });
         let want = &file[&format!("posemb/{}x{}", to.0, to.1)];
-        check(&format!("posemb {to:?}"), &f.call(&old).unwrap(), want, 1e-6, 0.0);
+        check(
+            &format!("posemb {to:?}"),
+            &f.call(&old).unwrap(),
+            want,
+            1e-6,
+            0.0,
+        );
     }
 }
 
@@ -101,7 +123,10 @@ fn forward_and_grads_at_four_grids() {
         let (loss, grads) = loss_and_grads(&m, "softmax_xent")(params, &x, &y);
         let gfile = dir().join(format!("grads_seqhw{s}.npz"));
         let want = npz(&gfile)["loss"].to_f64()[0];
-        assert!((loss - want).abs() <= 1e-5, "seqhw {s}: loss {loss}, want {want}");
+        assert!(
+            (loss - want).abs() <= 1e-5,
+            "seqhw {s}: loss {loss}, want {want}"
+        );
         let mut got = grads;
         got.insert("loss", device(&npz(&gfile)["loss"]));
         let n = check_all(&gfile, &got, 1e-5, 0.0, 1e-4);

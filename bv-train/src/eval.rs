@@ -115,7 +115,10 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
         config: &config,
         model,
         towers,
-        predict_fns: vec![("predict".into(), crate::trainers::PredictFn::Single(predict))],
+        predict_fns: vec![(
+            "predict".into(),
+            crate::trainers::PredictFn::Single(predict),
+        )],
         fixed: Default::default(),
         mesh,
         data_dir,

@@ -67,7 +67,11 @@ type Arrays = BTreeMap<String, Array>;
 
 /// The traced arguments of the update step: state, loop key, step, image, labels, the
 /// trainer's other batch features and its fixed parameters.
-type StepArgs = (TrainState, (Tensor, Tensor, Tensor, Tensor), (Params, Params));
+type StepArgs = (
+    TrainState,
+    (Tensor, Tensor, Tensor, Tensor),
+    (Params, Params),
+);
 
 /// What a checkpoint gives back: the state, the input position and the chrono.
 type Restored = ((Arrays, Arrays), Option<data::Position>, Chrono);
@@ -152,7 +156,12 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let fixed: Arrays = trainer
         .fixed(&config)?
         .iter()
-        .map(|(name, h)| Ok((name.to_string(), place(h, "params", name, &mesh, &strategy)?)))
+        .map(|(name, h)| {
+            Ok((
+                name.to_string(),
+                place(h, "params", name, &mesh, &strategy)?,
+            ))
+        })
         .collect::<Result<_, TrainError>>()?;
     let feature_keys = trainer.batch_keys();
     let (rng, rng_init) = Key::from_seed(config.seed as i64).split2();
@@ -210,18 +219,20 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             layout_rule(&strategy, &mesh, "params"),
             layout_rule(&strategy, &mesh, "opt"),
         );
-        jit(move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
-            let inputs = StepInputs {
-                rng_loop: &rng_loop,
-                step: &step,
-                image: &x,
-                labels: &y,
-                features: &features,
-                fixed: &fixed,
-                variant,
-            };
-            trainer.update(t.as_ref(), &frozen, state, inputs)
-        })
+        jit(
+            move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
+                let inputs = StepInputs {
+                    rng_loop: &rng_loop,
+                    step: &step,
+                    image: &x,
+                    labels: &y,
+                    features: &features,
+                    fixed: &fixed,
+                    variant,
+                };
+                trainer.update(t.as_ref(), &frozen, state, inputs)
+            },
+        )
         .named("update")
         .donate_argnums(&[0])
         .sharded(mesh.clone(), move |path, a| match path.split_once('/') {
@@ -384,7 +395,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         let step_arr = Array::scalar((step - 1) as u32)?;
         let t = Instant::now();
         let update = &updates[trainer.variant_at(step)];
-        let step_args = (state, (rng_loop.clone(), step_arr, x, y), (features, fixed.clone()));
+        let step_args = (
+            state,
+            (rng_loop.clone(), step_arr, x, y),
+            (features, fixed.clone()),
+        );
         let ((params, opt), measured) = update.call(&step_args)?;
         if step == first_step + 1 {
             // The first step after a (re)start, compilation included.

@@ -40,12 +40,25 @@ fn every_distance_kind_matches_big_vision() {
         let got = f.call(&(s.clone(), t.clone())).unwrap();
         let want = file[&name].to_f64();
         let got: Vec<f64> = match got.dtype() {
-            bv_core::DType::I32 => got.to_vec::<i32>().unwrap().into_iter().map(f64::from).collect(),
-            _ => got.to_vec::<f32>().unwrap().into_iter().map(f64::from).collect(),
+            bv_core::DType::I32 => got
+                .to_vec::<i32>()
+                .unwrap()
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            _ => got
+                .to_vec::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(f64::from)
+                .collect(),
         };
         let max = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= 1e-5 + 1e-5 * max, "{name}[{i}]: got {g}, want {w}");
+            assert!(
+                (g - w).abs() <= 1e-5 + 1e-5 * max,
+                "{name}[{i}]: got {g}, want {w}"
+            );
         }
     }
 }
@@ -53,16 +66,20 @@ fn every_distance_kind_matches_big_vision() {
 #[test]
 fn distance_config_errors_name_the_key() {
     let kw = serde_json::json!({"t": 0.0}).as_object().unwrap().clone();
-    let e = Distance::new("distance_kw", "kl", &kw).unwrap_err().to_string();
+    let e = Distance::new("distance_kw", "kl", &kw)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("distance_kw.t") && e.contains("positive"), "{e}");
-    let e = Distance::new("distance", "cosine", &Default::default()).unwrap_err().to_string();
+    let e = Distance::new("distance", "cosine", &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown distance \"cosine\""), "{e}");
     let kw = serde_json::json!({"k": 2}).as_object().unwrap().clone();
-    let e = Distance::new("distance_kw", "kl", &kw).unwrap_err().to_string();
+    let e = Distance::new("distance_kw", "kl", &kw)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("takes [\"t\"]"), "{e}");
 }
-
-
 
 use std::sync::Arc;
 
@@ -105,7 +122,11 @@ fn inputs() -> BTreeMap<String, HostArray> {
 
 fn probe() -> bv_train::data::Batch {
     let i = inputs();
-    gs::probe(&[("image", &i["image"]), ("prof", &i["prof"]), ("labels", &i["labels_onehot"])])
+    gs::probe(&[
+        ("image", &i["image"]),
+        ("prof", &i["prof"]),
+        ("labels", &i["labels_onehot"]),
+    ])
 }
 
 /// Teachers loaded by the trainer (`fixed`) from their `.npz`, on the device.
@@ -128,8 +149,22 @@ fn loss_and_gradients_at_init_through_the_trainer_loss() {
     let m = meta();
     let t = trainer.clone();
     let teachers = [
-        ("prof", bv_nn::models::build("vit", &serde_json::from_str(&gs::kwargs(&m["teachers"]["prof"])).unwrap()).unwrap()),
-        ("t2", bv_nn::models::build("vit", &serde_json::from_str(&gs::kwargs(&m["teachers"]["t2"])).unwrap()).unwrap()),
+        (
+            "prof",
+            bv_nn::models::build(
+                "vit",
+                &serde_json::from_str(&gs::kwargs(&m["teachers"]["prof"])).unwrap(),
+            )
+            .unwrap(),
+        ),
+        (
+            "t2",
+            bv_nn::models::build(
+                "vit",
+                &serde_json::from_str(&gs::kwargs(&m["teachers"]["t2"])).unwrap(),
+            )
+            .unwrap(),
+        ),
     ];
     type Args = (Params, Params, (Tensor, Tensor, Tensor));
     let f = jit(move |(p, fx, (x, xp, y)): Args| {
@@ -143,9 +178,13 @@ fn loss_and_gradients_at_init_through_the_trainer_loss() {
                 let prefix = format!("{n}/");
                 let tp: bv_nn::Params<Tensor> = fx
                     .iter()
-                    .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone())))
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone()))
+                    })
                     .collect();
-                model.apply(&tp, if *n == "prof" { &xp } else { &x }, false, &[]).0
+                model
+                    .apply(&tp, if *n == "prof" { &xp } else { &x }, false, &[])
+                    .0
             })
             .collect();
         let key = bv_core::random::key_from_seed(&bv_core::numpy::zeros(&[], bv_core::DType::U32));
@@ -154,7 +193,15 @@ fn loss_and_gradients_at_init_through_the_trainer_loss() {
         out
     });
     let params = gs::arrays(&dir().join("params_init.npz"));
-    let args = (params, fixed, (device(&i["image"]), device(&i["prof"]), device(&i["labels_onehot"])));
+    let args = (
+        params,
+        fixed,
+        (
+            device(&i["image"]),
+            device(&i["prof"]),
+            device(&i["labels_onehot"]),
+        ),
+    );
     let ((loss, measured), grads) = f.call(&args).unwrap();
     let want = npz("grads_init.npz");
     let dl = (f64::from(loss.item::<f32>().unwrap()) - want["loss"].to_f64()[0]).abs();
@@ -162,14 +209,20 @@ fn loss_and_gradients_at_init_through_the_trainer_loss() {
     for (name, w) in m["loss_init_measurements"].as_object().unwrap() {
         let got = f64::from(measured[name].item::<f32>().unwrap());
         let w = w.as_f64().unwrap();
-        assert!((got - w).abs() <= 1e-5 * (1.0 + w.abs()), "{name}: {got} vs {w}");
+        assert!(
+            (got - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            "{name}: {got} vs {w}"
+        );
     }
     assert_eq!(grads.len() + 1, want.len());
     for (k, g) in &grads {
         let w = want[k].to_f64();
         let max = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (a, b) in g.to_vec::<f32>().unwrap().iter().zip(&w) {
-            assert!((f64::from(*a) - b).abs() <= 1e-5 + 1e-4 * max, "grad {k}: {a} vs {b}");
+            assert!(
+                (f64::from(*a) - b).abs() <= 1e-5 + 1e-4 * max,
+                "grad {k}: {a} vs {b}"
+            );
         }
     }
 }
@@ -188,15 +241,35 @@ fn three_steps_through_the_trainer_update() {
         rng_loop: gs::key(&m["rng"]["rng_loop_value"]),
         image: device(&i["image"]),
         labels: device(&i["labels_onehot"]),
-        features: [("prof".to_string(), device(&i["prof"]))].into_iter().collect(),
+        features: [("prof".to_string(), device(&i["prof"]))]
+            .into_iter()
+            .collect(),
         fixed,
         variants: vec![0, 0, 0],
     });
-    let required = ["training_loss", "distill_loss_prof", "distill_loss_t2", "entropy_student",
-                    "task_loss_t2", "l2_grads", "l2_params", "l2_updates"];
+    let required = [
+        "training_loss",
+        "distill_loss_prof",
+        "distill_loss_t2",
+        "entropy_student",
+        "task_loss_t2",
+        "l2_grads",
+        "l2_params",
+        "l2_updates",
+    ];
     gs::check_measurements("distill", &m["steps"], &got, 2e-5, &required);
-    gs::check_params("distill step 1", &got[0].1, &dir().join("params_step1.npz"), 2e-5);
-    gs::check_params("distill step 3", &got[2].1, &dir().join("params_step3.npz"), 2e-5);
+    gs::check_params(
+        "distill step 1",
+        &got[0].1,
+        &dir().join("params_step1.npz"),
+        2e-5,
+    );
+    gs::check_params(
+        "distill step 3",
+        &got[2].1,
+        &dir().join("params_step3.npz"),
+        2e-5,
+    );
 }
 
 #[test]
@@ -206,5 +279,8 @@ fn a_teacher_whose_parameters_do_not_fit_its_model_is_an_error() {
     t.model.insert("width".into(), serde_json::json!(32));
     let trainer = gs::build(&config, &probe());
     let e = trainer.fixed(&config).unwrap_err().to_string();
-    assert!(e.contains("teachers.t2.init") && e.contains("teacher_t2.npz"), "{e}");
+    assert!(
+        e.contains("teachers.t2.init") && e.contains("teacher_t2.npz"),
+        "{e}"
+    );
 }

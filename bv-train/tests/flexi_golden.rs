@@ -42,7 +42,12 @@ fn variants(steps: &serde_json::Value) -> Vec<usize> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| order.iter().position(|&v| v == s["seqhw"].as_u64().unwrap()).unwrap())
+        .map(|s| {
+            order
+                .iter()
+                .position(|&v| v == s["seqhw"].as_u64().unwrap())
+                .unwrap()
+        })
         .collect()
 }
 
@@ -54,7 +59,15 @@ fn flexi_train_three_steps_at_three_grids() {
     let trainer = gs::build(&config, &probe);
     assert_eq!(trainer.variants(), 4);
     let names: Vec<String> = trainer.predict_fns().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["predict_seqhw=2", "predict_seqhw=3", "predict_seqhw=4", "predict_seqhw=6"]);
+    assert_eq!(
+        names,
+        [
+            "predict_seqhw=2",
+            "predict_seqhw=3",
+            "predict_seqhw=4",
+            "predict_seqhw=6"
+        ]
+    );
     let m = gs::meta(&dir());
     let got = gs::run(Steps {
         trainer,
@@ -67,10 +80,25 @@ fn flexi_train_three_steps_at_three_grids() {
         fixed: Default::default(),
         variants: variants(&m["train"]["steps"]),
     });
-    gs::check_measurements("flexi train", &m["train"]["steps"], &got, 2e-5,
-                           &["training_loss", "l2_grads", "l2_params", "l2_updates"]);
-    gs::check_params("flexi train step 1", &got[0].1, &dir().join("train_params_step1.npz"), 2e-5);
-    gs::check_params("flexi train step 3", &got[2].1, &dir().join("train_params_step3.npz"), 2e-5);
+    gs::check_measurements(
+        "flexi train",
+        &m["train"]["steps"],
+        &got,
+        2e-5,
+        &["training_loss", "l2_grads", "l2_params", "l2_updates"],
+    );
+    gs::check_params(
+        "flexi train step 1",
+        &got[0].1,
+        &dir().join("train_params_step1.npz"),
+        2e-5,
+    );
+    gs::check_params(
+        "flexi train step 3",
+        &got[2].1,
+        &dir().join("train_params_step3.npz"),
+        2e-5,
+    );
 }
 
 #[test]
@@ -95,11 +123,21 @@ fn flexi_distill_three_steps_with_a_teacher_on_its_own_images() {
     );
     let config = Config::from_str(&ron, "flexi_distill.ron", &[]).unwrap();
     let i = gs::host(&dir().join("inputs.npz"));
-    let probe = gs::probe(&[("image", &i["image"]), ("prof", &i["prof"]), ("labels", &i["labels_onehot"])]);
+    let probe = gs::probe(&[
+        ("image", &i["image"]),
+        ("prof", &i["prof"]),
+        ("labels", &i["labels_onehot"]),
+    ]);
     let trainer = gs::build(&config, &probe);
     let fns = trainer.predict_fns();
-    assert!(matches!(fns.iter().find(|(n, _)| n == "student_seqhw=6_prof"), Some((_, PredictFn::Pair(..)))));
-    assert!(matches!(fns.iter().find(|(n, _)| n == "prof"), Some((_, PredictFn::Single(_)))));
+    assert!(matches!(
+        fns.iter().find(|(n, _)| n == "student_seqhw=6_prof"),
+        Some((_, PredictFn::Pair(..)))
+    ));
+    assert!(matches!(
+        fns.iter().find(|(n, _)| n == "prof"),
+        Some((_, PredictFn::Single(_)))
+    ));
     let fixed = trainer
         .fixed(&config)
         .unwrap()
@@ -113,23 +151,58 @@ fn flexi_distill_three_steps_with_a_teacher_on_its_own_images() {
         rng_loop: gs::key(&m["rng"]["rng_loop_value"]),
         image: device(&i["image"]),
         labels: device(&i["labels_onehot"]),
-        features: [("prof".to_string(), device(&i["prof"]))].into_iter().collect(),
+        features: [("prof".to_string(), device(&i["prof"]))]
+            .into_iter()
+            .collect(),
         fixed,
         variants: variants(&m["distill"]["steps"]),
     });
-    gs::check_measurements("flexi distill", &m["distill"]["steps"], &got, 2e-5,
-                           &["training_loss", "distill_loss_prof", "entropy_prof", "l2_grads"]);
-    gs::check_params("flexi distill step 1", &got[0].1, &dir().join("distill_params_step1.npz"), 2e-5);
-    gs::check_params("flexi distill step 3", &got[2].1, &dir().join("distill_params_step3.npz"), 2e-5);
+    gs::check_measurements(
+        "flexi distill",
+        &m["distill"]["steps"],
+        &got,
+        2e-5,
+        &[
+            "training_loss",
+            "distill_loss_prof",
+            "entropy_prof",
+            "l2_grads",
+        ],
+    );
+    gs::check_params(
+        "flexi distill step 1",
+        &got[0].1,
+        &dir().join("distill_params_step1.npz"),
+        2e-5,
+    );
+    gs::check_params(
+        "flexi distill step 3",
+        &got[2].1,
+        &dir().join("distill_params_step3.npz"),
+        2e-5,
+    );
 }
 
 #[test]
 fn a_grid_side_that_does_not_divide_the_image_is_an_error() {
     let mut config = train_config();
-    config.flexi.as_mut().unwrap().get_mut("seqhw").unwrap().v.push(5);
+    config
+        .flexi
+        .as_mut()
+        .unwrap()
+        .get_mut("seqhw")
+        .unwrap()
+        .v
+        .push(5);
     let i = gs::host(&dir().join("inputs.npz"));
     let probe = gs::probe(&[("image", &i["image"]), ("labels", &i["labels_onehot"])]);
     let plan = bv_train::config::Plan::new(&config, 4).unwrap();
-    let e = bv_train::trainers::build(&config, &probe, 1, &plan).err().unwrap().to_string();
-    assert!(e.contains("flexi.seqhw.v") && e.contains("seqhw=5 on 24x24"), "{e}");
+    let e = bv_train::trainers::build(&config, &probe, 1, &plan)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("flexi.seqhw.v") && e.contains("seqhw=5 on 24x24"),
+        "{e}"
+    );
 }

@@ -18,7 +18,9 @@ use bv_train::optim::Params;
 use serde_json::Value;
 
 fn dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/gsam").join(case)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/golden/gsam")
+        .join(case)
 }
 
 fn npz(path: PathBuf) -> BTreeMap<String, HostArray> {
@@ -59,7 +61,11 @@ fn gradient_at_init(case: &str) {
         gsam.gradient(loss, &p, &lr)
     });
     let (l, g) = f
-        .call(&(params, device(&inputs["image"]), device(&inputs["labels_onehot"])))
+        .call(&(
+            params,
+            device(&inputs["image"]),
+            device(&inputs["labels_onehot"]),
+        ))
         .unwrap();
     let want = npz(dir(case).join("grads_init.npz"));
     let dl = (f64::from(l.item::<f32>().unwrap()) - want["loss"].to_f64()[0]).abs();
@@ -90,12 +96,14 @@ fn rho_min_above_rho_max_is_an_error() {
     let v = serde_json::json!({"rho_max": 0.1, "rho_min": 0.6, "alpha": 0.6,
                                "lr_max": 0.003, "lr_min": 3e-5});
     let e = Gsam::from_config(&v).unwrap_err();
-    assert!(e.contains("rho_min (0.6)") && e.contains("rho_max (0.1)"), "{e}");
+    assert!(
+        e.contains("rho_min (0.6)") && e.contains("rho_max (0.1)"),
+        "{e}"
+    );
     let v = serde_json::json!({"rho_max": 0.1, "rho_min": 0.1, "alpha": 0.0,
                                "lr_max": 0.003, "lr_min": 3e-5, "rho": 1});
     assert!(Gsam::from_config(&v).unwrap_err().contains("gsam.rho:"));
 }
-
 
 use bv_train::config::Config;
 use common::golden_steps::{self as gs, Steps};
@@ -132,10 +140,25 @@ fn three_steps(case: &str) {
         fixed: Default::default(),
         variants: vec![0, 0, 0],
     });
-    gs::check_measurements(case, &m["steps"], &got, 2e-5,
-                           &["training_loss", "l2_grads", "l2_params", "l2_updates"]);
-    gs::check_params(&format!("{case} step 1"), &got[0].1, &dir(case).join("params_step1.npz"), 2e-5);
-    gs::check_params(&format!("{case} step 3"), &got[2].1, &dir(case).join("params_step3.npz"), 2e-5);
+    gs::check_measurements(
+        case,
+        &m["steps"],
+        &got,
+        2e-5,
+        &["training_loss", "l2_grads", "l2_params", "l2_updates"],
+    );
+    gs::check_params(
+        &format!("{case} step 1"),
+        &got[0].1,
+        &dir(case).join("params_step1.npz"),
+        2e-5,
+    );
+    gs::check_params(
+        &format!("{case} step 3"),
+        &got[2].1,
+        &dir(case).join("params_step3.npz"),
+        2e-5,
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use bv_train::config::{Config, Plan};
 
 fn load(file: &str) -> Config {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(file);
     Config::load(path, &[]).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
@@ -18,11 +20,20 @@ fn big_vision_ports_resolve() {
     assert_eq!(c.trainer.as_deref(), Some("proj.distill.distill"));
     assert_eq!(c.teachers.as_ref().unwrap()["prof_m"].model["depth"], 152);
     assert_eq!(Plan::new(&c, 1_255_544).unwrap().total_steps, 367_835);
-    assert_eq!(c.evals.values().filter(|e| e.kind == "proj.distill.distance").count(), 4);
+    assert_eq!(
+        c.evals
+            .values()
+            .filter(|e| e.kind == "proj.distill.distance")
+            .count(),
+        4
+    );
 
     // flexivit/i21k_sup.py: 90 epochs at 4096; ten grid sides, three evaluators each.
     let c = load("configs/proj/flexivit/i21k_sup.ron");
-    assert_eq!(c.flexi.as_ref().unwrap()["seqhw"].v, [5, 6, 8, 10, 12, 15, 16, 20, 24, 30]);
+    assert_eq!(
+        c.flexi.as_ref().unwrap()["seqhw"].v,
+        [5, 6, 8, 10, 12, 15, 16, 20, 24, 30]
+    );
     assert_eq!(Plan::new(&c, 13_000_000).unwrap().total_steps, 285_645);
     assert_eq!(c.evals.len(), 30);
     assert_eq!(c.evals["test08"].pred.as_deref(), Some("predict_seqhw=8"));
@@ -32,7 +43,10 @@ fn big_vision_ports_resolve() {
     assert_eq!(c.trainer.as_deref(), Some("proj.flexi.distill"));
     assert_eq!(Plan::new(&c, 1_268_355).unwrap().total_steps, 111_477);
     assert_eq!(c.evals.len(), 10 * 7 + 7 + 10 * 2);
-    assert_eq!(c.evals["dist_val_16"].pred.as_deref(), Some("student_seqhw=16_prof"));
+    assert_eq!(
+        c.evals["dist_val_16"].pred.as_deref(),
+        Some("student_seqhw=16_prof")
+    );
 
     // gsam/vit_i1k_gsam_no_aug.py: 300 epochs at 4096.
     let c = load("configs/proj/gsam/vit_i1k_gsam_no_aug.ron");
@@ -59,6 +73,11 @@ fn gsam_with_rho_min_above_rho_max_stops_before_training() {
     let mut g = c.gsam.clone().unwrap();
     g.insert("rho_min".into(), serde_json::json!(0.5));
     let c = Config { gsam: Some(g), ..c };
-    let e = bv_train::trainers::gsam::settings(&c).unwrap_err().to_string();
-    assert!(e.contains("rho_min (0.5)") && e.contains("rho_max (0.05)"), "{e}");
+    let e = bv_train::trainers::gsam::settings(&c)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rho_min (0.5)") && e.contains("rho_max (0.05)"),
+        "{e}"
+    );
 }

@@ -675,18 +675,18 @@ impl ImageModel for Vit {
 /// grid, resampled bilinearly (`scipy.ndimage.zoom(order=1)`); `None` for any other
 /// parameter or shape.
 pub fn resample_posemb(name: &str, loaded: &HostArray, shape: &[usize]) -> Option<HostArray> {
-        let (old, new) = (loaded.shape(), shape);
-        if name != "pos_embedding" || old.len() != 3 || new.len() != 3 || old[2] != new[2] {
-            return None;
-        }
-        let (g, n) = (
-            (old[1] as f64).sqrt() as usize,
-            (new[1] as f64).sqrt() as usize,
-        );
-        if g * g != old[1] || n * n != new[1] {
-            return None;
-        }
-        let values = loaded.to_vec::<f32>().ok()?;
-        let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
-        HostArray::from_slice(&grid, new).ok()
+    let (old, new) = (loaded.shape(), shape);
+    if name != "pos_embedding" || old.len() != 3 || new.len() != 3 || old[2] != new[2] {
+        return None;
+    }
+    let (g, n) = (
+        (old[1] as f64).sqrt() as usize,
+        (new[1] as f64).sqrt() as usize,
+    );
+    if g * g != old[1] || n * n != new[1] {
+        return None;
+    }
+    let values = loaded.to_vec::<f32>().ok()?;
+    let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
+    HostArray::from_slice(&grid, new).ok()
 }

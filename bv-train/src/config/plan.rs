@@ -117,7 +117,11 @@ impl Plan {
             Some(student) if crate::trainers::is_distill(config) => {
                 known("student_name", student, &bv_nn::models::MODEL_NAMES)?
             }
-            _ => known("model_name", &config.model_name, &bv_nn::models::MODEL_NAMES)?,
+            _ => known(
+                "model_name",
+                &config.model_name,
+                &bv_nn::models::MODEL_NAMES,
+            )?,
         }
         if let Some(t) = &config.trainer {
             known("trainer", t, &crate::trainers::NAMES)?;

@@ -51,7 +51,14 @@ pub enum Distance {
 }
 
 /// The `kind`s big_vision's `dist` takes.
-pub const KINDS: [&str; 6] = ["euclidean", "l2", "hard", "kl", "logsoftmax_euclidean", "agree"];
+pub const KINDS: [&str; 6] = [
+    "euclidean",
+    "l2",
+    "hard",
+    "kl",
+    "logsoftmax_euclidean",
+    "agree",
+];
 
 impl Distance {
     /// big_vision's `dist(kind=..., **kw)` from `kind` and its keyword arguments
@@ -65,10 +72,15 @@ impl Distance {
             "kl" => &["t"],
             "agree" => &["k"],
             _ => {
-                return Err(format!("{what}: unknown distance {kind:?}; use one of {KINDS:?}").into())
+                return Err(
+                    format!("{what}: unknown distance {kind:?}; use one of {KINDS:?}").into(),
+                )
             }
         };
-        if let Some(k) = kw.keys().find(|k| !allowed.contains(&k.as_str()) && *k != "feat_axis") {
+        if let Some(k) = kw
+            .keys()
+            .find(|k| !allowed.contains(&k.as_str()) && *k != "feat_axis")
+        {
             return Err(format!("{what}: distance {kind:?} takes {allowed:?}, not {k:?}").into());
         }
         if kw.get("feat_axis").is_some_and(|v| v.as_i64() != Some(-1)) {
@@ -87,11 +99,15 @@ impl Distance {
                 epsilon: num("epsilon", 1e-12)?,
             },
             "l2" => Distance::L2,
-            "hard" => Distance::Hard { ls: num("ls", 0.0)? },
+            "hard" => Distance::Hard {
+                ls: num("ls", 0.0)?,
+            },
             "kl" => {
                 let t = num("t", 1.0)?;
                 if t <= 0.0 {
-                    return Err(format!("{what}.t: the temperature must be positive, got {t}").into());
+                    return Err(
+                        format!("{what}.t: the temperature must be positive, got {t}").into(),
+                    );
                 }
                 Distance::Kl { t }
             }
@@ -174,7 +190,10 @@ fn kl_xent(logits: &Tensor, labels: &Tensor) -> Tensor {
 pub fn entry_name(entry: &Value) -> String {
     let map = entry.as_object().cloned().unwrap_or_default();
     let kind = map.get("kind").map(|v| ("kind", v));
-    let rest = map.iter().filter(|(k, _)| *k != "kind").map(|(k, v)| (k.as_str(), v));
+    let rest = map
+        .iter()
+        .filter(|(k, _)| *k != "kind")
+        .map(|(k, v)| (k.as_str(), v));
     kind.into_iter()
         .chain(rest)
         .map(|(k, v)| match v {
@@ -225,7 +244,9 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         .distances
         .clone()
         .filter(|d| !d.is_empty())
-        .ok_or_else(|| format!("evals.{name}.distances: give at least one, e.g. [{{kind: \"kl\"}}]"))?;
+        .ok_or_else(|| {
+            format!("evals.{name}.distances: give at least one, e.g. [{{kind: \"kl\"}}]")
+        })?;
     let dists = entries
         .iter()
         .enumerate()
@@ -237,7 +258,11 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         .unwrap_or_else(|| ("logits".into(), "logits".into()));
     let outputs = Outputs::new(vec![what_s.clone(), what_t.clone()]);
     let data = ctx.pipeline(name, cfg, cfg.data.as_ref(), cfg.pp_fn.as_deref())?;
-    let (ms, mt, out) = (student.model.clone(), teacher.model.clone(), outputs.clone());
+    let (ms, mt, out) = (
+        student.model.clone(),
+        teacher.model.clone(),
+        outputs.clone(),
+    );
     let per_example = jit(move |(ps, pt, xs, xt): (Params, Params, Tensor, Tensor)| {
         let (ls, os) = super::apply(ms.as_ref(), ps, &xs);
         let (lt, ot) = super::apply(mt.as_ref(), pt, &xt);
@@ -288,7 +313,12 @@ impl Evaluator for DistanceEval {
             self.outputs.check(&self.pred_key)?;
             for (acc, d) in all.iter_mut().zip(ds) {
                 let d = d.to_vec::<f32>()?;
-                acc.extend(d.iter().zip(&mask).filter(|(_, m)| **m != 0).map(|(v, _)| f64::from(*v)));
+                acc.extend(
+                    d.iter()
+                        .zip(&mask)
+                        .filter(|(_, m)| **m != 0)
+                        .map(|(v, _)| f64::from(*v)),
+                );
             }
         }
         let mut out = Vec::new();
@@ -298,8 +328,14 @@ impl Evaluator for DistanceEval {
             }
             let n = ds.len() as f64;
             out.push((format!("{name}/avg"), ds.iter().sum::<f64>() / n));
-            out.push((format!("{name}/min"), ds.iter().copied().fold(f64::INFINITY, f64::min)));
-            out.push((format!("{name}/max"), ds.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+            out.push((
+                format!("{name}/min"),
+                ds.iter().copied().fold(f64::INFINITY, f64::min),
+            ));
+            out.push((
+                format!("{name}/max"),
+                ds.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            ));
         }
         Ok(out)
     }

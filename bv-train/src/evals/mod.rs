@@ -320,7 +320,11 @@ impl Context<'_> {
         let names: Vec<&str> = self.predict_fns.iter().map(|(n, _)| n.as_str()).collect();
         let want = cfg.pred.as_deref().unwrap_or(names[0]);
         // `predict` names the default wherever big_vision's train.py would offer it.
-        let want = if want == "predict" && !names.contains(&"predict") { names[0] } else { want };
+        let want = if want == "predict" && !names.contains(&"predict") {
+            names[0]
+        } else {
+            want
+        };
         self.predict_fns
             .iter()
             .find(|(n, _)| n == want)

@@ -108,7 +108,12 @@ impl Gsam {
     }
 
     /// `gsam_gradient(loss_fn, params, ..., lr)`: the clean loss and the GSAM gradient.
-    pub fn gradient(&self, loss: impl Fn(Params) -> Tensor, params: &Params, lr: &Tensor) -> (Tensor, Params) {
+    pub fn gradient(
+        &self,
+        loss: impl Fn(Params) -> Tensor,
+        params: &Params,
+        lr: &Tensor,
+    ) -> (Tensor, Params) {
         let vg = value_and_grad(&loss);
         let (l_clean, g_clean) = vg(params);
         let g_len = global_norm(&g_clean);

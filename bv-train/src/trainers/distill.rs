@@ -25,8 +25,8 @@ use bv_nn::models::{self, ImageModel};
 
 use super::flexi::Sampler;
 use super::{
-    apply_gradients, dont_load_in, mixup, Measurements, Predict, PredictFn, StepInputs,
-    TrainState, Trainer,
+    apply_gradients, dont_load_in, mixup, Measurements, Predict, PredictFn, StepInputs, TrainState,
+    Trainer,
 };
 use crate::config::{Config, Teacher};
 use crate::data::Batch;
@@ -81,7 +81,12 @@ pub fn student(config: &Config) -> Result<Arc<dyn ImageModel>, TrainError> {
         .student_name
         .as_deref()
         .ok_or("student_name: a distillation config names the student's model module")?;
-    build_model("student", name, &config.student.clone().unwrap_or_default(), config)
+    build_model(
+        "student",
+        name,
+        &config.student.clone().unwrap_or_default(),
+        config,
+    )
 }
 
 /// The batch feature model `name` reads: its own key when the batch has one, else `image`
@@ -108,16 +113,27 @@ impl Distill {
         let flexi = match (flexi_trainer, &config.student_name) {
             (true, Some(n)) if n == "proj.flexi.vit" => {
                 let kw = serde_json::Value::Object(
-                    config.student.clone().unwrap_or_default().into_iter().collect(),
+                    config
+                        .student
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
                 );
                 let vit = FlexiVit::from_config(&kw).map_err(|e| format!("student: {e}"))?;
-                let sampler = Sampler::new(config, (student_image.shape[1], student_image.shape[2]), &vit)?;
+                let sampler = Sampler::new(
+                    config,
+                    (student_image.shape[1], student_image.shape[2]),
+                    &vit,
+                )?;
                 Some(Flexi { vit, sampler })
             }
             (true, _) => {
-                return Err("student_name: the proj.flexi.distill trainer distills into \
+                return Err(
+                    "student_name: the proj.flexi.distill trainer distills into \
                             \"proj.flexi.vit\""
-                    .into())
+                        .into(),
+                )
             }
             _ => None,
         };
@@ -134,12 +150,11 @@ impl Distill {
                 image: batch_spec(probe, image_key(probe, name))?,
             });
         }
-        let mut keys: Vec<String> = std::iter::once("student")
+        let keys: Vec<String> = std::iter::once("student")
             .chain(teachers.iter().map(|t| t.name.as_str()))
             .filter(|k| probe.data.contains_key(*k))
             .map(String::from)
             .collect();
-        keys.dedup();
         let kw = config.distance_kw.clone().unwrap_or_default();
         let distance = Distance::new(
             "distance",
@@ -159,7 +174,11 @@ impl Distill {
                 .as_ref()
                 .filter(|m| m.p > 0.0)
                 .map(|m| (m.p, if flexi.is_some() { devices } else { 1 })),
-            head_bias: if flexi.is_some() { None } else { config.init_head_bias },
+            head_bias: if flexi.is_some() {
+                None
+            } else {
+                config.init_head_bias
+            },
             flexi,
         })
     }
@@ -195,7 +214,10 @@ impl Distill {
             let entropy = -np::sum(&(np::log_softmax(lg, -1) * np::softmax(lg, -1)), -1, false);
             m.insert(format!("entropy_{name}"), mean(&entropy));
             if let Some(y) = data.get("labels") {
-                m.insert(format!("task_loss_{name}"), mean(&losses::softmax_xent(lg, y)));
+                m.insert(
+                    format!("task_loss_{name}"),
+                    mean(&losses::softmax_xent(lg, y)),
+                );
             }
         }
         let mut total: Option<Tensor> = None;
@@ -225,7 +247,12 @@ impl Trainer for Distill {
     }
 
     fn init(&self, key: &Tensor) -> Params {
-        init_params(self.student.as_ref(), key, &self.student_image, self.head_bias)
+        init_params(
+            self.student.as_ref(),
+            key,
+            &self.student_image,
+            self.head_bias,
+        )
     }
 
     fn update(
@@ -268,7 +295,9 @@ impl Trainer for Distill {
                 let p: bv_nn::Params<Tensor> = inputs
                     .fixed
                     .iter()
-                    .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone())))
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone()))
+                    })
                     .collect();
                 let rngs = [("dropout".to_string(), model_key(i + 1))];
                 let x = &data[image_key_of(&data, &t.name)];
@@ -299,8 +328,10 @@ impl Trainer for Distill {
         let name = config.student_name.clone().unwrap_or_default();
         let path = bv_nn::zoo::resolve(&name, init).map_err(|e| format!("student_init: {e}"))?;
         let dont_load = dont_load_in("student_load", config.student_load.as_ref())?;
-        Ok(bv_nn::checkpoint::load(self.student.as_ref(), fresh, &path, &dont_load)
-            .map_err(|e| format!("student_init: {e}"))?)
+        Ok(
+            bv_nn::checkpoint::load(self.student.as_ref(), fresh, &path, &dont_load)
+                .map_err(|e| format!("student_init: {e}"))?,
+        )
     }
 
     fn batch_keys(&self) -> Vec<String> {
@@ -315,15 +346,14 @@ impl Trainer for Distill {
         let key = Key::from_seed(config.seed as i64).to_array()?;
         for t in &self.teachers {
             let what = format!("teachers.{}.init", t.name);
-            let init = t
-                .spec
-                .init
-                .as_str()
-                .ok_or_else(|| format!("{what}: expected the path of an .npz or a checkpoint name"))?;
+            let init = t.spec.init.as_str().ok_or_else(|| {
+                format!("{what}: expected the path of an .npz or a checkpoint name")
+            })?;
             let (model, image) = (t.model.clone(), t.image.clone());
             let fresh = jit(move |k: Tensor| model.init(&k, &image)).call(&key)?;
             let fresh = bv_nn::checkpoint::to_host(&fresh)?;
-            let path = bv_nn::zoo::resolve(&t.spec.name, init).map_err(|e| format!("{what}: {e}"))?;
+            let path =
+                bv_nn::zoo::resolve(&t.spec.name, init).map_err(|e| format!("{what}: {e}"))?;
             let dont_load = dont_load_in(&format!("teachers.{}.load", t.name), Some(&t.spec.load))?;
             let loaded = bv_nn::checkpoint::load(t.model.as_ref(), &fresh, &path, &dont_load)
                 .map_err(|e| format!("{what}: teacher {:?} ({}): {e}", t.name, t.spec.name))?;
@@ -351,7 +381,12 @@ impl Trainer for Distill {
                 .values
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (format!("student_seqhw={s}"), Predict::trained(self.student_at(i))))
+                .map(|(i, s)| {
+                    (
+                        format!("student_seqhw={s}"),
+                        Predict::trained(self.student_at(i)),
+                    )
+                })
                 .collect(),
             None => vec![("student_fwd".into(), Predict::trained(self.student.clone()))],
         };

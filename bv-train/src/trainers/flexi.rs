@@ -19,7 +19,9 @@ use bv_nn::models::proj::flexi::vit::FlexiVit;
 use bv_nn::models::ImageModel;
 
 use super::classification::load_model_init;
-use super::{apply_gradients, mixup, Measurements, Predict, PredictFn, StepInputs, TrainState, Trainer};
+use super::{
+    apply_gradients, mixup, Measurements, Predict, PredictFn, StepInputs, TrainState, Trainer,
+};
 use crate::config::Config;
 use crate::data::Batch;
 use crate::losses;

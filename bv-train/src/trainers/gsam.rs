@@ -46,15 +46,22 @@ pub fn settings(config: &Config) -> Result<Gsam, TrainError> {
 
 impl GsamTrain {
     /// The model of `config`, its `gsam` block and the one schedule of `plan`.
-    pub fn new(config: &Config, probe: &Batch, devices: usize, plan: &Plan) -> Result<GsamTrain, TrainError> {
+    pub fn new(
+        config: &Config,
+        probe: &Batch,
+        devices: usize,
+        plan: &Plan,
+    ) -> Result<GsamTrain, TrainError> {
         let gsam = settings(config)?;
         let groups: Vec<_> = plan.schedules.groups().collect();
         let schedule = match groups.as_slice() {
             [(_, Some(s))] => (*s).clone(),
             _ => {
-                return Err("schedule: GSAM follows one global learning-rate schedule; give one \
+                return Err(
+                    "schedule: GSAM follows one global learning-rate schedule; give one \
                             schedule (no per-group list), as big_vision asserts"
-                    .into())
+                        .into(),
+                )
             }
         };
         Ok(GsamTrain {

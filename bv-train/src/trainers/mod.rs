@@ -112,7 +112,10 @@ pub trait Trainer: Send + Sync {
     /// The predict functions evaluators may name in `pred` (big_vision's `predict_fns`);
     /// the first is the default.
     fn predict_fns(&self) -> Vec<(String, PredictFn)> {
-        vec![("predict".into(), PredictFn::Single(Predict::trained(self.model())))]
+        vec![(
+            "predict".into(),
+            PredictFn::Single(Predict::trained(self.model())),
+        )]
     }
 }
 
@@ -146,7 +149,10 @@ impl Predict {
             None => trained.clone(),
             Some(p) => fixed
                 .iter()
-                .filter_map(|(k, v)| k.strip_prefix(p.as_str()).map(|k| (k.to_string(), v.clone())))
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(p.as_str())
+                        .map(|k| (k.to_string(), v.clone()))
+                })
                 .collect(),
         }
     }
@@ -197,7 +203,9 @@ pub fn build(
             Ok(Arc::new(distill::Distill::new(config, probe, devices)?))
         }
         "proj.flexi.train" => Ok(Arc::new(flexi::FlexiTrain::new(config, probe, devices)?)),
-        "proj.gsam.train" => Ok(Arc::new(gsam::GsamTrain::new(config, probe, devices, plan)?)),
+        "proj.gsam.train" => Ok(Arc::new(gsam::GsamTrain::new(
+            config, probe, devices, plan,
+        )?)),
         other => Err(format!("trainer: unknown trainer {other:?}; use one of {NAMES:?}").into()),
     }
 }

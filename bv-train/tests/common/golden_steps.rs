@@ -18,14 +18,21 @@ pub type Arrays = BTreeMap<String, Array>;
 
 /// `tests/golden/<set>`.
 pub fn golden(set: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden").join(set)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/golden")
+        .join(set)
 }
 
 /// Every array of an npz file, on the device.
 pub fn arrays(path: &Path) -> Arrays {
     host(path)
         .iter()
-        .map(|(k, h)| (k.clone(), Array::from_bytes(h.bytes(), h.dtype(), h.shape()).unwrap()))
+        .map(|(k, h)| {
+            (
+                k.clone(),
+                Array::from_bytes(h.bytes(), h.dtype(), h.shape()).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -67,7 +74,12 @@ pub fn probe(features: &[(&str, &HostArray)]) -> Batch {
 
 /// The raw `PRNGKey` of meta's `rng_loop_value`.
 pub fn key(v: &Json) -> Array {
-    let k: Vec<u32> = v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let k: Vec<u32> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect();
     Array::from_slice(&k, &[2]).unwrap()
 }
 
@@ -94,7 +106,11 @@ pub fn run(s: Steps<'_>) -> Vec<(BTreeMap<String, f64>, Arrays)> {
     let opt = jit(move |p: Params| t.init(&p)).call(&s.params).unwrap();
     let step = |variant: usize| {
         let (t, tr) = (tx.clone(), s.trainer.clone());
-        type Args = ((Params, State), (Tensor, Tensor, Tensor, Tensor), (Params, Params));
+        type Args = (
+            (Params, State),
+            (Tensor, Tensor, Tensor, Tensor),
+            (Params, Params),
+        );
         jit(move |(state, (rng, k, x, y), (f, fx)): Args| {
             let inputs = StepInputs {
                 rng_loop: &rng,

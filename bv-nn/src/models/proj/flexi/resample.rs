@@ -126,10 +126,15 @@ pub fn resample_patchemb(kernel: &Tensor, new_hw: (usize, usize)) -> Result<Tens
 
 /// [`resample_patchemb`] on a stored kernel (for loading a checkpoint of another patch
 /// size), computed in float64 and stored as float32.
-pub fn resample_patchemb_host(kernel: &HostArray, new_hw: (usize, usize)) -> Result<HostArray, String> {
+pub fn resample_patchemb_host(
+    kernel: &HostArray,
+    new_hw: (usize, usize),
+) -> Result<HostArray, String> {
     let s = kernel.shape();
     if s.len() != 4 {
-        return Err(format!("a patch-embedding kernel has 4 dimensions, got {s:?}"));
+        return Err(format!(
+            "a patch-embedding kernel has 4 dimensions, got {s:?}"
+        ));
     }
     let (h, w, cd) = (s[0], s[1], s[2] * s[3]);
     let ph = patchemb_axis_matrix(h, new_hw.0)?;

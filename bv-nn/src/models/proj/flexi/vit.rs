@@ -175,7 +175,13 @@ impl Module for Patchify {
             Ok(k) => k,
             Err(e) => {
                 let aval = Aval::new(vec![self.patch.0, self.patch.1, c, self.width], DType::F32);
-                fail("resample_patchemb", e, &[kernel.aval()], Some(&kernel), aval)
+                fail(
+                    "resample_patchemb",
+                    e,
+                    &[kernel.aval()],
+                    Some(&kernel),
+                    aval,
+                )
             }
         };
         let conv = Conv {
@@ -200,7 +206,10 @@ impl Module for FlexiVit {
             Ok(p) => p,
             Err(e) => {
                 let aval = Aval::new(vec![image.shape()[0]], DType::F32);
-                return (fail("proj.flexi.vit", e, &[image.aval()], Some(&image), aval), out);
+                return (
+                    fail("proj.flexi.vit", e, &[image.aval()], Some(&image), aval),
+                    out,
+                );
             }
         };
         let stem = Patchify {
