@@ -50,7 +50,7 @@ fn big_vision_ports_resolve() {
 
     // gsam/vit_i1k_gsam_no_aug.py: 300 epochs at 4096.
     let c = load("configs/proj/gsam/vit_i1k_gsam_no_aug.ron");
-    assert_eq!(Plan::new(&c, 1_268_355).unwrap().total_steps, 92_896);
+    assert_eq!(Plan::new(&c, 1_268_355).unwrap().total_steps, 92_897);
     assert_eq!(c.gsam.as_ref().unwrap()["rho_max"], 0.6);
 }
 
