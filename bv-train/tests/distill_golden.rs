@@ -190,6 +190,7 @@ fn loss_and_gradients_at_init_through_the_trainer_loss() {
         let key = bv_core::random::key_from_seed(&bv_core::numpy::zeros(&[], bv_core::DType::U32));
         let vg = value_and_grad_aux(|p: Params| t.loss(0, p, &data, &logits, &key));
         let out = vg(&p);
+        drop(vg);
         out
     });
     let params = gs::arrays(&dir().join("params_init.npz"));

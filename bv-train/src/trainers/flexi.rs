@@ -65,7 +65,7 @@ impl Sampler {
                 .map_err(|e| format!("flexi.seqhw.v: {e}"))?;
         }
         let weights = arg.p.clone().unwrap_or_else(|| vec![1.0; values.len()]);
-        if weights.len() != values.len() || weights.iter().any(|w| !(*w >= 0.0)) {
+        if weights.len() != values.len() || weights.iter().any(|w| w.is_nan() || *w < 0.0) {
             return Err(format!(
                 "flexi.seqhw.p: expected {} non-negative weights (one per value), got {weights:?}",
                 values.len()

@@ -115,7 +115,7 @@ impl FlexiVit {
         if v.seqhw == Some(0) {
             return Err(c.bad("seqhw", "a positive grid side or null"));
         }
-        if v.width % v.num_heads.max(1) != 0 || v.num_heads == 0 {
+        if v.num_heads == 0 || !v.width.is_multiple_of(v.num_heads) {
             return Err(c.bad("num_heads", "a positive divisor of width"));
         }
         if v.patch_size.0 == 0 || v.patch_size.1 == 0 {
