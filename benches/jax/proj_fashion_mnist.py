@@ -6,7 +6,7 @@ code, for docs/benchmarks.md: big_vision's models (`vit`, `proj.flexi.vit`), opt
 tests/golden/trainer_fn.py). The input is numpy in memory from the IDX files of Debian's
 dataset-fashion-mnist (no tf.data), so this times the model, loss and optimizer.
 
-  PYTHONPATH=/path/to/big_vision python benches/jax/proj_fashion_mnist.py MODE [TEACHER.npz]
+  PYTHONPATH=/path/to/big_vision python benches/jax/proj_fashion_mnist.py MODE [TEACHER.npz [MIXUP_P]]
 
 MODE: student (the half-width ViT on labels), distill (the same student from TEACHER, the
 default job's parameters as bv-train export writes them), flexi (patch sizes 4, 7, 14), gsam
@@ -48,7 +48,7 @@ DEFAULT = dict(num_classes=10, patch_size=(4, 4), width=64, depth=4, mlp_dim=128
 STUDENT = {**DEFAULT, "width": 32, "mlp_dim": 64}
 OPT = dict(optax_name="scale_by_adam", optax={}, lr=0.003, wd=1e-4, grad_clip_norm=1.0,
            schedule=dict(decay_type="cosine", warmup_steps=100), loss="softmax_xent")
-SEQHW, SEQHW_P = (7, 4, 2), (0.5, 0.3, 0.2)
+SEQHW, SEQHW_P = (7, 4, 2), (0.6, 0.3, 0.1)
 
 
 def idx(name, offset):
@@ -109,9 +109,11 @@ def run_train_py(model_kw, epochs):
   return {"test_accuracy": accuracy(predict, xte, yte), "final_loss": float(m["training_loss"])}
 
 
-def run_distill(teacher_npz, epochs=7):
+def run_distill(teacher_npz, mixup_p, epochs=7):
   """trainers/proj/distill/distill.py's update_fn: teacher `prof` = the default job's ViT."""
   extra = {"teachers": ["prof"], "distance": "kl", "distance_kw": {"t": 1.0}}
+  if mixup_p:
+    extra["mixup"] = {"p": mixup_p}
   student, config, params, tx, rng_loop, env = setup(STUDENT, epochs, extra)
   teacher = vit.Model(**DEFAULT)
   tinit = jax.jit(lambda r: teacher.init(r, jnp.zeros((BATCH, 28, 28, 1)))["params"])(
@@ -134,7 +136,7 @@ def run_distill(teacher_npz, epochs=7):
           "teacher_accuracy": accuracy(tpredict, xte, yte), "final_loss": float(loss)}
 
 
-def run_flexi(epochs=8):
+def run_flexi(epochs=9):
   """trainers/proj/flexi/train.py's update_fn, seqhw drawn as big_vision draws it."""
   kw = {**DEFAULT, "posemb_size": (7, 7)}
   extra = {"flexi": {"seqhw": {"v": SEQHW, "p": SEQHW_P}}}
@@ -188,7 +190,7 @@ def main():
   if mode == "student":
     out = run_train_py(STUDENT, 7)
   elif mode == "distill":
-    out = run_distill(sys.argv[2])
+    out = run_distill(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
   elif mode == "flexi":
     out = run_flexi()
   elif mode == "gsam":

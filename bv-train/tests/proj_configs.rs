@@ -59,7 +59,7 @@ fn fashion_mnist_jobs_resolve() {
     for (file, steps) in [
         ("configs/proj/distill/fashion_mnist_distill.ron", 3281),
         ("configs/proj/distill/fashion_mnist_student.ron", 3281),
-        ("configs/proj/flexivit/fashion_mnist_flexi.ron", 3750),
+        ("configs/proj/flexivit/fashion_mnist_flexi.ron", 4219),
         ("configs/proj/gsam/fashion_mnist_gsam.ron", 1875),
     ] {
         let c = load(file);
