@@ -331,8 +331,10 @@ impl Context<'_> {
             .map(|(_, f)| f.clone())
             .ok_or_else(|| {
                 format!(
-                    "evals.{name}.pred: the trainer has no predict function {want:?}; it has {}",
-                    names.join(", ")
+                    "evals.{name}.pred: {} evaluators call {}, not {want:?} (the trainer's \
+                     predict functions)",
+                    cfg.kind,
+                    names.join(" or ")
                 )
                 .into()
             })
