@@ -50,6 +50,12 @@ pub enum CheckpointError {
         /// Why.
         reason: String,
     },
+    /// `model_init` names something that cannot be loaded (an unknown key, a vanity name
+    /// whose file is not here, a checkpoint without the part asked for).
+    ModelInit {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A parameter of another shape than the model's (and no resampling for it).
     Shape {
         /// The checkpoint.
@@ -70,6 +76,7 @@ impl fmt::Display for CheckpointError {
             CheckpointError::Device { name, reason } => {
                 write!(f, "parameter `{name}`: host/device copy failed: {reason}")
             }
+            CheckpointError::ModelInit { reason } => write!(f, "model_init: {reason}"),
             CheckpointError::Convert { file, reason } => {
                 write!(f, "{}: {reason}", file.display())
             }
@@ -160,6 +167,23 @@ pub fn merge(
     dont_load: &[String],
     file: &Path,
 ) -> Result<Params<HostArray>, CheckpointError> {
+    let resample = |name: &str, v: &HostArray, shape: &[usize]| model.resample(name, v, shape);
+    merge_with(&resample, loaded, init, dont_load, file)
+}
+
+/// A function that resamples a loaded parameter to the model's shape (see
+/// [`ImageModel::resample`]); `None` where a shape change is an error.
+pub type Resample<'a> = &'a dyn Fn(&str, &HostArray, &[usize]) -> Option<HostArray>;
+
+/// [`merge`] with the resampling given as a function (for models that are not an
+/// [`ImageModel`], such as the text tower).
+pub fn merge_with(
+    resample: Resample<'_>,
+    loaded: Params<HostArray>,
+    init: &Params<HostArray>,
+    dont_load: &[String],
+    file: &Path,
+) -> Result<Params<HostArray>, CheckpointError> {
     let skip = patterns(dont_load)?;
     let keep_init = |name: &str| skip.iter().any(|r| r.is_match(name));
     let model_names: HashSet<&str> = init.names().collect();
@@ -192,7 +216,7 @@ pub fn merge(
             if value.shape() == want.shape() {
                 return Ok((name, value));
             }
-            match model.resample(&name, &value, want.shape()) {
+            match resample(&name, &value, want.shape()) {
                 Some(v) => Ok((name, v)),
                 None => Err(CheckpointError::Shape {
                     file: file.to_path_buf(),

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use bv_core::sharding::Mesh;
-use bv_nn::models;
 
 use crate::checkpoint;
 use crate::config::{check_batch_divisible, check_local_path, Config, Plan};
@@ -95,11 +94,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
         .sharding_strategy
         .clone()
         .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
-    let mut model_kw = serde_json::Value::Object(config.model.clone().into_iter().collect());
-    if let Some(n) = config.num_classes {
-        model_kw["num_classes"] = n.into();
-    }
-    let model = models::build(&config.model_name, &model_kw)?;
+    let (model, towers) = crate::trainers::eval_models(&config)?;
 
     let ckpt = checkpoint::load(&dir)?;
     let mut params = DeviceParams::new();
@@ -115,9 +110,16 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
         return Err(format!("{}: the checkpoint holds no params/ leaves", dir.display()).into());
     }
 
+    let predict = crate::trainers::Predict::trained(model.clone());
     let ctx = evals::Context {
         config: &config,
         model,
+        towers,
+        predict_fns: vec![(
+            "predict".into(),
+            crate::trainers::PredictFn::Single(predict),
+        )],
+        fixed: Default::default(),
         mesh,
         data_dir,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),

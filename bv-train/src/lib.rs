@@ -27,4 +27,5 @@ pub mod prefetch;
 pub mod progress;
 pub mod stop;
 pub mod train;
+pub mod trainers;
 pub mod workdir;

@@ -18,7 +18,7 @@ use bv_core::random::{self, Key};
 use bv_core::sharding::rules::{self, Leaf};
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
 use bv_core::{jit, prim, Array, Aval, DType, Spec, Tensor};
-use bv_nn::models::{self, ImageModel};
+use bv_nn::models::ImageModel;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{check_batch_divisible, check_local_path, Config, Plan};
@@ -26,11 +26,12 @@ use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Val
 use crate::evals;
 use crate::losses;
 use crate::metrics::MetricWriter;
-use crate::optim::{self, apply_updates, global_norm, Params, State, Transform};
+use crate::optim::{self, Params, Transform};
 use crate::pp::{Pipeline, OPS};
 use crate::prefetch::Ahead;
 use crate::progress::Progress;
 use crate::stop::{self, Interrupted, StopPoint};
+use crate::trainers::{self, StepInputs, TrainState, Trainer};
 use crate::workdir::{self, WorkdirLock};
 
 /// Anything that stops a run; the message says what to change.
@@ -69,11 +70,16 @@ pub struct Summary {
     pub evals: BTreeMap<String, f64>,
 }
 
-/// The training state inside the step: parameters and optimizer state by name.
-pub type TrainState = (Params, State);
-
 /// The training state on devices.
 type Arrays = BTreeMap<String, Array>;
+
+/// The traced arguments of the update step: state, loop key, step, image, labels, the
+/// trainer's other batch features and its fixed parameters.
+type StepArgs = (
+    TrainState,
+    (Tensor, Tensor, Tensor, Tensor),
+    (Params, Params),
+);
 
 /// What a checkpoint gives back: the state, the input position and the chrono.
 type Restored = ((Arrays, Arrays), Option<data::Position>, Chrono);
@@ -148,14 +154,26 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let probe = data::train(&train_cfg, None)?
         .next()
         .ok_or("the training split is empty")??;
-    let image_spec = batch_spec(&probe, "image")?;
 
-    // 4. Model and optimizer.
-    let mut model_kw = serde_json::Value::Object(config.model.clone().into_iter().collect());
-    if let Some(n) = config.num_classes {
-        model_kw["num_classes"] = n.into();
-    }
-    let model = models::build(&config.model_name, &model_kw)?;
+    // 4. Model and optimizer: the trainer (`config.trainer`) holds the model.
+    let strategy = config
+        .sharding_strategy
+        .clone()
+        .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
+    let trainer = trainers::build(&config, &probe, mesh.size(), &plan)?;
+    let model = trainer.model();
+    // Teachers: loaded once, on devices, neither trained nor checkpointed.
+    let fixed: Arrays = trainer
+        .fixed(&config)?
+        .iter()
+        .map(|(name, h)| {
+            Ok((
+                name.to_string(),
+                place(h, "params", name, &mesh, &strategy)?,
+            ))
+        })
+        .collect::<Result<_, TrainError>>()?;
+    let feature_keys = trainer.batch_keys();
     let (rng, rng_init) = Key::from_seed(config.seed as i64).split2();
     let (_, rng_loop) = rng.split2();
     let loss_name = config.loss.clone().unwrap_or_else(|| "sigmoid_xent".into());
@@ -176,14 +194,10 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     }
 
     // 5. Sharding and init: parameters are born with their final layout.
-    let strategy = config
-        .sharding_strategy
-        .clone()
-        .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
     let init = {
-        let (m, spec, bias) = (model.clone(), image_spec.clone(), config.init_head_bias);
+        let t = trainer.clone();
         let rule = layout_rule(&strategy, &mesh, "params");
-        jit(move |key: Tensor| init_params(m.as_ref(), &key, &spec, bias))
+        jit(move |key: Tensor| t.init(&key))
             .named("init")
             .sharded(mesh.clone(), move |p, a| rule(p, a))
     };
@@ -207,28 +221,26 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         &out_specs(&opt_init.lower(&param_specs)?)?,
     )?;
 
-    // 6. The update step: forward, backward and optimizer in one donating executable.
-    let mixup = config
-        .mixup
-        .as_ref()
-        .filter(|m| m.p > 0.0)
-        .map(|m| (m.p, mesh.size()));
-    let update = {
-        let (m, t, loss_name) = (model.clone(), tx.clone(), loss_name.clone());
+    // 6. The update step: forward, backward and optimizer in one donating executable (one
+    //    per variant of a static step argument, each compiled on first use).
+    let update_variant = |variant: usize| {
+        let (trainer, t, frozen) = (trainer.clone(), tx.clone(), frozen.clone());
         let (rules_p, rules_o) = (
             layout_rule(&strategy, &mesh, "params"),
             layout_rule(&strategy, &mesh, "opt"),
         );
         jit(
-            move |(state, rng_loop, step, x, y): (TrainState, Tensor, Tensor, Tensor, Tensor)| {
-                let update = Update {
-                    model: m.as_ref(),
-                    tx: t.as_ref(),
-                    loss_name: &loss_name,
-                    frozen: &frozen,
-                    mixup,
+            move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
+                let inputs = StepInputs {
+                    rng_loop: &rng_loop,
+                    step: &step,
+                    image: &x,
+                    labels: &y,
+                    features: &features,
+                    fixed: &fixed,
+                    variant,
                 };
-                update_step(&update, state, &rng_loop, &step, &x, &y)
+                trainer.update(t.as_ref(), &frozen, state, inputs)
             },
         )
         .named("update")
@@ -242,6 +254,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             _ => PartitionSpec::replicated(),
         })
     };
+    let updates: Vec<_> = (0..trainer.variants()).map(update_variant).collect();
 
     // 7. Load: the workdir's LAST checkpoint, else config.resume, else model_init, else
     //    from scratch.
@@ -265,15 +278,8 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
         None => {
             let mut params = init.call(&rng_init.to_array()?)?;
-            if let Some(name) = &config.model_init {
-                params = load_model_init(
-                    model.as_ref(),
-                    params,
-                    &bv_nn::zoo::resolve(&config.model_name, name)?,
-                    &config,
-                    &mesh,
-                    &strategy,
-                )?;
+            if config.model_init.is_some() || config.student_init.is_some() {
+                params = load_model_init(trainer.as_ref(), params, &config, &mesh, &strategy)?;
             }
             let opt = opt_init.call(&params)?;
             ((params, opt), 0, None, Chrono::default())
@@ -284,6 +290,9 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let eval_ctx = evals::Context {
         config: &config,
         model: model.clone(),
+        towers: trainer.towers(),
+        predict_fns: trainer.predict_fns(),
+        fixed: Arc::new(fixed.clone()),
         mesh: mesh.clone(),
         data_dir: data_dir.clone(),
         threads: train_cfg.threads,
@@ -347,7 +356,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         plan.total_steps,
         plan.epochs(),
         plan.batch_size,
-        config.model_name,
+        model.model_name(),
         num_params,
         mesh.size()
     ));
@@ -394,7 +403,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         let batch = batch?;
         let x = to_array(&batch, "image", &mesh, &batch_axis)?;
         let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
-        Ok((batch, x, y))
+        let features: Arrays = feature_keys
+            .iter()
+            .map(|k| Ok((k.clone(), to_array(&batch, k, &mesh, &batch_axis)?)))
+            .collect::<Result<_, TrainError>>()?;
+        Ok((batch, x, y, features))
     };
     let depth = config.prefetch_to_device.unwrap_or(1) as usize;
     let mut batches = Ahead::new(data::train(&train_cfg, position.as_ref())?, depth, put);
@@ -407,29 +420,28 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let device_kind = client.addressable_devices()[0].kind().to_string();
     let stop_point = StopPoint::new(me);
     for step in first_step + 1..=last_step {
-        let (batch, x, y) = batches.next().ok_or("the training pipeline ended")??;
+        let (batch, x, y, features) = batches.next().ok_or("the training pipeline ended")??;
         metrics.step_start(step);
         let step_arr = Array::scalar((step - 1) as u32)?;
         let t = Instant::now();
-        let ((params, opt), loss, l2_grads, l2_params, l2_updates) =
-            update.call(&(state, rng_loop.clone(), step_arr, x, y))?;
+        let update = &updates[trainer.variant_at(step)];
+        let step_args = (
+            state,
+            (rng_loop.clone(), step_arr, x, y),
+            (features, fixed.clone()),
+        );
+        let ((params, opt), measured) = update.call(&step_args)?;
         if step == first_step + 1 {
             // The first step after a (re)start, compilation included.
-            loss.block_until_ready()?;
+            measured["training_loss"].block_until_ready()?;
             metrics.measure("z/secs/update0", t.elapsed().as_secs_f64());
         }
         state = (params, opt);
         chrono.examples_seen += plan.batch_size;
 
         if plan.log_due(step) || step == first_step + 1 {
-            let measured = [
-                ("training_loss", &loss),
-                ("l2_grads", &l2_grads),
-                ("l2_params", &l2_params),
-                ("l2_updates", &l2_updates),
-            ];
             let mut values = Vec::new();
-            for (name, a) in measured {
+            for (name, a) in &measured {
                 let v = f64::from(a.item::<f32>()?);
                 if !v.is_finite() {
                     return Err(format!("{name} is {v} at step {step}; lower the learning rate or check the data (the last checkpoint is kept)").into());
@@ -454,8 +466,12 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             let core_hours = chrono.train_secs * mesh.size() as f64 / 3600.0;
             metrics.measure(&format!("core_hours_{device_kind}"), core_hours);
             metrics.measure("core_hours", core_hours);
-            summary.training_loss = Some(values[0].1);
-            progress.update(step, Some(values[0].1), Some(img_per_sec));
+            let loss = values
+                .iter()
+                .find(|(n, _)| *n == "training_loss")
+                .map(|v| v.1);
+            summary.training_loss = loss;
+            progress.update(step, loss, Some(img_per_sec));
         } else {
             progress.update(step, summary.training_loss, None);
         }
@@ -600,7 +616,7 @@ pub(crate) fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDat
 }
 
 /// The spec of one batch feature (its dtype as the device will see it).
-fn batch_spec(batch: &Batch, key: &str) -> Result<Spec, TrainError> {
+pub(crate) fn batch_spec(batch: &Batch, key: &str) -> Result<Spec, TrainError> {
     let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
     Ok(Spec::new(v.shape().to_vec(), value_dtype(v)?))
 }
@@ -680,7 +696,7 @@ fn layout_rule(
 }
 
 /// `model.init`, then `init_head_bias` as big_vision applies it.
-fn init_params(
+pub(crate) fn init_params(
     model: &dyn ImageModel,
     key: &Tensor,
     image: &Spec,
@@ -797,22 +813,16 @@ pub fn update_step(
         np::mean(&per_example, np::Axes::All, false)
     };
     let (loss, grads) = value_and_grad(loss_fn)(&params);
-    let trainable: Params = grads
-        .iter()
-        .filter(|(n, _)| !frozen.contains(n))
-        .map(|(n, g)| (n.clone(), g.clone()))
-        .collect();
-    let l2_grads = global_norm(&trainable);
-    let (updates, opt) = tx.update(grads, opt, &params);
-    let l2_updates = global_norm(&updates);
-    let params = apply_updates(&params, &updates);
-    let l2_params = global_norm(&params);
-    ((params, opt), loss, l2_grads, l2_params, l2_updates)
+    let (state, mut m) = trainers::apply_gradients(tx, frozen, (params, opt), grads);
+    let mut take = |k: &str| m.remove(k).expect("apply_gradients measures it");
+    let (l2_grads, l2_params, l2_updates) =
+        (take("l2_grads"), take("l2_params"), take("l2_updates"));
+    (state, loss, l2_grads, l2_params, l2_updates)
 }
 
 /// big_vision's mixup: `a·x + (1 − a)·roll(x, 1)` where the roll runs within each device's
 /// shard of the batch (`devices` equal contiguous blocks), so no data crosses devices.
-fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tensor {
+pub(crate) fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tensor {
     let shape = x.shape().to_vec();
     let per_device = shape[0] / devices;
     let mut blocks: Vec<isize> = vec![devices as isize, per_device as isize];
@@ -895,23 +905,17 @@ fn restore(
     Ok(((params, opt), position, chrono))
 }
 
-/// `model_init`: parameters from a big_vision npz, merged with the fresh ones by the
-/// model's loader (`dont_load`, posemb resampling), laid out like the fresh ones.
+/// `model_init`: parameters from big_vision npz files, merged with the fresh ones by the
+/// trainer's loader (`dont_load`, posemb resampling), laid out like the fresh ones.
 fn load_model_init(
-    model: &dyn ImageModel,
+    trainer: &dyn Trainer,
     fresh: Arrays,
-    path: &Path,
     config: &Config,
     mesh: &Mesh,
     strategy: &[(String, String)],
 ) -> Result<Arrays, TrainError> {
     let init_host = bv_nn::checkpoint::to_host(&fresh.into_iter().collect())?;
-    let dont_load: Vec<String> = config
-        .model_load
-        .get("dont_load")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    let loaded = bv_nn::checkpoint::load(model, &init_host, path, &dont_load)?;
+    let loaded = trainer.load(&init_host, config)?;
     loaded
         .iter()
         .map(|(name, h)| Ok((name.to_string(), place(h, "params", name, mesh, strategy)?)))

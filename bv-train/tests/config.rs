@@ -272,3 +272,52 @@ fn resolved_config_is_written_as_json() {
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1, "no temporary file left");
 }
+
+/// The image-text configs: big_vision's siglip_lit_coco.py (5000 steps; the image tower frozen,
+/// warmup max(3% of steps, 100) = 150) and the two Fashion-MNIST jobs (6 and 3 epochs of
+/// 60,000 at 128: 2812.5 -> 2812 and 1406.25 -> 1406).
+///
+/// bv has no BERT text tower yet, so the config as big_vision wrote it is refused at load time
+/// when planned, with the op named; with the overrides its header documents it resolves.
+#[test]
+fn image_text_configs_resolve() {
+    let file = repo("configs/proj/image_text/siglip_lit_coco.ron");
+    let as_written = Config::load(&file, &[]).unwrap();
+    let err = Plan::new(&as_written, 118_287).unwrap_err().to_string();
+    assert!(err.contains("unknown op 'bert_tokenize'"), "{err}");
+    let spm = repo("configs/proj/image_text/fashion_mnist_spm.model");
+    let tok = |inkey: &str| {
+        format!(
+            r#"tokenize(max_len=16, eos=\"sticky\", pad_value=1, inkey=\"{inkey}\", model=\"{}\")"#,
+            spm.display()
+        )
+    };
+    let overrides = [
+        "model.text_model=\"proj.image_text.text_transformer\"".to_string(),
+        "model.text={}".to_string(),
+        format!(
+            "input.pp=\"decode|resize(224)|flip_lr|randaug(2,10)|value_range(-1,1)|flatten|{}|keep(\\\"image\\\", \\\"labels\\\")\"",
+            tok("captions/text")
+        ),
+        format!("evals.retrieval_coco.pp_txt=\"{}\"", tok("texts")),
+    ];
+    let c = Config::load(&file, &overrides).unwrap();
+    assert_eq!(c.trainer.as_deref(), Some("proj.image_text.siglip"));
+    let plan = Plan::new(&c, 118_287).unwrap();
+    assert_eq!(plan.total_steps, 5000);
+    let groups: Vec<_> = plan.schedules.groups().collect();
+    assert_eq!(groups[0].0, "img/.*");
+    assert!(groups[0].1.is_none(), "image tower frozen");
+    assert_eq!(groups[1].1.unwrap().warmup_steps, 150);
+    assert_eq!(plan.evals.len(), 1);
+    assert_eq!(c.evals["retrieval_coco"].kind, "proj.image_text.retrieval");
+    // Their tokenizer path is relative to the repository root, where the README runs them.
+    std::env::set_current_dir(repo("")).unwrap();
+    for (file, total) in [
+        ("configs/proj/image_text/siglip_fashion_mnist.ron", 2812),
+        ("configs/proj/image_text/lit_fashion_mnist.ron", 1406),
+    ] {
+        let c = Config::load(repo(file), &[]).unwrap();
+        assert_eq!(Plan::new(&c, 60_000).unwrap().total_steps, total, "{file}");
+    }
+}

@@ -16,6 +16,7 @@
 pub mod bit;
 mod config;
 pub mod mlp_mixer;
+pub mod proj;
 pub mod vit;
 
 use std::fmt;
@@ -93,7 +94,14 @@ pub fn init_head_bias(params: &mut Params<Tensor>, value: f64) -> bool {
 }
 
 /// The model names [`build`] knows.
-pub const MODEL_NAMES: [&str; 4] = ["vit", "mlp_mixer", "bit", "bit_paper"];
+pub const MODEL_NAMES: [&str; 6] = [
+    "vit",
+    "mlp_mixer",
+    "bit",
+    "bit_paper",
+    "proj.flexi.vit",
+    "proj.image_text.two_towers",
+];
 
 /// Why a model could not be built from its config.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +177,10 @@ pub fn build(name: &str, config: &Value) -> Result<Arc<dyn ImageModel>, ModelErr
         "mlp_mixer" => Arc::new(mlp_mixer::MlpMixer::from_config(config)?),
         "bit" => Arc::new(bit::ResNet::from_config(bit::Version::V1, config)?),
         "bit_paper" => Arc::new(bit::ResNet::from_config(bit::Version::V2, config)?),
+        "proj.flexi.vit" => Arc::new(proj::flexi::vit::FlexiVit::from_config(config)?),
+        "proj.image_text.two_towers" => Arc::new(
+            proj::image_text::two_towers::TwoTowers::from_config(config)?,
+        ),
         _ => {
             return Err(ModelError::UnknownModel {
                 name: name.to_string(),
@@ -179,7 +191,7 @@ pub fn build(name: &str, config: &Value) -> Result<Arc<dyn ImageModel>, ModelErr
 
 /// An [`ImageModel`] as the root module of `init` and `apply` (the root's name is in no
 /// parameter path).
-struct Root<'m, M: ?Sized>(&'m M);
+pub(crate) struct Root<'m, M: ?Sized>(pub(crate) &'m M);
 
 impl<M: ImageModel + ?Sized> Module for Root<'_, M> {
     const NAME: &'static str = "Model";

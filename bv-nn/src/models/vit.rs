@@ -626,8 +626,8 @@ impl Module for Vit {
             let hid = Dense::new(rep);
             x_2d = np::tanh(&s.call_named("pre_logits", &hid, x_2d));
             x = np::tanh(&s.call_named("pre_logits", &hid, x));
-            out.insert("pre_logits_2d", x_2d.clone());
         }
+        out.insert("pre_logits_2d", x_2d.clone());
         out.insert("pre_logits", x.clone());
         if let Some(classes) = self.num_classes {
             let mut head = Dense::new(classes);
@@ -663,23 +663,30 @@ impl ImageModel for Vit {
     /// `vit.resample_posemb`: a `pos_embedding` of another square grid, resampled
     /// bilinearly (`scipy.ndimage.zoom(order=1)`).
     fn resample(&self, name: &str, loaded: &HostArray, shape: &[usize]) -> Option<HostArray> {
-        let (old, new) = (loaded.shape(), shape);
-        if name != "pos_embedding" || old.len() != 3 || new.len() != 3 || old[2] != new[2] {
-            return None;
-        }
-        let (g, n) = (
-            (old[1] as f64).sqrt() as usize,
-            (new[1] as f64).sqrt() as usize,
-        );
-        if g * g != old[1] || n * n != new[1] {
-            return None;
-        }
-        let values = loaded.to_vec::<f32>().ok()?;
-        let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
-        HostArray::from_slice(&grid, new).ok()
+        resample_posemb(name, loaded, shape)
     }
 
     fn forward(&self, s: &mut Scope, image: Tensor, train: bool) -> (Tensor, Out) {
         Module::apply(self, s, (image, train))
     }
+}
+
+/// `vit.resample_posemb` as the loader's resampling: a `pos_embedding` of another square
+/// grid, resampled bilinearly (`scipy.ndimage.zoom(order=1)`); `None` for any other
+/// parameter or shape.
+pub fn resample_posemb(name: &str, loaded: &HostArray, shape: &[usize]) -> Option<HostArray> {
+    let (old, new) = (loaded.shape(), shape);
+    if name != "pos_embedding" || old.len() != 3 || new.len() != 3 || old[2] != new[2] {
+        return None;
+    }
+    let (g, n) = (
+        (old[1] as f64).sqrt() as usize,
+        (new[1] as f64).sqrt() as usize,
+    );
+    if g * g != old[1] || n * n != new[1] {
+        return None;
+    }
+    let values = loaded.to_vec::<f32>().ok()?;
+    let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
+    HostArray::from_slice(&grid, new).ok()
 }

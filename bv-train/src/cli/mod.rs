@@ -3,6 +3,7 @@
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod plot;
 pub mod pp;
 
@@ -91,6 +92,8 @@ pub enum Command {
     /// Run a config's evaluators on a checkpoint (default: the workdir's latest), without
     /// training.
     Eval(eval::EvalCmd),
+    /// Write a checkpoint's parameters as a big_vision .npz (for model_init).
+    Export(export::ExportArgs),
     /// Draw the loss, schedule and eval curves of a workdir to an SVG or PNG file.
     Plot(plot::PlotArgs),
     /// List the pp ops with their arguments, describe one, or check a pp string.
@@ -131,6 +134,7 @@ impl Cli {
             Some(Command::Config(args)) => args.run(),
             Some(Command::Eval(args)) => args.run(),
             Some(Command::Pp(args)) => args.run(),
+            Some(Command::Export(args)) => args.run(),
             None => self.train.run(),
         }
     }

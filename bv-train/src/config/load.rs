@@ -14,6 +14,12 @@ const OPEN_DICTS: &[&str] = &[
     "model",
     "optax",
     "model_load",
+    "student",
+    "student_load",
+    "distance_kw",
+    "gsam",
+    "teachers.*.model",
+    "teachers.*.load",
     "evals",
     "evals.*.pred_kw",
     "evals.*.datasets",
@@ -116,7 +122,16 @@ fn whole_counts_as_ints(v: &mut Value, count: bool) {
 }
 
 /// Dicts passed through as written.
-const FREE_FORM: &[&str] = &["model", "optax", "model_load", "pred_kw"];
+const FREE_FORM: &[&str] = &[
+    "model",
+    "optax",
+    "model_load",
+    "pred_kw",
+    "student",
+    "student_load",
+    "distance_kw",
+    "gsam",
+];
 
 /// RON as configs are read: `implicit_some` on, so optional keys take plain values.
 pub fn ron_options() -> ron::Options {

@@ -69,13 +69,25 @@ pub struct Config {
     pub keep_ckpt_epochs: Option<f64>,
     pub keep_ckpt_examples: Option<f64>,
     pub keep_ckpt_percent: Option<f64>,
-    /// The model module: `vit`, `mlp_mixer`, `bit`, `bit_paper`.
+    /// The trainer, by big_vision's module name: `train` (default) or
+    /// `proj.image_text.siglip` (bv's key; big_vision picks the module on the command line).
+    pub trainer: Option<String>,
+    /// The model module: `vit`, `mlp_mixer`, `bit`, `bit_paper`, `proj.flexi.vit`,
+    /// `proj.image_text.two_towers` (the distillation trainers name `student_name` instead).
+    #[serde(default)]
     pub model_name: String,
+    /// Shapes of the model's inputs at init (the SigLIP trainer: image and text).
+    pub init_shapes: Option<Vec<Vec<u64>>>,
+    /// Their dtypes (`float32`, `int32`).
+    pub init_types: Option<Vec<String>>,
+    /// The SigLIP trainer's loss: `sigmoid` (default) or `softmax` (LiT/CLIP).
+    pub loss_fn: Option<String>,
     /// Keyword arguments of the model (`variant`, `pool_type`, `posemb`, ...).
     #[serde(default)]
     pub model: Dict,
-    /// Initialize parameters from this `.npz` (or checkpoint) instead of from scratch.
-    pub model_init: Option<String>,
+    /// Initialize parameters from this `.npz` instead of from scratch; a two-tower model
+    /// also takes a vanity name or a map of parts (`{img: ..., txt: ...}`).
+    pub model_init: Option<serde_json::Value>,
     /// Keyword arguments of the model's `load` (`dont_load: [...]`, ...).
     #[serde(default)]
     pub model_load: Dict,
@@ -103,6 +115,25 @@ pub struct Config {
     pub schedule: Option<ScheduleConfig>,
     /// Mixup (`p` > 0 enables it).
     pub mixup: Option<Mixup>,
+    /// Distillation: the student's model module (as `model_name`).
+    pub student_name: Option<String>,
+    /// Distillation: the student's model keyword arguments (as `model`).
+    pub student: Option<Dict>,
+    /// Distillation: the student's initial parameters (as `model_init`).
+    pub student_init: Option<serde_json::Value>,
+    /// Distillation: the student loader's keyword arguments (as `model_load`).
+    pub student_load: Option<Dict>,
+    /// Distillation: the teachers by name; big_vision's `teachers = [name]` with
+    /// `<name>_name`, `<name>`, `<name>_init`, `<name>_load`.
+    pub teachers: Option<BTreeMap<String, Teacher>>,
+    /// Distillation: the distance of student and teacher logits (`kl`, `euclidean`, ...).
+    pub distance: Option<String>,
+    /// Distillation: the distance's keyword arguments (`t` for `kl`).
+    pub distance_kw: Option<Dict>,
+    /// FlexiViT: the model arguments sampled per step, `{seqhw: (v: [...], p: [...])}`.
+    pub flexi: Option<BTreeMap<String, FlexiArg>>,
+    /// GSAM/SAM settings (`rho_max`, `rho_min`, `alpha`, `lr_max`, `lr_min`, ...).
+    pub gsam: Option<Dict>,
     /// Evaluators by name.
     #[serde(default)]
     pub evals: BTreeMap<String, Eval>,
@@ -164,6 +195,32 @@ pub struct Mixup {
     pub fold_in: Option<serde_json::Value>,
 }
 
+/// One teacher of a distillation config (`config.teachers.<name>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teacher {
+    /// Its model module (big_vision's `<name>_name`).
+    pub name: String,
+    /// Its model keyword arguments (`<name>`).
+    #[serde(default)]
+    pub model: Dict,
+    /// Its parameters: an `.npz` path or a big_vision checkpoint name (`<name>_init`).
+    pub init: serde_json::Value,
+    /// Its loader's keyword arguments (`<name>_load`, e.g. `dont_load`).
+    #[serde(default)]
+    pub load: Dict,
+}
+
+/// One flexible model argument of a FlexiViT config (`config.flexi.<arg>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlexiArg {
+    /// The values sampled from.
+    pub v: Vec<u64>,
+    /// Their weights (default uniform).
+    pub p: Option<Vec<f64>>,
+}
+
 /// One evaluator, `config.evals.<name>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +277,39 @@ pub struct Eval {
     pub outputs: Option<Vec<String>>,
     /// save: the batch features written (default: every numeric feature but `_mask`).
     pub inputs: Option<Vec<String>>,
+    /// discriminative_classifier: the datasets to classify zero-shot.
+    pub dataset_names: Option<Vec<String>>,
+    /// Image-text evaluators: where the datasets live.
+    pub data_dir: Option<String>,
+    /// discriminative_classifier: `dataset_info:label`, `clip` or a list of names.
+    pub class_names: Option<serde_json::Value>,
+    /// Image-text evaluators: the split (default `test`).
+    pub split: Option<String>,
+    /// discriminative_classifier: `clip_paper` (default), `clip_best` or `class_name_only`.
+    pub prompt_templates: Option<serde_json::Value>,
+    /// discriminative_classifier: canonicalize class names and templates (default true).
+    pub canonicalize: Option<bool>,
+    /// Image-text evaluators: the image pipeline (after decoding).
+    pub pp_img: Option<String>,
+    /// Image-text evaluators: the text pipeline (`texts` to tokens in `labels`).
+    pub pp_txt: Option<String>,
+    /// Image-text evaluators: accepted for compatibility (bv prepares texts once).
+    pub cache_final: Option<bool>,
+    /// discriminative_classifier: use each class's first alias only (default true).
+    pub first_class_name_only: Option<bool>,
+    /// discriminative_classifier: per-dataset settings by dataset name.
+    pub dataset_overrides: Option<BTreeMap<String, BTreeMap<String, serde_json::Value>>>,
+    /// retrieval: the TFDS dataset of images and captions.
+    pub dataset: Option<String>,
+    /// retrieval: the caption feature (`"captions/text"` or `["captions", "text"]`).
+    pub txt_name: Option<serde_json::Value>,
+    /// contrastive: one minibatch over all devices (default true) or one per device.
+    pub use_global_batch: Option<bool>,
+    /// proj.distill.distance: the distances, `[{kind: "kl"}, {kind: "agree", k: 5}]`.
+    pub distances: Option<Vec<serde_json::Value>>,
+    /// proj.distill.distance: the student and teacher outputs compared (default
+    /// `("logits", "logits")`).
+    pub what: Option<(String, String)>,
 }
 
 /// `config.schedule`: one dict for every parameter, or `[(regex, dict or None)]`.

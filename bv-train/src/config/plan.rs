@@ -16,8 +16,6 @@ const OPTIMIZERS: &[&str] = &[
     "big_vision.sgd",
     "identity",
 ];
-/// Model modules.
-const MODELS: &[&str] = &["vit", "mlp_mixer", "bit", "bit_paper"];
 
 /// A config that parses but does not describe a run.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +112,19 @@ impl Plan {
             LOSSES,
         )?;
         known("optax_name", &config.optax_name, OPTIMIZERS)?;
-        known("model_name", &config.model_name, MODELS)?;
+        match &config.student_name {
+            Some(student) if crate::trainers::is_distill(config) => {
+                known("student_name", student, &bv_nn::models::MODEL_NAMES)?
+            }
+            _ => known(
+                "model_name",
+                &config.model_name,
+                &bv_nn::models::MODEL_NAMES,
+            )?,
+        }
+        if let Some(t) = &config.trainer {
+            known("trainer", t, &crate::trainers::NAMES)?;
+        }
         let total = Lengths {
             prefix: "total",
             steps: config.total_steps,

@@ -71,7 +71,10 @@ impl Config {
         self.check_pp()?;
         self.check_partly_supported()?;
         for (key, path) in [
-            ("model_init", self.model_init.as_deref()),
+            (
+                "model_init",
+                self.model_init.as_ref().and_then(|v| v.as_str()),
+            ),
             ("resume", self.resume.as_deref()),
             ("input.data.data_dir", self.input.data.data_dir.as_deref()),
         ] {

@@ -11,6 +11,7 @@ use crate::data::EvalConfig;
 use crate::losses;
 use crate::optim::Params;
 use crate::train::TrainError;
+use crate::trainers::Predict;
 
 /// The jitted per-batch sums: `(params, image, labels, mask) -> (correct, loss, count)`.
 type SumsFn = Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;
@@ -21,13 +22,15 @@ pub struct Classification {
     mesh: Mesh,
     label_key: String,
     sums: SumsFn,
+    predict: Predict,
+    fixed: std::sync::Arc<DeviceParams>,
 }
 
 /// Builds `evals.<name>` of type `classification`.
 pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>, TrainError> {
-    super::check_pred(name, cfg, &["predict"])?;
+    let predict = ctx.single(name, cfg)?;
     let data = ctx.pipeline(name, cfg, cfg.data.as_ref(), cfg.pp_fn.as_deref())?;
-    let (model, loss) = (ctx.model.clone(), ctx.loss_name(name, cfg)?);
+    let (model, loss) = (predict.model.clone(), ctx.loss_name(name, cfg)?);
     let sums = jit(
         move |(params, x, y, mask): (Params, Tensor, Tensor, Tensor)| {
             let (logits, _) = super::apply(model.as_ref(), params, &x);
@@ -43,12 +46,15 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         mesh: ctx.mesh.clone(),
         label_key: cfg.label_key.clone().unwrap_or_else(|| "labels".into()),
         sums,
+        predict,
+        fixed: ctx.fixed.clone(),
     }))
 }
 
 impl Evaluator for Classification {
     fn run(&mut self, params: &DeviceParams, _step: u64) -> Result<Vec<(String, f64)>, TrainError> {
         let (mut correct, mut loss, mut count) = (0.0, 0.0, 0.0);
+        let params = self.predict.params(params, &self.fixed);
         for batch in super::batches(&self.data)? {
             let batch = batch?;
             let x = super::to_device(&batch, "image", &self.mesh)?;

@@ -4,7 +4,9 @@
 //! config's `type`; [`from_config`] builds every evaluator of a config.
 
 pub mod classification;
+pub mod distance;
 pub mod fewshot_lsr;
+pub mod image_text;
 pub mod mean;
 pub mod save;
 
@@ -14,12 +16,14 @@ use std::sync::Arc;
 
 use bv_core::sharding::{Mesh, PartitionSpec};
 use bv_core::{Array, Tensor};
+use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 use bv_nn::models::ImageModel;
 
 use crate::config::{Config, Data, Eval, EvalPlan};
 use crate::data::{self, Batch, EvalConfig};
 use crate::pp::{Pipeline, OPS};
 use crate::train::TrainError;
+use crate::trainers::{Predict, PredictFn};
 
 /// Parameters on devices, by name.
 pub type DeviceParams = BTreeMap<String, Array>;
@@ -37,6 +41,12 @@ pub struct Context<'a> {
     pub config: &'a Config,
     /// The model whose `apply` evaluators call.
     pub model: Arc<dyn ImageModel>,
+    /// The two-tower model image-text evaluators call (`None` unless the trainer has one).
+    pub towers: Option<Arc<TwoTowers>>,
+    /// The trainer's predict functions by name (`pred`), the default first.
+    pub predict_fns: Vec<(String, PredictFn)>,
+    /// The trainer's fixed (teacher) parameters, which some predict functions read.
+    pub fixed: Arc<DeviceParams>,
     /// The mesh; eval batches are split over its first axis.
     pub mesh: Mesh,
     /// Where prepared datasets live.
@@ -89,6 +99,52 @@ pub const TYPES: &[Type] = &[
         name: "mean",
         keys: &["data", "pp_fn", "loss_name", "label_key"],
         build: mean::build,
+    },
+    Type {
+        name: "proj.image_text.discriminative_classifier",
+        keys: &[
+            "dataset_names",
+            "data_dir",
+            "class_names",
+            "split",
+            "prompt_templates",
+            "canonicalize",
+            "pp_img",
+            "pp_txt",
+            "cache_final",
+            "first_class_name_only",
+            "dataset_overrides",
+        ],
+        build: image_text::discriminative_classifier::build,
+    },
+    Type {
+        name: "proj.image_text.retrieval",
+        keys: &[
+            "dataset",
+            "data_dir",
+            "split",
+            "pp_img",
+            "pp_txt",
+            "txt_name",
+            "cache_final",
+        ],
+        build: image_text::retrieval::build,
+    },
+    Type {
+        name: "proj.image_text.contrastive",
+        keys: &[
+            "data",
+            "pp_fn",
+            "use_global_batch",
+            "cache_final",
+            "label_key",
+        ],
+        build: image_text::contrastive::build,
+    },
+    Type {
+        name: "proj.distill.distance",
+        keys: &["data", "pp_fn", "distances", "what", "cache_final"],
+        build: distance::build,
     },
     Type {
         name: "save",
@@ -241,6 +297,48 @@ pub fn check_pred(name: &str, cfg: &Eval, allowed: &[&str]) -> Result<String, Tr
         allowed.join(" or ")
     )
     .into())
+}
+
+impl Context<'_> {
+    /// The predict function `evals.<name>.pred` names (default: the trainer's first),
+    /// which must be one model's.
+    pub fn single(&self, name: &str, cfg: &Eval) -> Result<Predict, TrainError> {
+        match self.predict_fn(name, cfg)? {
+            PredictFn::Single(p) => Ok(p),
+            PredictFn::Pair(..) => Err(format!(
+                "evals.{name}.pred: {:?} is a (student, teacher) pair; {} evaluators call one \
+                 model's predict function",
+                cfg.pred.as_deref().unwrap_or_default(),
+                cfg.kind
+            )
+            .into()),
+        }
+    }
+
+    /// The predict function `evals.<name>.pred` names, of any kind.
+    pub fn predict_fn(&self, name: &str, cfg: &Eval) -> Result<PredictFn, TrainError> {
+        let names: Vec<&str> = self.predict_fns.iter().map(|(n, _)| n.as_str()).collect();
+        let want = cfg.pred.as_deref().unwrap_or(names[0]);
+        // `predict` names the default wherever big_vision's train.py would offer it.
+        let want = if want == "predict" && !names.contains(&"predict") {
+            names[0]
+        } else {
+            want
+        };
+        self.predict_fns
+            .iter()
+            .find(|(n, _)| n == want)
+            .map(|(_, f)| f.clone())
+            .ok_or_else(|| {
+                format!(
+                    "evals.{name}.pred: {} evaluators call {}, not {want:?} (the trainer's \
+                     predict functions)",
+                    cfg.kind,
+                    names.join(" or ")
+                )
+                .into()
+            })
+    }
 }
 
 /// Every output of a jitted eval function is replicated, so each process reads all of it

@@ -2,6 +2,7 @@
 
 pub mod adafactor;
 pub mod adam;
+pub mod gsam;
 pub mod make;
 pub mod momentum;
 pub mod scale;

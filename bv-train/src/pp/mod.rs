@@ -17,11 +17,13 @@ pub mod error;
 pub mod ops;
 pub mod ops_general;
 pub mod ops_image;
+pub mod ops_text;
 pub mod parse;
 pub mod randaug;
 pub mod registry;
 pub mod resize;
 pub mod rng;
+pub mod sentencepiece;
 
 pub use error::PpError;
 pub use ops::OPS;

@@ -6,6 +6,10 @@ use super::ops_image::{
     CentralCrop, Decode, FlipLr, InceptionCrop, RandomCrop, Resize, ResizeSide, ValueRange,
     VggValueRange,
 };
+use super::ops_text::{
+    Choice, ClassPrompts, CocoCaptions, Concat, Flatten, LabelNames, Lower, SetDefault, StrFmt,
+    Tokenize,
+};
 use super::randaug::RandAug;
 use super::registry::{Make, OpDef};
 
@@ -54,4 +58,30 @@ pub const OPS: &[OpDef] = &[
         doc: "Copies the value of inkey to outkey." },
     OpDef { name: "squeeze_last_dim", module: "ops_general", params: &[], make: img(SqueezeLastDim::make),
         doc: "Removes a trailing dimension of size 1." },
+    OpDef { name: "concat", module: "ops_general", params: &["inkeys", "outkey", "axis"], make: Make::Dict(Concat::make),
+        doc: "Joins the arrays of inkeys along axis (default -1) into outkey (default the first inkey)." },
+    OpDef { name: "flatten", module: "ops_general", params: &["keys"], make: Make::Dict(Flatten::make),
+        doc: "Nested features as '/'-joined keys (bv's examples already are; checks the keys exist)." },
+    OpDef { name: "setdefault", module: "ops_general", params: &["key", "value"], make: Make::Dict(SetDefault::make),
+        doc: "Sets key to value when it is missing or empty." },
+    OpDef { name: "choice", module: "ops_general", params: &["n", "key", "fewer_ok", "inkey", "outkey"], make: Make::Dict(Choice::make),
+        doc: "The same random entries of every key: n=\"single\" (default; drops the axis), a count, or [min, max]." },
+    OpDef { name: "tokenize", module: "ops_text", params: &["max_len", "eos", "model", "lower", "sample_if_multi", "pad_value", "add_bos"],
+        make: Make::InOut { default_in: None, default_out: "labels", make: Tokenize::make },
+        doc: "SentencePiece ids of a text, cut/padded to max_len; eos none/yes/sticky; model c4_en or a .model path; pad_value an id or a piece (default \"<pad>\"); lower=True." },
+    OpDef { name: "coco_captions", module: "ops_text", params: &["outkey"], make: Make::Dict(CocoCaptions::make),
+        doc: "The captions' texts (captions/text) into outkey (default captions)." },
+    OpDef { name: "clip_i1k_label_names", module: "ops_text", params: &[],
+        make: Make::InOut { default_in: Some("label"), default_out: "labels", make: LabelNames::make_clip_i1k },
+        doc: "ImageNet class ids to CLIP's class names (inkey label, outkey labels)." },
+    OpDef { name: "i21k_label_names", module: "ops_text", params: &[],
+        make: Make::InOut { default_in: Some("label"), default_out: "labels", make: LabelNames::make_i21k },
+        doc: "ImageNet-21k class ids to their names (inkey label, outkey labels)." },
+    OpDef { name: "lower", module: "ops_text", params: &[], make: Make::InOut { default_in: Some("text"), default_out: "text", make: Lower::make },
+        doc: "ASCII lower-casing of strings (key text), as tf.strings.lower." },
+    OpDef { name: "class_prompts", module: "ops_text", params: &["names", "templates", "canonicalize"],
+        make: Make::InOut { default_in: Some("label"), default_out: "texts", make: ClassPrompts::make },
+        doc: "bv: a class id to its name (names list) in every template of a set (clip_best default, clip_paper, class_name_only) or list; strings in outkey texts." },
+    OpDef { name: "strfmt", module: "ops_text", params: &["template", "outkey"], make: Make::Dict(StrFmt::make),
+        doc: "Formats template's {key} fields from the example into outkey (default text)." },
 ];

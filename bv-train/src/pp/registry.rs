@@ -38,6 +38,17 @@ pub enum Make {
         /// The factory.
         make: fn(&Args) -> Result<Box<dyn ValueOp>, String>,
     },
+    /// A value op whose input and output keys default differently (big_vision's
+    /// `InKeyOutKey(indefault, outdefault)`); `default_in: None` makes `inkey` (or `key`)
+    /// required.
+    InOut {
+        /// The key read when none is given.
+        default_in: Option<&'static str>,
+        /// The key written when none is given.
+        default_out: &'static str,
+        /// The factory.
+        make: fn(&Args) -> Result<Box<dyn ValueOp>, String>,
+    },
     /// A dict op.
     Dict(fn(&Args) -> Result<Box<dyn PpOp>, String>),
 }
@@ -272,6 +283,29 @@ fn op_text(spec: &str, call: &OpCall, next_col: Option<usize>) -> String {
     text.trim().trim_end_matches('|').trim().to_string()
 }
 
+/// A value op wrapped with `key`/`inkey`/`outkey` (`key` sets both).
+fn keyed(
+    def: &OpDef,
+    call: &OpCall,
+    default_in: Option<&str>,
+    default_out: &str,
+    make: fn(&Args) -> Result<Box<dyn ValueOp>, String>,
+) -> Result<Box<dyn PpOp>, String> {
+    let args = Args::bind(def, call, &["key", "inkey", "outkey"])?;
+    let key = args.str("key")?;
+    let inkey = key
+        .clone()
+        .or(args.str("inkey")?)
+        .or(default_in.map(str::to_string));
+    Ok(Box::new(Keyed {
+        inner: make(&args)?,
+        inkey: inkey.ok_or("missing required argument 'inkey' (or 'key')")?,
+        outkey: key
+            .or(args.str("outkey")?)
+            .unwrap_or_else(|| default_out.to_string()),
+    }))
+}
+
 impl Pipeline {
     /// Parses `spec` and builds each op from `registry`.
     pub fn build(spec: &str, registry: &[OpDef]) -> Result<Self, PpError> {
@@ -298,20 +332,13 @@ impl Pipeline {
                     make(&Args::bind(def, call, &[]).map_err(args_err)?).map_err(args_err)?
                 }
                 Make::Value { default_key, make } => {
-                    let args =
-                        Args::bind(def, call, &["key", "inkey", "outkey"]).map_err(args_err)?;
-                    let key = args.str("key").map_err(args_err)?;
-                    let inkey = args.str("inkey").map_err(args_err)?;
-                    let outkey = args.str("outkey").map_err(args_err)?;
-                    Box::new(Keyed {
-                        inner: make(&args).map_err(args_err)?,
-                        inkey: key
-                            .clone()
-                            .or(inkey)
-                            .unwrap_or_else(|| default_key.to_string()),
-                        outkey: key.or(outkey).unwrap_or_else(|| default_key.to_string()),
-                    })
+                    keyed(def, call, Some(default_key), default_key, *make).map_err(args_err)?
                 }
+                Make::InOut {
+                    default_in,
+                    default_out,
+                    make,
+                } => keyed(def, call, *default_in, default_out, *make).map_err(args_err)?,
             };
             let next = calls.get(i + 1).map(|c| c.col);
             ops.push((op_text(spec, call, next), op));
@@ -343,7 +370,7 @@ impl Pipeline {
 /// ops on one value.
 pub fn signature(def: &OpDef) -> String {
     let mut params: Vec<&str> = def.params.to_vec();
-    if matches!(def.make, Make::Value { .. }) {
+    if matches!(def.make, Make::Value { .. } | Make::InOut { .. }) {
         params.extend(["key", "inkey", "outkey"]);
     }
     format!("{}({})", def.name, params.join(", "))
@@ -376,6 +403,18 @@ pub fn describe(def: &OpDef) -> String {
             "arguments: positionally in the order above, or by name; the value under key \
              (default '{default_key}') is replaced by the result, or inkey is read and outkey \
              written\n"
+        )),
+        (
+            Make::InOut {
+                default_in,
+                default_out,
+                ..
+            },
+            _,
+        ) => out.push_str(&format!(
+            "arguments: positionally in the order above, or by name; inkey (default {}) is \
+             read and outkey (default '{default_out}') written; key sets both\n",
+            default_in.map_or("required".to_string(), |k| format!("'{k}'"))
         )),
         (Make::Dict(_), _) => {
             out.push_str("arguments: positionally in the order above, or by name\n")

@@ -4,16 +4,16 @@
 //! Checks the loss and `l2_grads` before each step, `l2_params` and `l2_updates` after it
 //! (`meta.json`'s `steps`) and the parameters after each saved step (`params_step{K}.npz`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use bv_core::io::read_npz;
+use super::golden_steps::arrays as npz;
 use bv_core::random::Key;
 use bv_core::{jit, Array, Tensor};
 use bv_train::config::ScheduleConfig;
 use bv_train::optim::{make, Chain, OptimSpec, Params, ScheduleGroups, Transform};
-use bv_train::train::{update_step, TrainState, Update};
+use bv_train::train::{update_step, Update};
+use bv_train::trainers::TrainState;
 use serde_json::Value;
 
 /// How close a case must be; the numbers come from each fixture set's README.
@@ -36,24 +36,7 @@ pub struct Tolerances {
 
 /// `tests/golden/<set>/<case>`.
 pub fn dir(set: &str, case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/golden")
-        .join(set)
-        .join(case)
-}
-
-/// Every array of an npz file, on the device.
-pub fn npz(path: &Path) -> BTreeMap<String, Array> {
-    read_npz(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_iter()
-        .map(|(k, h)| {
-            (
-                k,
-                Array::from_bytes(h.bytes(), h.dtype(), h.shape()).unwrap(),
-            )
-        })
-        .collect()
+    super::golden_steps::golden(set).join(case)
 }
 
 fn f32s(a: &Array) -> Vec<f32> {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod golden;
+pub mod golden_steps;
 pub mod train;
 
 /// The TFDS-written Fashion-MNIST fixture (1000 train, 200 test).

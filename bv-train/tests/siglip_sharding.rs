@@ -1,0 +1,218 @@
+//! A SigLIP training step (the trainer's own `init` and `update`) on 8 CPU devices, data
+//! parallel (parameters replicated) and FSDP (large parameters split), against the same
+//! step on one device: equal measurements and parameters after two steps. The sigmoid
+//! loss sees the whole global batch, so the text embeddings cross devices.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use bv_core::pjrt::Client;
+use bv_core::random::Key;
+use bv_core::sharding::rules::{self, Leaf};
+use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::{jit, set_default_client, Array, Aval, Spec, Tensor};
+use bv_train::config::{Config, Plan};
+use bv_train::data::{Batch, Example};
+use bv_train::optim::{make_for_config, Params, State, Transform};
+use bv_train::trainers::siglip::Siglip;
+use bv_train::trainers::{StepInputs, Trainer};
+
+const BATCH: usize = 16;
+const FSDP: &str = "fsdp(axis='data', min_size_to_shard_mb=0.01)";
+
+fn mesh() -> Mesh {
+    static MESH: OnceLock<Mesh> = OnceLock::new();
+    MESH.get_or_init(|| {
+        let client = Client::cpu_with_devices(8).unwrap();
+        let ids: Vec<i64> = client.devices().iter().map(|d| i64::from(d.id())).collect();
+        set_default_client(client);
+        Mesh::new(&[("data", 8)], &ids).unwrap()
+    })
+    .clone()
+}
+
+fn config() -> Config {
+    let ron = r#"(
+        trainer: "proj.image_text.siglip", total_steps: 10,
+        input: (data: (name: "none", split: "train"), batch_size: 16, pp: ""),
+        init_shapes: [[16, 16, 16, 3], [16, 6]],
+        model_name: "proj.image_text.two_towers",
+        model: {"image": {"variant": "mu/4", "pool_type": "map", "head_zeroinit": false},
+                "text": {"width": 32, "depth": 1, "num_heads": 2, "mlp_dim": 64, "vocab_size": 20},
+                "out_dim": 16, "temperature_init": 10.0, "bias_init": -10.0},
+        optax_name: "big_vision.momentum_hp", lr: 0.1, wd: 0.001, grad_clip_norm: 1.0,
+    )"#;
+    Config::from_str(ron, "siglip_sharding.ron", &[]).unwrap()
+}
+
+fn rule(
+    strategy: &'static str,
+    mesh: &Mesh,
+    prefix: &'static str,
+) -> impl Fn(&str, &Aval) -> PartitionSpec + Send + Sync + 'static {
+    let mesh = mesh.clone();
+    move |path, aval| {
+        let name = format!("{prefix}/{path}");
+        let shape: Vec<i64> = aval.shape.iter().map(|&d| d as i64).collect();
+        let leaf = Leaf {
+            name: &name,
+            shape: &shape,
+            dtype: aval.dtype,
+        };
+        let strategy = vec![(".*".to_string(), strategy.to_string())];
+        rules::infer(&strategy, &[leaf], &mesh).unwrap().remove(0)
+    }
+}
+
+type Arrays = BTreeMap<String, Array>;
+
+/// Init and two steps; `strategy` None means one device.
+fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays) {
+    let mesh = mesh();
+    let config = config();
+    let probe = Batch {
+        data: Example::new(),
+        position: None,
+    };
+    let trainer = Arc::new(Siglip::new(&config, &probe).unwrap());
+    let tr = trainer.clone();
+    let init = jit(move |key: Tensor| tr.init(&key));
+    let lowered = init.lower(&Key::spec()).unwrap();
+    let specs: Vec<Spec> = lowered
+        .out_avals
+        .iter()
+        .map(|a| Spec::new(a.shape.clone(), a.dtype))
+        .collect();
+    let names: Vec<String> =
+        bv_core::tree::unflatten::<BTreeMap<String, Spec>>(&lowered.out_def, specs)
+            .unwrap()
+            .into_keys()
+            .collect();
+    let plan = Plan::new(&config, 160).unwrap();
+    let tx = Arc::new(make_for_config(&config, &plan, &names).unwrap());
+    let t = tx.clone();
+    let opt_init = jit(move |p: Params| t.init(&p));
+    let (t, tr) = (tx.clone(), trainer.clone());
+    let step = jit(
+        move |((p, s), rng, k, x, y): ((Params, State), Tensor, Tensor, Tensor, Tensor)| {
+            let inputs = StepInputs {
+                rng_loop: &rng,
+                step: &k,
+                image: &x,
+                labels: &y,
+                features: &Params::new(),
+                fixed: &Params::new(),
+                variant: 0,
+            };
+            tr.update(t.as_ref() as &dyn Transform, &[], (p, s), inputs)
+        },
+    )
+    .donate_argnums(&[0]);
+    let x: Vec<f32> = (0..BATCH * 16 * 16 * 3)
+        .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
+        .collect();
+    let y: Vec<i32> = (0..BATCH * 6)
+        .map(|i| ((i * 13 + i / 6) % 18 + 2) as i32)
+        .collect();
+    let (init, opt_init, step, xa, ya) = match strategy {
+        None => (
+            init,
+            opt_init,
+            step,
+            Array::from_slice(&x, &[BATCH, 16, 16, 3]).unwrap(),
+            Array::from_slice(&y, &[BATCH, 6]).unwrap(),
+        ),
+        Some(s) => {
+            let batch = |rank: usize| {
+                let mut dims = vec![None; rank];
+                dims[0] = Some("data");
+                NamedSharding::new(mesh.clone(), PartitionSpec::of(&dims)).unwrap()
+            };
+            let (rp, ro) = (rule(s, &mesh, "params"), rule(s, &mesh, "opt"));
+            let (rp2, ro2) = (rule(s, &mesh, "params"), rule(s, &mesh, "opt"));
+            (
+                init.sharded(mesh.clone(), rp),
+                opt_init.sharded(mesh.clone(), ro),
+                step.sharded(mesh.clone(), move |path, a| match path.split_once('/') {
+                    Some(("0", rest)) => match rest.split_once('/') {
+                        Some(("0", n)) => rp2(n, a),
+                        Some(("1", n)) => ro2(n, a),
+                        _ => PartitionSpec::replicated(),
+                    },
+                    _ => PartitionSpec::replicated(),
+                }),
+                Array::from_slice_sharded(&x, &[BATCH, 16, 16, 3], &batch(4)).unwrap(),
+                Array::from_slice_sharded(&y, &[BATCH, 6], &batch(2)).unwrap(),
+            )
+        }
+    };
+    let params = init.call(&Key::from_seed(0).to_array().unwrap()).unwrap();
+    let opt = opt_init.call(&params).unwrap();
+    let mut state = (params, opt);
+    let mut measured = Vec::new();
+    let rng = Key::from_seed(1).to_array().unwrap();
+    for k in 0..2u32 {
+        let (s, m) = step
+            .call(&(
+                state,
+                rng.clone(),
+                Array::scalar(k).unwrap(),
+                xa.clone(),
+                ya.clone(),
+            ))
+            .unwrap();
+        measured.push(
+            m.iter()
+                .map(|(n, a)| (n.clone(), a.item::<f32>().unwrap()))
+                .collect(),
+        );
+        state = s;
+    }
+    assert_eq!(step.stats().compiles, 1);
+    (measured, state.0)
+}
+
+fn check(strategy: &'static str) {
+    let (m1, p1) = train(None);
+    let (m8, p8) = train(Some(strategy));
+    for (a, b) in m8.iter().zip(&m1) {
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (name, x) in a {
+            assert!(
+                (x - b[name]).abs() <= 1e-5 * (1.0 + b[name].abs()),
+                "{strategy} {name}: {x} vs {}",
+                b[name]
+            );
+        }
+    }
+    for (name, x) in &p8 {
+        let (x, y) = (
+            x.to_vec::<f32>().unwrap(),
+            p1[name].to_vec::<f32>().unwrap(),
+        );
+        for (i, (p, q)) in x.iter().zip(&y).enumerate() {
+            assert!(
+                (p - q).abs() <= 2e-6 + 1e-5 * q.abs(),
+                "{strategy} {name}[{i}]: {p} vs {q}"
+            );
+        }
+    }
+    if strategy == FSDP {
+        let k = "img/Transformer/encoderblock_0/MlpBlock_0/Dense_0/kernel";
+        assert_eq!(
+            p8[k].shard_shapes().unwrap(),
+            vec![vec![32, 16]; 8],
+            "{k} split over 8 devices"
+        );
+    }
+}
+
+#[test]
+fn data_parallel_step_on_8_devices_equals_one_device() {
+    check("replicate()");
+}
+
+#[test]
+fn fsdp_step_on_8_devices_equals_one_device() {
+    check(FSDP);
+}
