@@ -19,8 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(serde_json::from_slice(&std::fs::read(p)?)?)
     };
     let cases = [
-        ("sentencepiece/bytes.model", read(root.join("sentencepiece/expected.json"))?),
-        ("siglip/tokenizer/spm.model", read(root.join("siglip/tokenizer/expected.json"))?),
+        (
+            "sentencepiece/bytes.model",
+            read(root.join("sentencepiece/expected.json"))?,
+        ),
+        (
+            "siglip/tokenizer/spm.model",
+            read(root.join("siglip/tokenizer/expected.json"))?,
+        ),
     ];
     for (model, json) in cases {
         let sp = SentencePiece::open(root.join(model))?;

@@ -16,7 +16,6 @@ const OPTIMIZERS: &[&str] = &[
     "big_vision.sgd",
     "identity",
 ];
-/// Model modules.
 
 /// A config that parses but does not describe a run.
 #[derive(Debug, thiserror::Error)]

@@ -108,7 +108,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
             )
             .into());
         }
-        let at = |k: &str| format!("{}", key(&format!("dataset_overrides.{ds_name}.{k}")));
+        let at = |k: &str| key(&format!("dataset_overrides.{ds_name}.{k}"));
         let s = |k: &str, top: Option<&str>, default: &str| {
             setting(&over, k, top, default).map_err(|e| format!("{}: {e}", at(k)))
         };
