@@ -341,7 +341,7 @@ mod tests {
             texts[i] = texts[i - 2].clone();
         }
         let classes = class_embeddings(&texts, &labels, 5).unwrap();
-        for c in 0..5 {
+        for (c, class) in classes.iter().enumerate() {
             let mut mean = [0f64; 6];
             for (t, _) in texts.iter().zip(&labels).filter(|(_, &l)| l == c as i64) {
                 for (m, x) in mean.iter_mut().zip(t) {
@@ -349,7 +349,7 @@ mod tests {
                 }
             }
             let norm = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
-            for (got, m) in classes[c].iter().zip(mean) {
+            for (got, m) in class.iter().zip(mean) {
                 assert!((f64::from(*got) - m / (norm + 1e-8)).abs() < 1e-6);
             }
         }
