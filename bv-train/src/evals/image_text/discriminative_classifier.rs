@@ -80,6 +80,9 @@ pub fn image_pp(pp_img: &str, keep: &str) -> String {
 pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>, TrainError> {
     let kind = "proj.image_text.discriminative_classifier";
     let towers = towers(name, kind, ctx)?;
+    if ctx.process.1 > 1 {
+        return Err(format!("evals.{name}: {kind} runs in single-process jobs for now").into());
+    }
     let key = |k: &str| format!("evals.{name}.{k}");
     let names: Vec<String> = cfg
         .dataset_names
