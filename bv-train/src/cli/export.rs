@@ -21,10 +21,15 @@ impl ExportArgs {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let dir = match checkpoint::last_dir(&self.path)? {
             Some(d) => d,
-            None if self.path.join("manifest.json").is_file() || self.path.is_dir() => {
-                self.path.clone()
+            None if self.path.join("manifest.json").is_file() => self.path.clone(),
+            None => {
+                return Err(format!(
+                    "{}: no checkpoint here (neither a workdir with checkpoint.bv-LAST nor a \
+                     checkpoint folder with manifest.json)",
+                    self.path.display()
+                )
+                .into())
             }
-            None => return Err(format!("{}: no checkpoint here", self.path.display()).into()),
         };
         let ckpt = checkpoint::load(&dir)?;
         let params: bv_nn::Params<_> = ckpt

@@ -210,11 +210,12 @@ pub fn build(
     }
 }
 
+/// The image model and the two-tower model (if any) evaluators call.
+pub type EvalModels = (Arc<dyn ImageModel>, Option<Arc<TwoTowers>>);
+
 /// The models evaluators call, without a training batch (for `bv-train eval`): the image
 /// model and, for the SigLIP trainer, the two-tower model.
-pub fn eval_models(
-    config: &Config,
-) -> Result<(Arc<dyn ImageModel>, Option<Arc<TwoTowers>>), TrainError> {
+pub fn eval_models(config: &Config) -> Result<EvalModels, TrainError> {
     match config.trainer.as_deref().unwrap_or("train") {
         "proj.image_text.siglip" => {
             let t = siglip::model(config)?;

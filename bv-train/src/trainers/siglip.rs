@@ -129,8 +129,8 @@ pub fn contrastive_loss(
     let ids = np::arange(n, DType::I32);
     let eye = np::astype(
         &np::equal(
-            &np::reshape(&ids, &[n as isize, 1]),
-            &np::reshape(&ids, &[1, n as isize]),
+            np::reshape(&ids, &[n as isize, 1]),
+            np::reshape(&ids, &[1, n as isize]),
         ),
         DType::F32,
     );

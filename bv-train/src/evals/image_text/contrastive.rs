@@ -48,14 +48,14 @@ pub fn bidirectional(
     let rows = np::reshape(&keep, &[blocks as isize, m as isize, 1]);
     let cols = np::reshape(&keep, &[blocks as isize, 1, m as isize]);
     let both = np::bitwise_and(
-        &np::broadcast_to(&rows, &[blocks, m, m]),
-        &np::broadcast_to(&cols, &[blocks, m, m]),
+        np::broadcast_to(&rows, &[blocks, m, m]),
+        np::broadcast_to(&cols, &[blocks, m, m]),
     );
     let logits = np::where_(&both, &logits, f64::NEG_INFINITY);
     let ids = np::arange(m, DType::I32);
     let eye = np::equal(
-        &np::reshape(&ids, &[m as isize, 1]),
-        &np::reshape(&ids, &[1, m as isize]),
+        np::reshape(&ids, &[m as isize, 1]),
+        np::reshape(&ids, &[1, m as isize]),
     );
     let eye = np::broadcast_to(&eye, &[blocks, m, m]);
     let diag = |x: &Tensor| np::sum(&np::where_(&eye, x, 0.0), -1, false);
@@ -65,7 +65,7 @@ pub fn bidirectional(
     let keep = np::reshape(&keep, &[n as isize]);
     let best = np::argmax(&logits, 2);
     let own = np::broadcast_to(&np::reshape(&ids, &[1, m as isize]), &[blocks, m]);
-    let hit = np::astype(&np::equal(&np::astype(&best, DType::I32), &own), DType::F32);
+    let hit = np::astype(&np::equal(np::astype(&best, DType::I32), &own), DType::F32);
     let hit = np::reshape(&hit, &[n as isize]);
     (np::where_(&keep, &l, 0.0), np::where_(&keep, &hit, 0.0))
 }

@@ -80,6 +80,9 @@ pub fn image_pp(pp_img: &str, keep: &str) -> String {
 pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>, TrainError> {
     let kind = "proj.image_text.discriminative_classifier";
     let towers = towers(name, kind, ctx)?;
+    if ctx.process.1 > 1 {
+        return Err(format!("evals.{name}: {kind} runs in single-process jobs for now").into());
+    }
     let key = |k: &str| format!("evals.{name}.{k}");
     let names: Vec<String> = cfg
         .dataset_names
@@ -108,7 +111,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
             )
             .into());
         }
-        let at = |k: &str| format!("{}", key(&format!("dataset_overrides.{ds_name}.{k}")));
+        let at = |k: &str| key(&format!("dataset_overrides.{ds_name}.{k}"));
         let s = |k: &str, top: Option<&str>, default: &str| {
             setting(&over, k, top, default).map_err(|e| format!("{}: {e}", at(k)))
         };
@@ -341,7 +344,7 @@ mod tests {
             texts[i] = texts[i - 2].clone();
         }
         let classes = class_embeddings(&texts, &labels, 5).unwrap();
-        for c in 0..5 {
+        for (c, class) in classes.iter().enumerate() {
             let mut mean = [0f64; 6];
             for (t, _) in texts.iter().zip(&labels).filter(|(_, &l)| l == c as i64) {
                 for (m, x) in mean.iter_mut().zip(t) {
@@ -349,7 +352,7 @@ mod tests {
                 }
             }
             let norm = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
-            for (got, m) in classes[c].iter().zip(mean) {
+            for (got, m) in class.iter().zip(mean) {
                 assert!((f64::from(*got) - m / (norm + 1e-8)).abs() < 1e-6);
             }
         }

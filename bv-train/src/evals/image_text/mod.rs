@@ -61,6 +61,9 @@ pub fn embedder(towers: &Arc<TwoTowers>, tower: Tower, mesh: &Mesh, name: &str) 
     .sharded(mesh.clone(), super::replicated)
 }
 
+/// Embeddings (one row per example) and, per kept feature, each example's values.
+pub type Embedded = (Vec<Vec<f32>>, Vec<Vec<Vec<i64>>>);
+
 /// Embeddings of the real examples of `batches` (`key` is the embedded feature), in order,
 /// each `dim` floats; and per integer feature of `keep`, the values of each of those
 /// examples (one for a scalar feature).
@@ -71,7 +74,7 @@ pub fn embed_all(
     batches: impl Iterator<Item = Result<Batch, TrainError>>,
     key: &str,
     keep: &[&str],
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<Vec<i64>>>), TrainError> {
+) -> Result<Embedded, TrainError> {
     let mut rows = Vec::new();
     let mut kept: Vec<Vec<Vec<i64>>> = vec![Vec::new(); keep.len()];
     for batch in batches {
