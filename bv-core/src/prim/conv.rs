@@ -2,11 +2,14 @@
 //! feature/batch grouping (`lax.conv_general_dilated`).
 
 use crate::autodiff::zeros_like;
+use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::{arity, check_axes, Class, Precision, Primitive};
 use crate::prim::{reshape, reverse, transpose, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
+use std::rc::Rc;
 
 /// Which dimension of each tensor is batch, feature and spatial.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +102,26 @@ pub fn conv_general_dilated(lhs: &Tensor, rhs: &Tensor, conv: Convolution) -> Te
 }
 
 impl Primitive for Convolution {
+    /// A batched input (with an unbatched kernel) folds the batch into the input's batch
+    /// dimension, as JAX's rule does; a batched kernel, or batch grouping, goes one batch
+    /// element at a time.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let (Some(d), None, 1) = (dims[0], dims[1], self.batch_group_count) else {
+            return b::by_loop(Rc::new(self.clone()), ins, dims);
+        };
+        let n = b::size(ins, dims);
+        let nb = self.dims.lhs_batch;
+        let x = b::moveaxis(&ins[0], d, nb);
+        let mut shape = x.shape().to_vec();
+        shape[nb] *= shape.remove(nb + 1);
+        let y = bind1(self.clone(), &[&reshape(&x, &shape), &ins[1]]);
+        let ob = self.dims.out_batch;
+        let mut out = y.shape().to_vec();
+        out[ob] /= n;
+        out.insert(ob, n);
+        Ok((vec![reshape(&y, &out)], vec![Some(ob)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let Some(g) = &cts[0] else {
             return Ok(vec![None, None]);

@@ -1,11 +1,14 @@
 //! `pad` (edge and interior padding, negative edges crop) and `concatenate`.
 
 use crate::autodiff::fill;
+use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::{arity, Primitive};
 use crate::prim::{reduce, slice, ReduceKind, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
+use std::rc::Rc;
 
 /// Pads with a scalar value: `lo[i]` before, `hi[i]` after (negative removes elements) and
 /// `interior[i]` between elements of dimension `i` (`stablehlo.pad`).
@@ -31,6 +34,26 @@ pub fn pad(x: &Tensor, value: &Tensor, config: &[(i64, i64, i64)]) -> Tensor {
 }
 
 impl Primitive for Pad {
+    /// An unbatched padding value pads every batch element alike; a batched one goes one
+    /// batch element at a time.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        if dims[1].is_some() {
+            return b::by_loop(Rc::new(self.clone()), ins, dims);
+        }
+        let with = |v: &[i64]| {
+            let mut w = vec![0];
+            w.extend(v);
+            w
+        };
+        let prim = Pad {
+            lo: with(&self.lo),
+            hi: with(&self.hi),
+            interior: with(&self.interior),
+        };
+        let x = b::batch_at(&ins[0], dims[0], b::size(ins, dims), 0);
+        Ok((vec![bind1(prim, &[&x, &ins[1]])], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, Some(g)) = (&ins[0], &cts[0]) else {
             return Ok(vec![None, None]);
@@ -113,6 +136,10 @@ pub fn concatenate(xs: &[&Tensor], dim: usize) -> Tensor {
 }
 
 impl Primitive for Concatenate {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        b::leading(Concatenate { dim: self.dim + 1 }, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let Some(g) = &cts[0] else {
             return Ok(vec![None; ins.len()]);

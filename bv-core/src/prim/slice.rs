@@ -1,7 +1,11 @@
 //! `slice` (static), `dynamic_slice` and `dynamic_update_slice` (start indices are tensors).
 
+use std::rc::Rc;
+
 use crate::autodiff::{fill, zeros_like};
+use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, Class, Primitive};
 use crate::trace::error::ensure;
@@ -51,6 +55,21 @@ pub fn slice_in_dim(x: &Tensor, axis: usize, start: usize, limit: usize, stride:
 }
 
 impl Primitive for Slice {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let with = |v: &[usize], first: usize| {
+            let mut w = vec![first];
+            w.extend(v);
+            w
+        };
+        let prim = Slice {
+            start: with(&self.start, 0),
+            limit: with(&self.limit, n),
+            strides: with(&self.strides, 1),
+        };
+        b::leading(prim, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, Some(g)) = (&ins[0], &cts[0]) else {
             return Ok(vec![None]);
@@ -118,6 +137,11 @@ impl Primitive for Slice {
     }
 }
 
+/// A zero start index of the type of `like` (`i32` when there is none).
+fn start_zero(like: Option<&Tensor>) -> Tensor {
+    crate::prim::full(&[], 0, like.map_or(crate::DType::I32, |t| t.dtype()))
+}
+
 /// A `sizes`-shaped window starting at run-time indices (one scalar integer per
 /// dimension), clamped so the window stays inside (`stablehlo.dynamic_slice`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +184,22 @@ fn check_starts(x: &Aval, starts: &[&Aval]) -> Result<(), OpError> {
 }
 
 impl Primitive for DynamicSlice {
+    /// With unbatched start indices, the window spans the whole batch dimension; batched
+    /// start indices go one batch element at a time.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        if dims[1..].iter().any(Option::is_some) {
+            return b::by_loop(Rc::new(self.clone()), ins, dims);
+        }
+        let mut sizes = vec![b::size(ins, dims)];
+        sizes.extend(&self.sizes);
+        let x = b::batch_at(&ins[0], dims[0], sizes[0], 0);
+        let zero = start_zero(ins.get(1));
+        let mut args = vec![x, zero];
+        args.extend(ins[1..].iter().cloned());
+        let refs: Vec<&Tensor> = args.iter().collect();
+        Ok((vec![bind1(DynamicSlice { sizes }, &refs)], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let mut out = vec![None; ins.len()];
         if let Some(g) = &cts[0] {
@@ -216,6 +256,21 @@ pub fn dynamic_update_slice(x: &Tensor, update: &Tensor, starts: &[&Tensor]) -> 
 }
 
 impl Primitive for DynamicUpdateSlice {
+    /// With unbatched start indices, operand and update get the batch dimension in front and
+    /// a start of 0 there; batched start indices go one batch element at a time.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        if dims[2..].iter().any(Option::is_some) {
+            return b::by_loop(Rc::new(*self), ins, dims);
+        }
+        let front = b::all_front(&ins[..2], &dims[..2]);
+        let zero = start_zero(ins.get(2));
+        let mut args = front;
+        args.push(zero);
+        args.extend(ins[2..].iter().cloned());
+        let refs: Vec<&Tensor> = args.iter().collect();
+        Ok((vec![bind1(DynamicUpdateSlice, &refs)], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let mut out = vec![None; ins.len()];
         if let Some(g) = &cts[0] {
