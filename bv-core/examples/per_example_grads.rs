@@ -14,6 +14,9 @@ use bv_core::numpy as np;
 use bv_core::{impl_tree, jit, Array, Tensor};
 use serde_json::Value;
 
+mod jax_reference;
+use jax_reference::{floats, worst};
+
 /// The model's parameters: a weight per feature and a bias.
 struct Params<L> {
     w: L,
@@ -30,14 +33,6 @@ fn loss(p: &Params<Tensor>, x: &Tensor, y: &Tensor) -> Tensor {
 /// Our numbers, flattened: losses, per-example gradients of `w` and `b`, mean gradient of
 /// `w` and `b`.
 type Numbers = [Vec<f32>; 5];
-
-fn floats(v: &Value) -> Vec<f32> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap_or(f64::NAN) as f32],
-        _ => Vec::new(),
-    }
-}
 
 /// JAX's numbers from the committed JSON.
 fn reference() -> Result<Value, serde_json::Error> {
@@ -103,18 +98,7 @@ fn differences(ours: &Numbers, r: &Value) -> Vec<(&'static str, f64)> {
     ];
     keys.iter()
         .zip(ours)
-        .map(|(k, o)| {
-            let want = floats(&r[*k]);
-            let worst = if want.len() == o.len() {
-                o.iter()
-                    .zip(&want)
-                    .map(|(a, b)| ((a - b).abs() / (1.0 + b.abs())) as f64)
-                    .fold(0.0, f64::max)
-            } else {
-                f64::INFINITY
-            };
-            (*k, worst)
-        })
+        .map(|(k, o)| (*k, worst(o, &floats(&r[*k]))))
         .collect()
 }
 

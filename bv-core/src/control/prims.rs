@@ -5,7 +5,10 @@ use std::rc::Rc;
 
 use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
 use crate::batching as b;
-use crate::control::{scan_flat, switch_flat, while_flat};
+use crate::control::{scan_flat, switch_flat, while_flat, Branch};
+
+/// A batched branch, owned.
+type BranchFn<'a> = Box<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
 use crate::emit::{ty, EmitCx};
 use crate::prim::{self as p, add, BatchResult, Primitive, VjpResult};
 use crate::trace::{bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
@@ -138,7 +141,7 @@ impl Primitive for Case {
                 *o |= d;
             }
         }
-        let fns: Vec<Box<dyn Fn(&[Tensor]) -> Vec<Tensor> + '_>> = self
+        let fns: Vec<BranchFn<'_>> = self
             .branches
             .iter()
             .map(|br| {
@@ -150,10 +153,10 @@ impl Primitive for Case {
                         .zip(ob)
                         .map(|((x, d), &bt)| put(x, d, n, bt))
                         .collect()
-                }) as Box<dyn Fn(&[Tensor]) -> Vec<Tensor>>
+                }) as BranchFn<'_>
             })
             .collect();
-        let refs: Vec<&dyn Fn(&[Tensor]) -> Vec<Tensor>> = fns.iter().map(|f| f.as_ref()).collect();
+        let refs: Vec<Branch<'_>> = fns.iter().map(|f| f.as_ref()).collect();
         let res = switch_flat(&ins[0], &refs, ops);
         Ok((res, ob.iter().map(|&bt| bt.then_some(0)).collect()))
     }
