@@ -260,6 +260,12 @@ fn table() -> Vec<Case> {
             |x| vec![prim::pad(&x[0], &x[1], &[(1, 0, 0), (0, 2, 0)])],
         ),
         case(
+            "pad of a batched operand with a batched value",
+            &["Pad"],
+            vec![x34(Some(1)), f64_in(&[], Some(0))],
+            |x| vec![prim::pad(&x[0], &x[1], &[(1, -1, 1), (0, 2, 2)])],
+        ),
+        case(
             "concatenate",
             &["Concatenate"],
             vec![x34(Some(1)), f64_in(&[2, 4], None)],
@@ -284,6 +290,16 @@ fn table() -> Vec<Case> {
                 let z = prim::scalar(0i32);
                 let d = prim::dynamic_slice(&x[0], &[&x[1], &z], &[2, 3]);
                 let u = prim::dynamic_update_slice(&x[0], &x[2], &[&z, &x[1]]);
+                vec![d, u]
+            },
+        ),
+        case(
+            "dynamic_slice of a batched operand at batched, clamped starts",
+            &["DynamicSlice", "DynamicUpdateSlice"],
+            vec![x34(Some(2)), i32_in(&[], Some(0)), f64_in(&[2, 3], Some(1))],
+            |x| {
+                let d = prim::dynamic_slice(&x[0], &[&x[1], &x[1]], &[2, 3]);
+                let u = prim::dynamic_update_slice(&x[0], &x[2], &[&x[1], &x[1]]);
                 vec![d, u]
             },
         ),

@@ -2,13 +2,13 @@
 
 use crate::autodiff::fill;
 use crate::batching::{self as b};
+use crate::dtype::DType;
 use crate::emit::{list, EmitCx};
 use crate::prim::BatchResult;
 use crate::prim::{arity, Primitive};
 use crate::prim::{reduce, slice, ReduceKind, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
-use std::rc::Rc;
 
 /// Pads with a scalar value: `lo[i]` before, `hi[i]` after (negative removes elements) and
 /// `interior[i]` between elements of dimension `i` (`stablehlo.pad`).
@@ -34,12 +34,9 @@ pub fn pad(x: &Tensor, value: &Tensor, config: &[(i64, i64, i64)]) -> Tensor {
 }
 
 impl Primitive for Pad {
-    /// An unbatched padding value pads every batch element alike; a batched one goes one
-    /// batch element at a time.
+    /// JAX's rule: the operand gets the batch dimension in front; a batched padding value is
+    /// put in by a select on a mask of the padded positions.
     fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
-        if dims[1].is_some() {
-            return b::by_loop(Rc::new(self.clone()), ins, dims);
-        }
         let with = |v: &[i64]| {
             let mut w = vec![0];
             w.extend(v);
@@ -50,8 +47,19 @@ impl Primitive for Pad {
             hi: with(&self.hi),
             interior: with(&self.interior),
         };
-        let x = b::batch_at(&ins[0], dims[0], b::size(ins, dims), 0);
-        Ok((vec![bind1(prim, &[&x, &ins[1]])], vec![Some(0)]))
+        let n = b::size(ins, dims);
+        let x = b::batch_at(&ins[0], dims[0], n, 0);
+        let Some(d) = dims[1] else {
+            return Ok((vec![bind1(prim, &[&x, &ins[1]])], vec![Some(0)]));
+        };
+        let zero = crate::prim::full(&[], 0, x.dtype());
+        let padded = bind1(prim.clone(), &[&x, &zero]);
+        let inside = crate::prim::full(x.shape(), false, DType::Bool);
+        let mask = bind1(prim, &[&inside, &crate::prim::scalar(true)]);
+        let value =
+            crate::prim::broadcast_in_dim(&b::moveaxis(&ins[1], d, 0), padded.shape(), &[0]);
+        let out = crate::prim::select(&mask, &value, &padded);
+        Ok((vec![out], vec![Some(0)]))
     }
 
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
