@@ -354,13 +354,31 @@ fn table() -> Vec<Case> {
             "convolution, input batched",
             &["Convolution"],
             vec![f64_in(&[2, 5, 5, 3], Some(1)), f64_in(&[3, 3, 3, 4], None)],
-            |x| vec![conv(&x[0], &x[1])],
+            |x| vec![conv(&x[0], &x[1], 1)],
+        ),
+        case(
+            "convolution, both batched",
+            &["Convolution"],
+            vec![
+                f64_in(&[2, 5, 5, 3], Some(3)),
+                f64_in(&[3, 3, 3, 4], Some(2)),
+            ],
+            |x| vec![conv(&x[0], &x[1], 1)],
+        ),
+        case(
+            "grouped convolution, kernel batched",
+            &["Convolution"],
+            vec![
+                f64_in(&[2, 5, 5, 3], Some(0)),
+                f64_in(&[3, 3, 1, 3], Some(4)),
+            ],
+            |x| vec![conv(&x[0], &x[1], 3)],
         ),
         case(
             "convolution, kernel batched",
             &["Convolution"],
             vec![f64_in(&[2, 5, 5, 3], None), f64_in(&[3, 3, 3, 4], Some(0))],
-            |x| vec![conv(&x[0], &x[1])],
+            |x| vec![conv(&x[0], &x[1], 1)],
         ),
         case(
             "gather, indices batched",
@@ -543,14 +561,14 @@ fn dot(x: &Tensor, y: &Tensor) -> Tensor {
     prim::dot_general(x, y, d, Precision::Highest, None)
 }
 
-fn conv(x: &Tensor, k: &Tensor) -> Tensor {
+fn conv(x: &Tensor, k: &Tensor, groups: usize) -> Tensor {
     let c = Convolution {
         strides: vec![1, 2],
         padding: vec![(1, 1), (0, 1)],
         lhs_dilation: vec![1, 1],
         rhs_dilation: vec![1, 1],
         dims: ConvDims::from_layouts("NHWC", "HWIO", "NHWC"),
-        feature_group_count: 1,
+        feature_group_count: groups,
         batch_group_count: 1,
         precision: Precision::Highest,
     };
