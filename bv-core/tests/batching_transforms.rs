@@ -5,7 +5,7 @@
 
 mod support;
 
-use bv_core::autodiff::{grad, jvp};
+use bv_core::autodiff::{custom_jvp, custom_vjp, grad, jvp};
 use bv_core::batching::{vmap, Axes, Axis};
 use bv_core::numpy::{self as np};
 use bv_core::pjrt::Client;
@@ -185,6 +185,42 @@ fn nested_vmap_and_out_axes_place_the_batch_dimensions() {
     );
     assert_eq!(c.shape(), &[] as &[usize]);
     assert_close("unbatched output", &f64s(&c), &[b.iter().sum()], TOL);
+}
+
+/// User rules survive batching when the transformation is outside `vmap`: the gradient
+/// of a batched `custom_vjp` uses its backward rule, and the tangent (and, transposed, the
+/// gradient) of a batched `custom_jvp` its forward rule.
+#[test]
+fn grad_and_jvp_of_vmap_use_custom_rules() {
+    let mut r = rng(21);
+    let (x, t) = (uniform(&mut r, 6, -1.0, 1.0), uniform(&mut r, 6, -1.0, 1.0));
+    let f = jit(|(x, t): (Tensor, Tensor)| {
+        // The rules differ from the true derivatives on purpose, so using them shows.
+        let twice = || {
+            custom_vjp(
+                |x: Tensor| (np::sin(&x), x.clone()),
+                |x: &Tensor, g: &Tensor| g * &np::cos(x) * 2.0,
+            )
+        };
+        let expd = || {
+            custom_jvp(
+                |x: Tensor| np::tanh(&x),
+                |x: &Tensor, _: &Tensor, t: &Tensor| t * &np::exp(x),
+            )
+        };
+        let sum = |y: Tensor| np::sum(&y, np::Axes::All, false);
+        let gv = grad(|x: Tensor| sum(vmap(twice(), 0, 0)(&x)))(&x);
+        let gj = grad(|x: Tensor| sum(vmap(expd(), 1, 1)(&x)))(&x);
+        let (_, tj) = jvp(|x: Tensor| vmap(expd(), 0, 0)(&x), &x, &t);
+        (gv, gj, tj)
+    });
+    let (gv, gj, tj) = f.call(&(host(&x, &[3, 2]), host(&t, &[3, 2]))).unwrap();
+    let want_v: Vec<f64> = x.iter().map(|x| 2.0 * x.cos()).collect();
+    let want_j: Vec<f64> = x.iter().map(|x| x.exp()).collect();
+    let want_t: Vec<f64> = x.iter().zip(&t).map(|(x, t)| t * x.exp()).collect();
+    assert_close("grad of vmap of custom_vjp", &f64s(&gv), &want_v, TOL);
+    assert_close("grad of vmap of custom_jvp", &f64s(&gj), &want_j, TOL);
+    assert_close("jvp of vmap of custom_jvp", &f64s(&tj), &want_t, TOL);
 }
 
 fn error_of(f: impl Fn(Tensor) -> Tensor + Send + Sync + 'static) -> String {
