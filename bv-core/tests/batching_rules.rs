@@ -548,6 +548,21 @@ fn table() -> Vec<Case> {
                 vec![c, ys]
             },
         ),
+        case(
+            "reverse scan over xs batched in front, batched init",
+            &["Scan"],
+            vec![f64_in(&[4, 2], Some(0)), f64_in(&[2], Some(0))],
+            |x| {
+                let (c, ys) = scan(
+                    |c: Tensor, x: Tensor| (&c * &prim::cos(&x), prim::sin(&(&c + &x))),
+                    x[1].clone(),
+                    x[0].clone(),
+                    None,
+                    true,
+                );
+                vec![c, ys]
+            },
+        ),
     ]
 }
 

@@ -103,8 +103,9 @@ pub(crate) fn leading<P: Primitive>(
 }
 
 /// A rule for any primitive: applies it to one batch element at a time in a `scan` over the
-/// batch. Correct but sequential; used only where an operand that a vectorized rule needs
-/// unbatched (a scalar parameter such as a padding value or a start index) is batched.
+/// batch. Correct but sequential; used only where no vectorized rule is written: a batched
+/// initial value of a reduction, batched scalars of the window-gradient ops, and a batched
+/// kernel of a grouped convolution.
 pub(crate) fn by_loop(
     prim: Rc<dyn Primitive>,
     ins: &[Tensor],
