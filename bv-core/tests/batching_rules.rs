@@ -185,6 +185,12 @@ fn table() -> Vec<Case> {
             |x| vec![prim::sin(&x[0]), prim::exp(&x[0]), prim::is_finite(&x[0])],
         ),
         case(
+            "binary, both at axis 1",
+            &["Binary"],
+            vec![x34(Some(1)), x34(Some(1))],
+            |x| vec![prim::sub(&x[0], &x[1]), prim::pow(&prim::abs(&x[0]), &x[1])],
+        ),
+        case(
             "binary, one shared",
             &["Binary"],
             vec![x34(Some(2)), x34(None)],

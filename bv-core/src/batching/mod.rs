@@ -86,8 +86,10 @@ pub(crate) fn elementwise<P: Primitive>(
     ins: &[Tensor],
     dims: &[Option<usize>],
 ) -> BatchResult {
-    if let [Some(d)] = dims {
-        return bind_at(prim, ins, *d);
+    if let Some(&Some(d)) = dims.first() {
+        if dims.iter().all(|&x| x == Some(d)) {
+            return bind_at(prim, ins, d);
+        }
     }
     bind_at(prim, &all_front(ins, dims), 0)
 }
