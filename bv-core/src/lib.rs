@@ -3,6 +3,7 @@
 
 pub mod array;
 pub mod autodiff;
+pub mod batching;
 pub mod compile_cache;
 pub mod control;
 pub mod distributed;

@@ -155,6 +155,7 @@ macro_rules! leaf {
 leaf!(Tensor);
 leaf!(Spec);
 leaf!(crate::array::Array);
+leaf!(crate::batching::Axis);
 
 macro_rules! tuple {
     ($($t:ident $i:tt),+) => {

@@ -5,8 +5,9 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::autodiff::{backprop, differentiable, fresh, zeros_like, Identity};
+use crate::batching as b;
 use crate::emit::EmitCx;
-use crate::prim::{Primitive, VjpResult};
+use crate::prim::{BatchResult, Primitive, VjpResult};
 use crate::trace::{self, bind, bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
 use crate::tree::{self, Tree, TreeDef};
 
@@ -16,6 +17,10 @@ use crate::tree::{self, Tree, TreeDef};
 struct StopGradient(Identity);
 
 impl Primitive for StopGradient {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        Ok((ins.iter().map(stop_gradient).collect(), dims.to_vec()))
+    }
+
     fn name(&self) -> &'static str {
         "stop_gradient"
     }
@@ -49,6 +54,10 @@ pub fn stop_gradient(x: &Tensor) -> Tensor {
 struct Barrier(usize);
 
 impl Primitive for Barrier {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        Ok((optimization_barrier(ins), dims.to_vec()))
+    }
+
     fn name(&self) -> &'static str {
         "optimization_barrier"
     }
@@ -99,6 +108,16 @@ struct Remat {
 }
 
 impl Primitive for Remat {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let avals: Vec<Aval> = ins.iter().map(|x| x.aval().clone()).collect();
+        let func = b::batch_body(&self.func, &avals, dims, n)?;
+        let refs: Vec<&Tensor> = ins.iter().collect();
+        let outs = bind_rc(Rc::new(Remat { func }), &refs);
+        let d = vec![Some(0); outs.len()];
+        Ok((outs, d))
+    }
+
     fn name(&self) -> &'static str {
         "checkpoint"
     }
@@ -212,6 +231,34 @@ impl fmt::Debug for CustomVjp {
 }
 
 impl Primitive for CustomVjp {
+    /// JAX's rule: the forward function and the backward rule are both batched, with every
+    /// operand, residual and cotangent batched in front.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let args = b::all_front(ins, dims);
+        let avals: Vec<Aval> = args.iter().map(|x| x.aval().clone()).collect();
+        let front = vec![Some(0); args.len()];
+        let func = b::batch_body(&self.func, &avals, &front, n)?;
+        let bwd = self.bwd.clone();
+        let rule = move |res: &[Tensor], cts: &[Tensor]| -> Vec<Tensor> {
+            let k = res.len();
+            let mut all = res.to_vec();
+            all.extend(cts.iter().cloned());
+            let d = vec![Some(0); all.len()];
+            b::vmap_front(&|p: &[Tensor]| bwd(&p[..k], &p[k..]), &all, &d)
+        };
+        let prim = CustomVjp {
+            func,
+            n_out: self.n_out,
+            n_in: self.n_in,
+            bwd: Rc::new(rule),
+        };
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let outs = bind_rc(Rc::new(prim), &refs);
+        let d = vec![Some(0); outs.len()];
+        Ok((outs, d))
+    }
+
     fn name(&self) -> &'static str {
         "custom_vjp"
     }
@@ -357,6 +404,38 @@ impl CustomJvp {
 }
 
 impl Primitive for CustomJvp {
+    /// JAX's rule: the function and the jvp rule are both batched, with every operand,
+    /// output and tangent batched in front.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let args = b::all_front(ins, dims);
+        let avals: Vec<Aval> = args.iter().map(|x| x.aval().clone()).collect();
+        let front = vec![Some(0); args.len()];
+        let func = b::batch_body(&self.func, &avals, &front, n)?;
+        let inner = self.rule.clone();
+        let rule = move |xs: &[Tensor], ys: &[Tensor], ts: &[Tensor]| -> Vec<Tensor> {
+            let (k, m) = (xs.len(), ys.len());
+            let mut all = xs.to_vec();
+            all.extend(ys.iter().cloned());
+            all.extend(ts.iter().cloned());
+            let d = vec![Some(0); all.len()];
+            b::vmap_front(
+                &|p: &[Tensor]| inner(&p[..k], &p[k..k + m], &p[k + m..]),
+                &all,
+                &d,
+            )
+        };
+        let prim = CustomJvp {
+            func,
+            n_in: self.n_in,
+            rule: Rc::new(rule),
+        };
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let outs = bind_rc(Rc::new(prim), &refs);
+        let d = vec![Some(0); outs.len()];
+        Ok((outs, d))
+    }
+
     fn name(&self) -> &'static str {
         "custom_jvp"
     }

@@ -31,7 +31,7 @@ pub use custom::{
 pub(crate) use util::{fill, sum_to, zeros_like};
 
 use crate::emit::EmitCx;
-use crate::prim::{Primitive, VjpResult};
+use crate::prim::{BatchResult, Primitive, VjpResult};
 use crate::trace::{self, bind_rc, Aval, Func, Graph, OpError, Tensor, ValueDef};
 
 /// True for values that carry derivatives (floating-point ones).
@@ -67,6 +67,10 @@ impl Identity {
 }
 
 impl Primitive for Identity {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        Ok((fresh(ins), dims.to_vec()))
+    }
+
     fn name(&self) -> &'static str {
         "identity"
     }

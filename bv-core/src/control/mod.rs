@@ -106,7 +106,7 @@ pub(crate) fn while_flat(
 type ScanBody<'a> = &'a dyn Fn(&[Tensor], &[Tensor]) -> (Vec<Tensor>, Vec<Tensor>);
 
 /// A branch of [`switch`] on flat lists.
-type Branch<'a> = &'a dyn Fn(&[Tensor]) -> Vec<Tensor>;
+pub(crate) type Branch<'a> = &'a dyn Fn(&[Tensor]) -> Vec<Tensor>;
 
 /// [`scan`] on flat lists: `f(carry, x_slices) -> (carry, y_slices)`.
 #[track_caller]

@@ -4,9 +4,13 @@
 use std::rc::Rc;
 
 use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
-use crate::control::{scan_flat, while_flat};
+use crate::batching as b;
+use crate::control::{scan_flat, switch_flat, while_flat, Branch};
+
+/// A batched branch, owned.
+type BranchFn<'a> = Box<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
 use crate::emit::{ty, EmitCx};
-use crate::prim::{add, Primitive, VjpResult};
+use crate::prim::{self as p, add, BatchResult, Primitive, VjpResult};
 use crate::trace::{bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
 
 /// A body with, for each of its parameters, the operand of the op it reads.
@@ -21,8 +25,49 @@ impl Body {
         self.map.iter().map(|&i| operands[i].clone()).collect()
     }
 
+    fn dims(&self, dims: &[Option<usize>]) -> Vec<Option<usize>> {
+        self.map.iter().map(|&i| dims[i]).collect()
+    }
+
+    /// Which results depend on the batched operands.
+    fn depends(&self, batched: &[bool]) -> Vec<bool> {
+        let b: Vec<bool> = self.map.iter().map(|&i| batched[i]).collect();
+        b::depends(&self.func, &b)
+    }
+
+    /// The body applied to batched operands in the current trace.
+    fn batched(&self, ops: &[Tensor], dims: &[Option<usize>]) -> (Vec<Tensor>, Vec<Option<usize>>) {
+        b::batch_func(&self.func, &self.args(ops), &self.dims(dims))
+    }
+
     fn names(&self, names: &[String]) -> Vec<String> {
         self.map.iter().map(|&i| names[i].clone()).collect()
+    }
+}
+
+/// `x` batched at `d` placed per `batched`: in front when true, as it is otherwise.
+fn put(x: &Tensor, d: Option<usize>, n: usize, batched: bool) -> Tensor {
+    b::place(x, d, n, batched.then_some(0))
+}
+
+/// Which carries are batched: those batched on entry and, until nothing changes, those the
+/// body makes depend on a batched value (JAX's fixpoint). `other` flags the operands after
+/// the carry.
+fn carry_fixpoint(
+    body: &dyn Fn(&[bool]) -> Vec<bool>,
+    init: Vec<bool>,
+    other: &[bool],
+) -> Vec<bool> {
+    let mut cb = init;
+    loop {
+        let mut flags = cb.clone();
+        flags.extend(other);
+        let out = body(&flags);
+        let next: Vec<bool> = cb.iter().zip(&out).map(|(a, o)| *a || *o).collect();
+        if next == cb {
+            return cb;
+        }
+        cb = next;
     }
 }
 
@@ -61,6 +106,61 @@ pub(crate) struct Case {
 }
 
 impl Primitive for Case {
+    /// An unbatched index picks a branch, each batched alike; a batched index runs every
+    /// branch and selects per batch element (JAX turns the `cond` into `select_n`).
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let (ops, od) = (&ins[1..], &dims[1..]);
+        let outs = self.num_outputs();
+        if let Some(d) = dims[0] {
+            let idx = b::moveaxis(&ins[0], d, 0);
+            let mut res: Vec<Tensor> = Vec::new();
+            for (k, br) in self.branches.iter().enumerate() {
+                let (o, odims) = br.batched(ops, od);
+                let o = o.iter().zip(odims).map(|(x, d)| b::batch_at(x, d, n, 0));
+                if k == 0 {
+                    res = o.collect();
+                    continue;
+                }
+                let k = p::full(&[n], k as i32, idx.dtype());
+                let hit = p::compare(&idx, &k, p::CompareDir::Eq);
+                res = res
+                    .iter()
+                    .zip(o)
+                    .map(|(prev, x)| {
+                        p::select(&p::broadcast_in_dim(&hit, x.shape(), &[0]), &x, prev)
+                    })
+                    .collect();
+            }
+            return Ok((res, vec![Some(0); outs]));
+        }
+        let flags: Vec<bool> = od.iter().map(Option::is_some).collect();
+        let mut ob = vec![false; outs];
+        for br in &self.branches {
+            for (o, d) in ob.iter_mut().zip(br.depends(&flags)) {
+                *o |= d;
+            }
+        }
+        let fns: Vec<BranchFn<'_>> = self
+            .branches
+            .iter()
+            .map(|br| {
+                let ob = &ob;
+                Box::new(move |p: &[Tensor]| {
+                    let (o, odims) = br.batched(p, od);
+                    o.iter()
+                        .zip(odims)
+                        .zip(ob)
+                        .map(|((x, d), &bt)| put(x, d, n, bt))
+                        .collect()
+                }) as BranchFn<'_>
+            })
+            .collect();
+        let refs: Vec<Branch<'_>> = fns.iter().map(|f| f.as_ref()).collect();
+        let res = switch_flat(&ins[0], &refs, ops);
+        Ok((res, ob.iter().map(|&bt| bt.then_some(0)).collect()))
+    }
+
     fn name(&self) -> &'static str {
         "case"
     }
@@ -192,6 +292,70 @@ pub(crate) struct While {
 }
 
 impl Primitive for While {
+    /// JAX's rule: carries that become batched are batched from the start; a batched
+    /// condition runs the loop while any batch element's holds, and elements whose condition
+    /// fails keep their carry (every carry batched then).
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let nc = self.n_carry;
+        let (carry, extra) = ins.split_at(nc);
+        let ed = &dims[nc..];
+        let other: Vec<bool> = ed.iter().map(Option::is_some).collect();
+        let init_b = dims[..nc].iter().map(Option::is_some).collect();
+        let mut cb = carry_fixpoint(&|f| self.body.depends(f), init_b, &other);
+        let mut flags = cb.clone();
+        flags.extend(&other);
+        let pred_b = self.cond.depends(&flags)[0];
+        if pred_b {
+            cb = vec![true; nc];
+        }
+        let init: Vec<Tensor> = carry
+            .iter()
+            .zip(&dims[..nc])
+            .zip(&cb)
+            .map(|((x, &d), &bt)| put(x, d, n, bt))
+            .collect();
+        let mut all_dims: Vec<Option<usize>> = cb.iter().map(|&bt| bt.then_some(0)).collect();
+        all_dims.extend(ed);
+        let ops = |s: &[Tensor]| -> Vec<Tensor> {
+            let mut o = s.to_vec();
+            o.extend(extra.iter().cloned());
+            o
+        };
+        let pred = |s: &[Tensor]| -> Tensor {
+            let (o, od) = self.cond.batched(&ops(s), &all_dims);
+            put(&o[0], od[0], n, pred_b)
+        };
+        let cond = |s: &[Tensor]| -> Tensor {
+            let q = pred(s);
+            if pred_b {
+                p::reduce(&q, p::ReduceKind::Or, &[0])
+            } else {
+                q
+            }
+        };
+        let step = |s: &[Tensor]| -> Vec<Tensor> {
+            let (o, od) = self.body.batched(&ops(s), &all_dims);
+            let next = o
+                .iter()
+                .zip(od)
+                .zip(&cb)
+                .map(|((x, d), &bt)| put(x, d, n, bt));
+            if !pred_b {
+                return next.collect();
+            }
+            let q = pred(s);
+            next.zip(s)
+                .map(|(x, old)| p::select(&p::broadcast_in_dim(&q, x.shape(), &[0]), &x, old))
+                .collect()
+        };
+        let mut res = while_flat(&cond, &step, &init);
+        res.extend(extra.iter().cloned());
+        let mut rd: Vec<Option<usize>> = cb.iter().map(|&bt| bt.then_some(0)).collect();
+        rd.extend(ed);
+        Ok((res, rd))
+    }
+
     fn name(&self) -> &'static str {
         "while_loop"
     }
@@ -321,6 +485,62 @@ pub(crate) struct Scan {
 }
 
 impl Primitive for Scan {
+    /// JAX's rule: carries that become batched are batched from the start (in front); `xs`
+    /// are scanned along their leading axis with the batch dimension next to it, so
+    /// per-step slices and stacked outputs carry it at 1.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let (nc, nx) = (self.n_carry, self.n_x);
+        let (init, rest) = ins.split_at(nc);
+        let (xs, caps) = rest.split_at(nx);
+        let other: Vec<bool> = dims[nc..].iter().map(Option::is_some).collect();
+        let init_b = dims[..nc].iter().map(Option::is_some).collect();
+        let body = &self.body;
+        let cb = carry_fixpoint(&|f| b::depends(body, f), init_b, &other);
+        let mut flags = cb.clone();
+        flags.extend(&other);
+        let yb = b::depends(body, &flags)[nc..].to_vec();
+        let init2: Vec<Tensor> = init
+            .iter()
+            .zip(&dims[..nc])
+            .zip(&cb)
+            .map(|((x, &d), &bt)| put(x, d, n, bt))
+            .collect();
+        let xs2: Vec<Tensor> = xs
+            .iter()
+            .zip(&dims[nc..nc + nx])
+            .map(|(x, d)| d.map_or(x.clone(), |d| b::moveaxis(x, d, 1)))
+            .collect();
+        let mut ad: Vec<Option<usize>> = cb.iter().map(|&bt| bt.then_some(0)).collect();
+        ad.extend(dims[nc..nc + nx].iter().map(|d| d.map(|_| 0)));
+        ad.extend(&dims[nc + nx..]);
+        let (c, ys) = scan_flat(
+            &|c: &[Tensor], x: &[Tensor]| {
+                let mut a = c.to_vec();
+                a.extend(x.iter().cloned());
+                a.extend(caps.iter().cloned());
+                let (o, od) = b::batch_func(body, &a, &ad);
+                let mut placed = o.iter().zip(od).zip(cb.iter().chain(&yb));
+                let carry = placed
+                    .by_ref()
+                    .take(nc)
+                    .map(|((x, d), &bt)| put(x, d, n, bt))
+                    .collect();
+                let ys = placed.map(|((x, d), &bt)| put(x, d, n, bt)).collect();
+                (carry, ys)
+            },
+            &init2,
+            &xs2,
+            self.length,
+            self.reverse,
+        );
+        let mut rd: Vec<Option<usize>> = cb.iter().map(|&bt| bt.then_some(0)).collect();
+        rd.extend(yb.iter().map(|&bt| bt.then_some(1)));
+        let mut res = c;
+        res.extend(ys);
+        Ok((res, rd))
+    }
+
     fn name(&self) -> &'static str {
         "scan"
     }

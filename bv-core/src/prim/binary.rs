@@ -2,7 +2,9 @@
 //! StableHLO op. Operands must have equal shapes and element types.
 
 use crate::autodiff::fill;
+use crate::batching::{self as b};
 use crate::emit::EmitCx;
+use crate::prim::BatchResult;
 use crate::prim::{self as p, CompareDir, VjpResult};
 use crate::prim::{arity, same_shape_dtype, Class, Primitive};
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -78,6 +80,10 @@ impl Binary {
 }
 
 impl Primitive for Binary {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        b::elementwise(*self, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, y, z) = (&ins[0], &ins[1], &outs[0]);
         let Some(g) = &cts[0] else {

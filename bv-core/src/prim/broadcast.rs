@@ -1,6 +1,8 @@
 //! `broadcast_in_dim`: place an operand's dimensions into a larger shape.
 
+use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
@@ -29,6 +31,17 @@ pub fn broadcast_in_dim(x: &Tensor, shape: &[usize], dims: &[usize]) -> Tensor {
 }
 
 impl Primitive for BroadcastInDim {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let mut shape = vec![n];
+        shape.extend(&self.shape);
+        let prim = BroadcastInDim {
+            shape,
+            dims: b::lead(&self.dims),
+        };
+        b::leading(prim, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, Some(g)) = (&ins[0], &cts[0]) else {
             return Ok(vec![None]);

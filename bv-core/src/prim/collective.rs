@@ -12,6 +12,7 @@
 
 use crate::emit::{ty, EmitCx, Writer};
 use crate::prim::shard_map::{axis_names, manual_mesh};
+use crate::prim::BatchResult;
 use crate::prim::{arity, reshape, Class, Primitive, ReduceKind, VjpResult};
 use crate::sharding::Mesh;
 use crate::trace::error::ensure;
@@ -95,13 +96,18 @@ fn attrs(w: &Writer, mesh: &Mesh, axes: &[String]) -> String {
 }
 
 /// See [`psum`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Psum {
     mesh: Mesh,
     axes: Vec<String>,
 }
 
 impl Primitive for Psum {
+    /// Elementwise across devices: the batch dimension stays where it is.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        crate::batching::elementwise(self.clone(), ins, dims)
+    }
+
     fn name(&self) -> &'static str {
         "psum"
     }
@@ -165,7 +171,7 @@ pub fn pmean(x: &Tensor, axes: &[&str]) -> Tensor {
 }
 
 /// See [`all_gather`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct AllGather {
     mesh: Mesh,
     axis: String,
@@ -173,6 +179,14 @@ struct AllGather {
 }
 
 impl Primitive for AllGather {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let prim = AllGather {
+            dim: self.dim + 1,
+            ..self.clone()
+        };
+        crate::batching::leading(prim, ins, dims)
+    }
+
     fn name(&self) -> &'static str {
         "all_gather"
     }
@@ -244,7 +258,7 @@ pub fn all_gather(x: &Tensor, axis: &str, dim: usize, tiled: bool) -> Tensor {
 }
 
 /// See [`psum_scatter`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PsumScatter {
     mesh: Mesh,
     axis: String,
@@ -252,6 +266,14 @@ struct PsumScatter {
 }
 
 impl Primitive for PsumScatter {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let prim = PsumScatter {
+            dim: self.dim + 1,
+            ..self.clone()
+        };
+        crate::batching::leading(prim, ins, dims)
+    }
+
     fn name(&self) -> &'static str {
         "psum_scatter"
     }
@@ -326,7 +348,7 @@ pub fn psum_scatter(x: &Tensor, axis: &str, dim: usize) -> Tensor {
 }
 
 /// See [`ppermute`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Ppermute {
     mesh: Mesh,
     axis: String,
@@ -334,6 +356,11 @@ struct Ppermute {
 }
 
 impl Primitive for Ppermute {
+    /// Elementwise across devices: the batch dimension stays where it is.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        crate::batching::elementwise(self.clone(), ins, dims)
+    }
+
     fn name(&self) -> &'static str {
         "ppermute"
     }

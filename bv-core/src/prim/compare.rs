@@ -1,8 +1,10 @@
 //! `compare`: elementwise comparison to bool, with StableHLO's compare type chosen from the
 //! element type (FLOAT, SIGNED, UNSIGNED; booleans compare as UNSIGNED).
 
+use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
+use crate::prim::BatchResult;
 use crate::prim::{arity, compare_type, same_shape_dtype, Class, Primitive};
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -59,6 +61,10 @@ pub fn compare(x: &Tensor, y: &Tensor, dir: CompareDir) -> Tensor {
 }
 
 impl Primitive for Compare {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        b::elementwise(*self, ins, dims)
+    }
+
     fn name(&self) -> &'static str {
         self.0.name()
     }

@@ -2,11 +2,14 @@
 //! feature/batch grouping (`lax.conv_general_dilated`).
 
 use crate::autodiff::zeros_like;
+use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::{arity, check_axes, Class, Precision, Primitive};
 use crate::prim::{reshape, reverse, transpose, VjpResult};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
+use std::rc::Rc;
 
 /// Which dimension of each tensor is batch, feature and spatial.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +74,15 @@ impl ConvDims {
     }
 }
 
+/// `x` with its batch dimension (at `d`) folded into dimension `into` (numbered without
+/// the batch dimension), batch-major.
+fn fold(x: &Tensor, d: usize, into: usize) -> Tensor {
+    let x = b::moveaxis(x, d, into);
+    let mut shape = x.shape().to_vec();
+    shape[into] *= shape.remove(into + 1);
+    reshape(&x, &shape)
+}
+
 /// See [`conv_general_dilated`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Convolution {
@@ -99,6 +111,45 @@ pub fn conv_general_dilated(lhs: &Tensor, rhs: &Tensor, conv: Convolution) -> Te
 }
 
 impl Primitive for Convolution {
+    /// JAX's rule: the batch folds into a dimension the convolution maps independently: a
+    /// batched input's into its batch dimension, a batched kernel's into its output
+    /// features, both (as feature groups) into the input and output features. Grouped
+    /// convolutions with a batched kernel go one batch element at a time.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let cd = &self.dims;
+        let (fg, bg) = (self.feature_group_count, self.batch_group_count);
+        let (lhs, rhs, conv, out) = match (dims[0], dims[1]) {
+            (Some(d), None) if bg == 1 => (
+                fold(&ins[0], d, cd.lhs_batch),
+                ins[1].clone(),
+                self.clone(),
+                cd.out_batch,
+            ),
+            (None, Some(d)) if fg == 1 && bg == 1 => (
+                ins[0].clone(),
+                fold(&ins[1], d, cd.rhs_out),
+                self.clone(),
+                cd.out_feature,
+            ),
+            (Some(a), Some(c)) if fg == 1 && bg == 1 => (
+                fold(&ins[0], a, cd.lhs_feature),
+                fold(&ins[1], c, cd.rhs_out),
+                Convolution {
+                    feature_group_count: n,
+                    ..self.clone()
+                },
+                cd.out_feature,
+            ),
+            _ => return b::by_loop(Rc::new(self.clone()), ins, dims),
+        };
+        let y = bind1(conv, &[&lhs, &rhs]);
+        let mut shape = y.shape().to_vec();
+        shape[out] /= n;
+        shape.insert(out, n);
+        Ok((vec![reshape(&y, &shape)], vec![Some(out)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let Some(g) = &cts[0] else {
             return Ok(vec![None, None]);

@@ -1,7 +1,9 @@
 //! `convert` (value-preserving element type change) and `bitcast_convert` (reinterpret bits).
 
+use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
@@ -32,6 +34,10 @@ impl Convert {
 }
 
 impl Primitive for Convert {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        b::elementwise(*self, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let x = &ins[0];
         let back = Convert {
@@ -77,6 +83,12 @@ pub fn bitcast_convert(x: &Tensor, to: DType) -> Tensor {
 }
 
 impl Primitive for BitcastConvert {
+    /// The batch dimension goes in front, away from the minor dimension a width change
+    /// adds or removes.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        b::leading(*self, ins, dims)
+    }
+
     fn vjp(&self, _: &[Tensor], _: &[Tensor], _: &[Option<Tensor>]) -> VjpResult {
         Ok(vec![None])
     }

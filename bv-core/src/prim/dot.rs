@@ -1,7 +1,9 @@
 //! `dot_general`: contraction with batch dimensions (matmul, einsum, attention).
 
+use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, check_axes, Class, Primitive};
 use crate::trace::error::ensure;
@@ -76,6 +78,53 @@ pub fn dot_general(
 }
 
 impl Primitive for DotGeneral {
+    /// JAX's rule: a batch dimension on both operands becomes a new leading contraction
+    /// batch dimension; on one operand it stays a free dimension of that operand.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let d = &self.dims;
+        let (x, y) = (&ins[0], &ins[1]);
+        let nb = d.lhs_batch.len();
+        let (args, dd, out) = match (dims[0], dims[1]) {
+            (Some(a), Some(c)) => (
+                [b::moveaxis(x, a, 0), b::moveaxis(y, c, 0)],
+                DotDims {
+                    lhs_contracting: b::shift(&d.lhs_contracting),
+                    rhs_contracting: b::shift(&d.rhs_contracting),
+                    lhs_batch: b::lead(&d.lhs_batch),
+                    rhs_batch: b::lead(&d.rhs_batch),
+                },
+                0,
+            ),
+            (Some(a), None) => (
+                [b::moveaxis(x, a, 0), y.clone()],
+                DotDims {
+                    lhs_contracting: b::shift(&d.lhs_contracting),
+                    lhs_batch: b::shift(&d.lhs_batch),
+                    ..d.clone()
+                },
+                nb,
+            ),
+            (None, Some(c)) => {
+                let lhs_free = x.rank() - nb - d.lhs_contracting.len();
+                (
+                    [x.clone(), b::moveaxis(y, c, 0)],
+                    DotDims {
+                        rhs_contracting: b::shift(&d.rhs_contracting),
+                        rhs_batch: b::shift(&d.rhs_batch),
+                        ..d.clone()
+                    },
+                    nb + lhs_free,
+                )
+            }
+            (None, None) => return Err(OpError("no operand is batched".into())),
+        };
+        let prim = DotGeneral {
+            dims: dd,
+            ..self.clone()
+        };
+        Ok((vec![bind1(prim, &[&args[0], &args[1]])], vec![Some(out)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, y) = (&ins[0], &ins[1]);
         let Some(g) = &cts[0] else {

@@ -1,7 +1,9 @@
 //! `gather`: slices of an operand at run-time start indices (indexing, take, embeddings).
 
 use crate::autodiff::zeros_like;
+use crate::batching::{self as b};
 use crate::emit::{i64_array, list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::{arity, check_axes, Class, Primitive};
 use crate::prim::{scatter, ScatterDims, ScatterKind, VjpResult};
 use crate::trace::error::ensure;
@@ -65,6 +67,38 @@ pub(crate) fn vector_len(idx: &Aval, index_vector_dim: usize) -> usize {
 }
 
 impl Primitive for Gather {
+    /// Batched indices keep their batch dimension in front as a result batch dimension
+    /// (JAX's rule); a batched operand pairs its batch dimension with the indices' through
+    /// `operand_batching_dims` (indices broadcast when not batched).
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let d = &self.dims;
+        let idx = b::batch_at(&ins[1], dims[1], n, 0);
+        let mut g = GatherDims {
+            offset_dims: b::shift(&d.offset_dims),
+            start_indices_batching_dims: b::shift(&d.start_indices_batching_dims),
+            index_vector_dim: d.index_vector_dim + 1,
+            ..d.clone()
+        };
+        let mut prim = Gather {
+            dims: g.clone(),
+            ..self.clone()
+        };
+        let x = match dims[0] {
+            None => ins[0].clone(),
+            Some(a) => {
+                g.collapsed_slice_dims = b::shift(&d.collapsed_slice_dims);
+                g.operand_batching_dims = b::lead(&d.operand_batching_dims);
+                g.start_indices_batching_dims = b::lead(&d.start_indices_batching_dims);
+                g.start_index_map = b::shift(&d.start_index_map);
+                prim.dims = g;
+                prim.slice_sizes.insert(0, 1);
+                b::moveaxis(&ins[0], a, 0)
+            }
+        };
+        Ok((vec![bind1(prim, &[&x, &idx])], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, idx) = (&ins[0], &ins[1]);
         let Some(g) = &cts[0] else {

@@ -5,7 +5,8 @@
 //! Each primitive's reverse-mode rule ([`Primitive::vjp`]) sits in its file beside `infer`
 //! and `emit`; rules are written with primitives that have rules themselves, so derivatives
 //! of derivatives work. Forward mode transposes the reverse rule unless a primitive gives
-//! its own ([`Primitive::jvp`]; `while_loop` does).
+//! its own ([`Primitive::jvp`]; `while_loop` does). The batching rule ([`Primitive::batch`],
+//! used by [`crate::batching::vmap`]) sits there too.
 
 pub mod binary;
 pub mod broadcast;
@@ -100,6 +101,14 @@ pub trait Primitive: fmt::Debug + 'static {
         None
     }
 
+    /// Batching rule (`vmap`): the results and where each carries the batch dimension,
+    /// given operands of which operand `i` carries it at `dims[i]` (`None`: not batched).
+    /// Only called when some operand is batched; all batched operands share its size.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let _ = (ins, dims);
+        Err(OpError(format!("`{}` has no batching rule", self.name())))
+    }
+
     /// For call-like primitives (remat, custom rules, identity): the function this node
     /// applies, emitted inline in its place.
     fn inline(&self) -> Option<&Func> {
@@ -110,6 +119,10 @@ pub trait Primitive: fmt::Debug + 'static {
 /// The result of a derivative rule: one optional tensor per operand (or result, for
 /// [`Primitive::jvp`]), or why the rule does not apply.
 pub type VjpResult = Result<Vec<Option<Tensor>>, OpError>;
+
+/// The result of a batching rule: the results and the batch dimension of each (`None`:
+/// the same for every batch element), or why the rule does not apply.
+pub type BatchResult = Result<(Vec<Tensor>, Vec<Option<usize>>), OpError>;
 
 /// Which element types an op accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

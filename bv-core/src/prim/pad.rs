@@ -1,7 +1,10 @@
 //! `pad` (edge and interior padding, negative edges crop) and `concatenate`.
 
 use crate::autodiff::fill;
+use crate::batching::{self as b};
+use crate::dtype::DType;
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::{arity, Primitive};
 use crate::prim::{reduce, slice, ReduceKind, VjpResult};
 use crate::trace::error::ensure;
@@ -31,6 +34,34 @@ pub fn pad(x: &Tensor, value: &Tensor, config: &[(i64, i64, i64)]) -> Tensor {
 }
 
 impl Primitive for Pad {
+    /// JAX's rule: the operand gets the batch dimension in front; a batched padding value is
+    /// put in by a select on a mask of the padded positions.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let with = |v: &[i64]| {
+            let mut w = vec![0];
+            w.extend(v);
+            w
+        };
+        let prim = Pad {
+            lo: with(&self.lo),
+            hi: with(&self.hi),
+            interior: with(&self.interior),
+        };
+        let n = b::size(ins, dims);
+        let x = b::batch_at(&ins[0], dims[0], n, 0);
+        let Some(d) = dims[1] else {
+            return Ok((vec![bind1(prim, &[&x, &ins[1]])], vec![Some(0)]));
+        };
+        let zero = crate::prim::full(&[], 0, x.dtype());
+        let padded = bind1(prim.clone(), &[&x, &zero]);
+        let inside = crate::prim::full(x.shape(), false, DType::Bool);
+        let mask = bind1(prim, &[&inside, &crate::prim::scalar(true)]);
+        let value =
+            crate::prim::broadcast_in_dim(&b::moveaxis(&ins[1], d, 0), padded.shape(), &[0]);
+        let out = crate::prim::select(&mask, &value, &padded);
+        Ok((vec![out], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, Some(g)) = (&ins[0], &cts[0]) else {
             return Ok(vec![None, None]);
@@ -113,6 +144,10 @@ pub fn concatenate(xs: &[&Tensor], dim: usize) -> Tensor {
 }
 
 impl Primitive for Concatenate {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        b::leading(Concatenate { dim: self.dim + 1 }, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let Some(g) = &cts[0] else {
             return Ok(vec![None; ins.len()]);

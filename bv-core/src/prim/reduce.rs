@@ -5,10 +5,12 @@ use crate::autodiff::{backprop, fresh, zeros_like};
 use crate::dtype::DType;
 use crate::emit::{i64_array, list, region, scalar_ty, EmitCx};
 use crate::prim::constant::Scalar;
+use crate::prim::BatchResult;
 use crate::prim::{self as p, broadcast_in_dim, CompareDir, VjpResult};
 use crate::prim::{arity, check_axes, compare_type, scalar_weak, Class, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
+use std::rc::Rc;
 
 /// The monoid a reduction applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,6 +117,18 @@ pub fn reduce(x: &Tensor, kind: ReduceKind, axes: &[usize]) -> Tensor {
 }
 
 impl Primitive for Reduce {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        if dims[1].is_some() {
+            return crate::batching::by_loop(Rc::new(self.clone()), ins, dims);
+        }
+        let x = crate::batching::batch_at(&ins[0], dims[0], crate::batching::size(ins, dims), 0);
+        let prim = Reduce {
+            kind: self.kind,
+            axes: crate::batching::shift(&self.axes),
+        };
+        Ok((vec![bind1(prim, &[&x, &ins[1]])], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, y) = (&ins[0], &outs[0]);
         let Some(g) = &cts[0] else {
@@ -260,6 +274,20 @@ pub fn argreduce(x: &Tensor, kind: ArgKind, axis: usize, index_dtype: DType) -> 
 }
 
 impl Primitive for ArgReduce {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        if dims[2..].iter().any(Option::is_some) {
+            return crate::batching::by_loop(Rc::new(self.clone()), ins, dims);
+        }
+        let mut args = crate::batching::all_front(&ins[..2], &dims[..2]);
+        args.extend(ins[2..].iter().cloned());
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let prim = ArgReduce {
+            kind: self.kind,
+            axis: self.axis + 1,
+        };
+        Ok((bind(prim, &refs), vec![Some(0); 2]))
+    }
+
     fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, idx) = (&ins[0], &ins[1]);
         let Some(g) = &cts[0] else {

@@ -3,10 +3,12 @@
 use crate::autodiff::fill;
 use crate::emit::{i64_array, EmitCx};
 use crate::prim::window_grad::select_and_scatter_add;
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, scalar_weak, Primitive, ReduceKind};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
+use std::rc::Rc;
 
 /// Window geometry, one entry per operand dimension.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -47,6 +49,24 @@ impl Window {
         self.base_dilation = base.to_vec();
         self.window_dilation = window.to_vec();
         self
+    }
+
+    /// The same window with a leading dimension of size 1 (for a batch dimension in front).
+    pub(crate) fn lead(&self) -> Window {
+        let one = |v: &[usize]| {
+            let mut w = vec![1];
+            w.extend(v);
+            w
+        };
+        let mut padding = vec![(0, 0)];
+        padding.extend(&self.padding);
+        Window {
+            dims: one(&self.dims),
+            strides: one(&self.strides),
+            padding,
+            base_dilation: one(&self.base_dilation),
+            window_dilation: one(&self.window_dilation),
+        }
     }
 
     /// The output shape for an operand shape, or why the window does not fit it.
@@ -135,6 +155,18 @@ pub fn reduce_window(x: &Tensor, kind: ReduceKind, window: &Window) -> Tensor {
 }
 
 impl Primitive for ReduceWindow {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        if dims[1].is_some() {
+            return crate::batching::by_loop(Rc::new(self.clone()), ins, dims);
+        }
+        let x = crate::batching::batch_at(&ins[0], dims[0], crate::batching::size(ins, dims), 0);
+        let prim = ReduceWindow {
+            kind: self.kind,
+            window: self.window.lead(),
+        };
+        Ok((vec![bind1(prim, &[&x, &ins[1]])], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, Some(g)) = (&ins[0], &cts[0]) else {
             return Ok(vec![None, None]);

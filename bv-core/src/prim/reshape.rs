@@ -1,6 +1,8 @@
 //! `reshape`: same elements in row-major order, another shape.
 
+use crate::batching::{self as b};
 use crate::emit::EmitCx;
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
@@ -38,6 +40,12 @@ pub fn squeeze_dims(x: &Tensor, dims: &[usize]) -> Tensor {
 }
 
 impl Primitive for Reshape {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let mut shape = vec![b::size(ins, dims)];
+        shape.extend(&self.shape);
+        b::leading(Reshape { shape }, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         Ok(vec![cts[0].as_ref().map(|g| reshape(g, ins[0].shape()))])
     }

@@ -1,9 +1,11 @@
 //! `scatter`: write or add update slices into an operand at run-time indices.
 
 use crate::autodiff::zeros_like;
+use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::{list, region, scalar_ty, EmitCx};
 use crate::prim::gather::{batch_shape, vector_len};
+use crate::prim::BatchResult;
 use crate::prim::{self as p, gather, CompareDir, GatherDims, VjpResult};
 use crate::prim::{arity, check_axes, Class, Primitive};
 use crate::trace::error::ensure;
@@ -59,6 +61,29 @@ pub fn scatter(
 }
 
 impl Primitive for Scatter {
+    /// Operand, indices and updates all get the batch dimension in front, paired through
+    /// `input_batching_dims` / `scatter_indices_batching_dims` (JAX's rule for batched
+    /// operands).
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let d = &self.dims;
+        let sd = ScatterDims {
+            update_window_dims: b::shift(&d.update_window_dims),
+            inserted_window_dims: b::shift(&d.inserted_window_dims),
+            input_batching_dims: b::lead(&d.input_batching_dims),
+            scatter_indices_batching_dims: b::lead(&d.scatter_indices_batching_dims),
+            scatter_dims_to_operand_dims: b::shift(&d.scatter_dims_to_operand_dims),
+            index_vector_dim: d.index_vector_dim + 1,
+        };
+        b::leading(
+            Scatter {
+                dims: sd,
+                kind: self.kind,
+            },
+            ins,
+            dims,
+        )
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, idx, upd) = (&ins[0], &ins[1], &ins[2]);
         let Some(g) = &cts[0] else {

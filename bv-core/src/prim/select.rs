@@ -1,12 +1,25 @@
 //! `select` and `clamp`: elementwise choice and bounding.
 
 use crate::autodiff::{sum_to, zeros_like};
+use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
+use crate::prim::BatchResult;
 use crate::prim::{and, broadcast_in_dim, compare, CompareDir, VjpResult};
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
+
+/// An operand that may be a scalar, for a result of `shape` batched in front: an unbatched
+/// scalar as it is, a batched scalar broadcast along the result, anything else batched in
+/// front.
+fn scalar_or_front(x: &Tensor, d: Option<usize>, n: usize, shape: &[usize]) -> Tensor {
+    match d {
+        None if x.rank() == 0 => x.clone(),
+        Some(_) if x.rank() == 1 => broadcast_in_dim(x, shape, &[0]),
+        _ => b::batch_at(x, d, n, 0),
+    }
+}
 
 /// `pred ? on_true : on_false` elementwise (`stablehlo.select`). `pred` is bool, of the
 /// branches' shape or a scalar; the branches have equal shape and type.
@@ -20,6 +33,16 @@ pub fn select(pred: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Tensor {
 }
 
 impl Primitive for Select {
+    /// The branches get the batch dimension in front; a scalar predicate stays a scalar, or
+    /// is broadcast along the branches when batched (JAX's `_select_batch_rule`).
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let t = b::batch_at(&ins[1], dims[1], n, 0);
+        let f = b::batch_at(&ins[2], dims[2], n, 0);
+        let pred = scalar_or_front(&ins[0], dims[0], n, t.shape());
+        Ok((vec![select(&pred, &t, &f)], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let Some(g) = &cts[0] else {
             return Ok(vec![None; 3]);
@@ -83,6 +106,15 @@ pub fn clamp(lo: &Tensor, x: &Tensor, hi: &Tensor) -> Tensor {
 }
 
 impl Primitive for Clamp {
+    /// Like `select`: scalar bounds stay scalars unless batched.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let x = b::batch_at(&ins[1], dims[1], n, 0);
+        let lo = scalar_or_front(&ins[0], dims[0], n, x.shape());
+        let hi = scalar_or_front(&ins[2], dims[2], n, x.shape());
+        Ok((vec![clamp(&lo, &x, &hi)], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (lo, x, hi) = (&ins[0], &ins[1], &ins[2]);
         let Some(g) = &cts[0] else {

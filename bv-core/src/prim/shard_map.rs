@@ -16,7 +16,7 @@ use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
 use crate::emit::{ty, EmitCx};
 use crate::prim::collective::psum;
 use crate::prim::sharding::MESH_NAME;
-use crate::prim::{Primitive, VjpResult};
+use crate::prim::{BatchResult, Primitive, VjpResult};
 use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
 use crate::trace::{self, bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
 
@@ -101,6 +101,46 @@ struct ShardMap {
 }
 
 impl Primitive for ShardMap {
+    /// Every operand gets the batch dimension in front, replicated over the mesh (JAX's
+    /// rule without `spmd_axis_name`); the body is batched alike.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = crate::batching::size(ins, dims);
+        let args = crate::batching::all_front(ins, dims);
+        let avals: Vec<Aval> = self
+            .body
+            .graph
+            .params
+            .iter()
+            .map(|a| {
+                let mut s = a.shape.clone();
+                s.insert(0, n);
+                a.with_shape(s)
+            })
+            .collect();
+        let front = vec![Some(0); args.len()];
+        let body = crate::batching::batch_body(&self.body, &avals, &front, n)?;
+        let lead = |specs: &[PartitionSpec]| -> Vec<PartitionSpec> {
+            specs
+                .iter()
+                .map(|s| {
+                    let mut v = vec![Vec::new()];
+                    v.extend(s.0.iter().cloned());
+                    PartitionSpec(v)
+                })
+                .collect()
+        };
+        let prim = ShardMap {
+            body,
+            mesh: self.mesh.clone(),
+            in_specs: lead(&self.in_specs),
+            out_specs: lead(&self.out_specs),
+        };
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let outs = bind_rc(Rc::new(prim), &refs);
+        let d = vec![Some(0); outs.len()];
+        Ok((outs, d))
+    }
+
     fn name(&self) -> &'static str {
         "shard_map"
     }

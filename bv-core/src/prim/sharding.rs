@@ -2,6 +2,7 @@
 //! (JAX's `with_sharding_constraint`; Shardy's `sdy.sharding_constraint`).
 
 use crate::emit::EmitCx;
+use crate::prim::BatchResult;
 use crate::prim::{Primitive, VjpResult};
 use crate::sharding::NamedSharding;
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -13,6 +14,17 @@ pub const MESH_NAME: &str = "mesh";
 struct ShardingConstraint(NamedSharding);
 
 impl Primitive for ShardingConstraint {
+    /// The batch dimension goes in front, replicated.
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let mut spec = vec![Vec::new()];
+        spec.extend(self.0.spec.0.iter().cloned());
+        let sh = NamedSharding {
+            mesh: self.0.mesh.clone(),
+            spec: crate::sharding::PartitionSpec(spec),
+        };
+        crate::batching::leading(ShardingConstraint(sh), ins, dims)
+    }
+
     fn name(&self) -> &'static str {
         "sharding_constraint"
     }

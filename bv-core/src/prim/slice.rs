@@ -1,9 +1,11 @@
 //! `slice` (static), `dynamic_slice` and `dynamic_update_slice` (start indices are tensors).
 
 use crate::autodiff::{fill, zeros_like};
+use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
 use crate::prim::VjpResult;
 use crate::prim::{arity, Class, Primitive};
+use crate::prim::{gather, scatter, BatchResult, GatherDims, ScatterDims, ScatterKind};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
@@ -51,6 +53,21 @@ pub fn slice_in_dim(x: &Tensor, axis: usize, start: usize, limit: usize, stride:
 }
 
 impl Primitive for Slice {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let with = |v: &[usize], first: usize| {
+            let mut w = vec![first];
+            w.extend(v);
+            w
+        };
+        let prim = Slice {
+            start: with(&self.start, 0),
+            limit: with(&self.limit, n),
+            strides: with(&self.strides, 1),
+        };
+        b::leading(prim, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, Some(g)) = (&ins[0], &cts[0]) else {
             return Ok(vec![None]);
@@ -118,6 +135,23 @@ impl Primitive for Slice {
     }
 }
 
+/// Scalar start indices (batched at `dims`) as one index vector per batch element: an
+/// `[n, rank]` tensor.
+fn start_vectors(starts: &[Tensor], dims: &[Option<usize>], n: usize) -> Tensor {
+    let cols: Vec<Tensor> = starts
+        .iter()
+        .zip(dims)
+        .map(|(s, &d)| crate::prim::reshape(&b::batch_at(s, d, n, 0), &[n, 1]))
+        .collect();
+    let refs: Vec<&Tensor> = cols.iter().collect();
+    crate::prim::concatenate(&refs, 1)
+}
+
+/// A zero start index of the type of `like` (`i32` when there is none).
+fn start_zero(like: Option<&Tensor>) -> Tensor {
+    crate::prim::full(&[], 0, like.map_or(crate::DType::I32, |t| t.dtype()))
+}
+
 /// A `sizes`-shaped window starting at run-time indices (one scalar integer per
 /// dimension), clamped so the window stays inside (`stablehlo.dynamic_slice`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +194,34 @@ fn check_starts(x: &Aval, starts: &[&Aval]) -> Result<(), OpError> {
 }
 
 impl Primitive for DynamicSlice {
+    /// With unbatched start indices, the window spans the whole batch dimension; batched
+    /// start indices make it a `gather` of one window per batch element (JAX's rule).
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let x = b::batch_at(&ins[0], dims[0], n, 0);
+        if dims[1..].iter().all(Option::is_none) {
+            let mut sizes = vec![n];
+            sizes.extend(&self.sizes);
+            let mut args = vec![x, start_zero(ins.get(1))];
+            args.extend(ins[1..].iter().cloned());
+            let refs: Vec<&Tensor> = args.iter().collect();
+            return Ok((vec![bind1(DynamicSlice { sizes }, &refs)], vec![Some(0)]));
+        }
+        let rank = self.sizes.len();
+        let idx = start_vectors(&ins[1..], &dims[1..], n);
+        let mut slice_sizes = vec![1];
+        slice_sizes.extend(&self.sizes);
+        let g = GatherDims {
+            offset_dims: (1..=rank).collect(),
+            operand_batching_dims: vec![0],
+            start_indices_batching_dims: vec![0],
+            start_index_map: (1..=rank).collect(),
+            index_vector_dim: 1,
+            ..GatherDims::default()
+        };
+        Ok((vec![gather(&x, &idx, g, &slice_sizes)], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let mut out = vec![None; ins.len()];
         if let Some(g) = &cts[0] {
@@ -216,6 +278,44 @@ pub fn dynamic_update_slice(x: &Tensor, update: &Tensor, starts: &[&Tensor]) -> 
 }
 
 impl Primitive for DynamicUpdateSlice {
+    /// With unbatched start indices, operand and update get the batch dimension in front and
+    /// a start of 0 there; batched start indices, clamped as `dynamic_update_slice` clamps
+    /// them, make it a `scatter` of one window per batch element (JAX's rule).
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let n = b::size(ins, dims);
+        let front = b::all_front(&ins[..2], &dims[..2]);
+        if dims[2..].iter().all(Option::is_none) {
+            let mut args = front;
+            args.push(start_zero(ins.get(2)));
+            args.extend(ins[2..].iter().cloned());
+            let refs: Vec<&Tensor> = args.iter().collect();
+            return Ok((vec![bind1(DynamicUpdateSlice, &refs)], vec![Some(0)]));
+        }
+        let (x, u) = (&front[0], &front[1]);
+        let rank = x.rank() - 1;
+        let clamped: Vec<Tensor> = ins[2..]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let hi = (x.shape()[i + 1] - u.shape()[i + 1]) as i64;
+                let lo = crate::prim::full(&[], 0, s.dtype());
+                let hi = crate::prim::full(&[], hi, s.dtype());
+                crate::prim::clamp(&lo, s, &hi)
+            })
+            .collect();
+        let idx = start_vectors(&clamped, &dims[2..], n);
+        let sd = ScatterDims {
+            update_window_dims: (1..=rank).collect(),
+            input_batching_dims: vec![0],
+            scatter_indices_batching_dims: vec![0],
+            scatter_dims_to_operand_dims: (1..=rank).collect(),
+            index_vector_dim: 1,
+            ..ScatterDims::default()
+        };
+        let out = scatter(x, &idx, u, sd, ScatterKind::Replace);
+        Ok((vec![out], vec![Some(0)]))
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let mut out = vec![None; ins.len()];
         if let Some(g) = &cts[0] {

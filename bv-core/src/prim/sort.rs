@@ -1,9 +1,11 @@
 //! `sort`: several same-shaped operands sorted together along one dimension, by the first
 //! `num_keys` of them (lexicographically), stably.
 
+use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::{literal, region, scalar_ty, EmitCx};
 use crate::prim::constant::Scalar;
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{compare_type, Primitive};
 use crate::trace::error::ensure;
@@ -41,6 +43,14 @@ pub fn sort(xs: &[&Tensor], dim: usize, num_keys: usize, descending: bool) -> Ve
 }
 
 impl Primitive for Sort {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let prim = Sort {
+            dim: self.dim + 1,
+            ..self.clone()
+        };
+        b::leading(prim, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         // The permutation: sort an iota along with the keys, then invert it by sorting it.
         let shape = ins[0].shape();

@@ -1,6 +1,8 @@
 //! `transpose` (permute dimensions) and `reverse` (flip along dimensions).
 
+use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, check_axes, Primitive};
 use crate::trace::error::ensure;
@@ -25,6 +27,11 @@ pub fn transpose(x: &Tensor, perm: &[usize]) -> Tensor {
 }
 
 impl Primitive for Transpose {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let perm = b::lead(&self.perm);
+        b::leading(Transpose { perm }, ins, dims)
+    }
+
     fn vjp(&self, _: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let mut inv = vec![0; self.perm.len()];
         for (i, &p) in self.perm.iter().enumerate() {
@@ -81,6 +88,11 @@ pub fn reverse(x: &Tensor, dims: &[usize]) -> Tensor {
 }
 
 impl Primitive for Reverse {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        let rev = b::shift(&self.dims);
+        b::leading(Reverse { dims: rev }, ins, dims)
+    }
+
     fn vjp(&self, _: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         Ok(vec![cts[0].as_ref().map(|g| reverse(g, &self.dims))])
     }

@@ -2,8 +2,10 @@
 //! StableHLO op.
 
 use crate::autodiff::fill;
+use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
+use crate::prim::BatchResult;
 use crate::prim::{self as p, VjpResult};
 use crate::prim::{arity, same_shape_dtype, Class, Primitive};
 use crate::trace::{bind1, Aval, OpError, Tensor};
@@ -92,6 +94,10 @@ impl Unary {
 }
 
 impl Primitive for Unary {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        b::elementwise(*self, ins, dims)
+    }
+
     fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
         let (x, y) = (&ins[0], &outs[0]);
         let Some(g) = &cts[0] else {

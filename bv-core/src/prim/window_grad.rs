@@ -5,9 +5,11 @@
 
 use crate::autodiff::fill;
 use crate::emit::{i64_array, scalar_ty, EmitCx};
+use crate::prim::BatchResult;
 use crate::prim::{compare_type, Primitive, ReduceKind, VjpResult, Window};
 use crate::trace::error::ensure;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
+use std::rc::Rc;
 
 fn select_dir(kind: ReduceKind) -> &'static str {
     if kind == ReduceKind::Min {
@@ -15,6 +17,27 @@ fn select_dir(kind: ReduceKind) -> &'static str {
     } else {
         "GE"
     }
+}
+
+/// The rule of the window-gradient ops: the first `k` operands batched in front under the
+/// window with a leading size-1 dimension (`led`), the scalar operands after them as they
+/// are; batched scalars go one batch element at a time (`orig`).
+fn window_batch<P: Primitive>(
+    led: P,
+    orig: Rc<dyn Primitive>,
+    k: usize,
+    ins: &[Tensor],
+    dims: &[Option<usize>],
+) -> BatchResult {
+    if dims[k..].iter().any(Option::is_some) {
+        return crate::batching::by_loop(orig, ins, dims);
+    }
+    let mut args = crate::batching::all_front(&ins[..k], &dims[..k]);
+    args.extend(ins[k..].iter().cloned());
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let outs = bind(led, &refs);
+    let d = vec![Some(0); outs.len()];
+    Ok((outs, d))
 }
 
 /// Scatters `source` (one value per window) into `operand`'s shape at each window's
@@ -46,6 +69,19 @@ pub fn select_and_scatter_add(
 }
 
 impl Primitive for SelectAndScatterAdd {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        window_batch(
+            SelectAndScatterAdd {
+                kind: self.kind,
+                window: self.window.lead(),
+            },
+            Rc::new(self.clone()),
+            2,
+            ins,
+            dims,
+        )
+    }
+
     fn name(&self) -> &'static str {
         "select_and_scatter_add"
     }
@@ -132,6 +168,19 @@ pub fn select_and_gather_add(
 }
 
 impl Primitive for SelectAndGatherAdd {
+    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
+        window_batch(
+            SelectAndGatherAdd {
+                kind: self.kind,
+                window: self.window.lead(),
+            },
+            Rc::new(self.clone()),
+            2,
+            ins,
+            dims,
+        )
+    }
+
     fn name(&self) -> &'static str {
         "select_and_gather_add"
     }
