@@ -1,7 +1,8 @@
-//! `matmul` (numpy semantics, broadcast batch dimensions), two-operand `einsum` and the
-//! 2-norm.
+//! `matmul` (numpy semantics, broadcast batch dimensions), two-operand `einsum`, the
+//! 2-norm, `outer`, `vdot` and `diag`.
 
-use crate::numpy::{broadcast_shapes, broadcast_to, inexact, sqrt, sum, Axes};
+use crate::dtype::DType;
+use crate::numpy::{broadcast_shapes, broadcast_to, eye, inexact, promote_all, sqrt, sum, Axes};
 use crate::prim::{self, DotDims, Precision};
 use crate::trace::{fail, Aval, Tensor};
 
@@ -79,19 +80,9 @@ pub fn matmul(x: &Tensor, y: &Tensor) -> Tensor {
 /// Promotes two tensors to one element type without broadcasting.
 #[track_caller]
 fn promote_pair(x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
-    let kind = crate::numpy::promote::promote((x.dtype(), x.is_weak()), (y.dtype(), y.is_weak()));
-    let conv = |t: &Tensor| {
-        if t.dtype() == kind.0 {
-            t.clone()
-        } else {
-            prim::convert::Convert {
-                to: kind.0,
-                weak: kind.1,
-            }
-            .bind(t)
-        }
-    };
-    (conv(x), conv(y))
+    let mut v = promote_all(&[x, y]);
+    let y = v.pop().expect("two operands");
+    (v.pop().expect("two operands"), y)
 }
 
 /// Einstein summation over one or two operands, e.g. `"bqhd,bkhd->bhqk"`. Labels in both
@@ -250,4 +241,69 @@ fn pair(x: &Tensor, y: &Tensor, lx: &Labels, ly: &Labels, out: &Labels) -> Tenso
             .filter(|c| !batch.contains(c) && !contract.contains(c)),
     );
     permute_to(&r, &rl, out)
+}
+
+/// `x[i] * y[j]` over the flattened operands (`jnp.outer`), promoting element types.
+#[track_caller]
+pub fn outer(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    let (n, m) = (x.size(), y.size());
+    let xs = prim::broadcast_in_dim(&prim::reshape(&x, &[n]), &[n, m], &[0]);
+    let ys = prim::broadcast_in_dim(&prim::reshape(&y, &[m]), &[n, m], &[1]);
+    prim::mul(&xs, &ys)
+}
+
+/// The dot product of the flattened operands (`jnp.vdot` for real inputs).
+#[track_caller]
+pub fn vdot(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    if x.size() != y.size() {
+        let reason = format!("sizes of {:?} and {:?} differ", x.shape(), y.shape());
+        return fail(
+            "vdot",
+            reason,
+            &[x.aval(), y.aval()],
+            Some(&x),
+            x.aval().clone(),
+        );
+    }
+    let dims = DotDims {
+        lhs_contracting: vec![0],
+        rhs_contracting: vec![0],
+        ..DotDims::default()
+    };
+    let flat = |t: &Tensor| prim::reshape(t, &[t.size()]);
+    prim::dot_general(&flat(&x), &flat(&y), dims, Precision::Default, None)
+}
+
+/// `jnp.diag`: a 1-D `x` placed on the `k`-th diagonal of a square matrix, or the `k`-th
+/// diagonal of a 2-D `x`.
+#[track_caller]
+pub fn diag(x: &Tensor, k: i64) -> Tensor {
+    let off = k.unsigned_abs() as usize;
+    match x.shape() {
+        &[n] => {
+            let size = n + off;
+            let v = prim::pad(x, &prim::full(&[], 0, x.dtype()), &[(0, off as i64, 0)]);
+            let along = if k >= 0 { 0 } else { 1 };
+            let v = prim::broadcast_in_dim(&v, &[size, size], &[along]);
+            let on = eye(size, size, k, DType::Bool);
+            prim::select(&on, &v, &prim::full(&[size, size], 0, x.dtype()))
+        }
+        &[n, m] => {
+            let on = eye(n, m, k, DType::Bool);
+            let kept = prim::select(&on, x, &prim::full(&[n, m], 0, x.dtype()));
+            let (axis, len) = if k >= 0 {
+                (1, n.min(m.saturating_sub(off)))
+            } else {
+                (0, m.min(n.saturating_sub(off)))
+            };
+            let line = prim::reduce(&kept, prim::ReduceKind::Sum, &[axis]);
+            prim::slice_in_dim(&line, 0, 0, len, 1)
+        }
+        _ => {
+            let reason = format!("needs a 1-D or 2-D input, got shape {:?}", x.shape());
+            fail("diag", reason, &[x.aval()], Some(x), x.aval().clone())
+        }
+    }
 }

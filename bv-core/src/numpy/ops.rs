@@ -6,7 +6,7 @@ use std::ops;
 
 use crate::autodiff::{custom_jvp, zeros_like};
 use crate::dtype::DType;
-use crate::numpy::{inexact, prepare, Operand};
+use crate::numpy::{astype, inexact, prepare, Operand};
 use crate::prim::{self, CompareDir, Scalar};
 use crate::trace::Tensor;
 
@@ -411,4 +411,55 @@ impl ops::Not for &Tensor {
     fn not(self) -> Tensor {
         prim::not(self)
     }
+}
+
+macro_rules! logical_fns {
+    ($($(#[$doc:meta])* $name:ident => $prim:path;)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+            let truth = |o: Operand| match o {
+                Operand::Tensor(t) => Operand::Tensor(astype(&t, DType::Bool)),
+                Operand::Scalar(s) => Operand::Scalar(Scalar::Bool(s.to_f64() != 0.0)),
+            };
+            match prepare(stringify!($name), &[truth(x.into()), truth(y.into())]) {
+                Ok(v) => $prim(&v[0], &v[1]),
+                Err(p) => p,
+            }
+        }
+    )*};
+}
+
+logical_fns! {
+    /// Truth of `x and y` elementwise (non-zero is true), broadcasting; bool result.
+    logical_and => prim::and;
+    /// Truth of `x or y` elementwise.
+    logical_or => prim::or;
+    /// Truth of `x xor y` elementwise.
+    logical_xor => prim::xor;
+}
+
+/// Truth of `not x` elementwise (zero is true); bool result.
+#[track_caller]
+pub fn logical_not(x: &Tensor) -> Tensor {
+    prim::not(&astype(x, DType::Bool))
+}
+
+/// `1 / x` (integers are promoted to float).
+#[track_caller]
+pub fn reciprocal(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    prim::div(&prim::full(x.shape(), 1, x.dtype()), &x)
+}
+
+/// Base-2 logarithm, `log(x) / log(2)` as `jnp.log2`.
+#[track_caller]
+pub fn log2(x: &Tensor) -> Tensor {
+    log(x) / std::f64::consts::LN_2
+}
+
+/// Base-10 logarithm, `log(x) / log(10)` as `jnp.log10`.
+#[track_caller]
+pub fn log10(x: &Tensor) -> Tensor {
+    log(x) / std::f64::consts::LN_10
 }

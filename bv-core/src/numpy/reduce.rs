@@ -189,3 +189,31 @@ pub fn var(x: &Tensor, axes: impl Into<Axes>, ddof: usize, keepdims: bool) -> Te
 pub fn std(x: &Tensor, axes: impl Into<Axes>, ddof: usize, keepdims: bool) -> Tensor {
     prim::sqrt(&var(x, axes, ddof, keepdims))
 }
+
+/// Running sum along `axis` (bool and small integers accumulate in 32 bits, as `jnp.cumsum`).
+#[track_caller]
+pub fn cumsum(x: &Tensor, axis: isize) -> Tensor {
+    let x = astype(x, accumulation(x.dtype()));
+    match norm_axis(axis, x.rank()) {
+        Some(a) => prim::cumsum(&x, a, false),
+        None => bad_axis("cumsum", &x, axis),
+    }
+}
+
+/// Running maximum along `axis` (`lax.cummax`); ties share the derivative as JAX's scan.
+#[track_caller]
+pub fn cummax(x: &Tensor, axis: isize) -> Tensor {
+    match norm_axis(axis, x.rank()) {
+        Some(a) => prim::cummax(x, a, false),
+        None => bad_axis("cummax", x, axis),
+    }
+}
+
+/// Running minimum along `axis` (`lax.cummin`).
+#[track_caller]
+pub fn cummin(x: &Tensor, axis: isize) -> Tensor {
+    match norm_axis(axis, x.rank()) {
+        Some(a) => prim::cummin(x, a, false),
+        None => bad_axis("cummin", x, axis),
+    }
+}

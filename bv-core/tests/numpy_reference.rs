@@ -1,0 +1,284 @@
+//! Every function of the numpy layer listed as tested in `docs/numpy_coverage.md`, run under
+//! `jit` in float64 against NumPy's float64 results (`tests/data/numpy_ref/make.py` wrote
+//! `numpy_ref.json`; each row below calls the function its case names in the script). All
+//! rows compile into one program. Floats must agree within 1e-12 (relative and absolute),
+//! integers and bools exactly, and the result's kind (float, integer, bool) must match.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use bv_core::numpy::{self as np, Axes, Indexing, PadMode};
+use bv_core::{jit, DType, Tensor};
+use serde_json::Value;
+use support::{array, assert_close, read, tol};
+
+type Row = (&'static str, fn(&[Tensor]) -> Vec<Tensor>);
+
+fn rows() -> Vec<Row> {
+    vec![
+        ("add", |x| vec![np::add(&x[0], &x[1])]),
+        ("subtract", |x| vec![np::subtract(&x[0], &x[1])]),
+        ("multiply", |x| vec![np::multiply(&x[0], &x[1])]),
+        ("divide", |x| vec![np::divide(&x[0], &x[1])]),
+        ("floor_divide", |x| vec![np::floor_divide(&x[0], &x[1])]),
+        ("remainder", |x| vec![np::remainder(&x[0], &x[1])]),
+        ("power", |x| vec![np::power(&x[0], &x[1])]),
+        ("power_int", |x| vec![np::power(&x[0], 3)]),
+        ("maximum", |x| vec![np::maximum(&x[0], &x[1])]),
+        ("minimum", |x| vec![np::minimum(&x[0], &x[1])]),
+        ("exp", |x| vec![np::exp(&x[0])]),
+        ("expm1", |x| vec![np::expm1(&x[0])]),
+        ("log", |x| vec![np::log(&x[0])]),
+        ("log1p", |x| vec![np::log1p(&x[0])]),
+        ("sqrt", |x| vec![np::sqrt(&x[0])]),
+        ("rsqrt", |x| vec![np::rsqrt(&x[0])]),
+        ("tanh", |x| vec![np::tanh(&x[0])]),
+        ("sin", |x| vec![np::sin(&x[0])]),
+        ("cos", |x| vec![np::cos(&x[0])]),
+        ("erf", |x| vec![np::erf(&x[0])]),
+        ("round", |x| vec![np::round(&x[0])]),
+        ("floor", |x| vec![np::floor(&x[0])]),
+        ("ceil", |x| vec![np::ceil(&x[0])]),
+        ("abs", |x| vec![np::abs(&x[0])]),
+        ("sign", |x| vec![np::sign(&x[0])]),
+        ("square", |x| vec![np::square(&x[0])]),
+        ("negative", |x| vec![np::negative(&x[0])]),
+        ("clip", |x| vec![np::clip(&x[0], -0.5, 1.0)]),
+        ("where", |x| {
+            vec![np::where_(&np::greater(&x[0], 0.0), &x[0], &x[1])]
+        }),
+        ("logaddexp", |x| vec![np::logaddexp(&x[0], &x[1])]),
+        ("arctan2", |x| vec![np::arctan2(&x[0], &x[1])]),
+        ("equal", |x| vec![np::equal(&x[0], &x[1])]),
+        ("less", |x| vec![np::less(&x[0], &x[1])]),
+        ("greater_equal", |x| vec![np::greater_equal(&x[0], &x[1])]),
+        ("isfinite", |x| vec![np::isfinite(&x[0])]),
+        ("logical_and", |x| vec![np::logical_and(&x[0], &x[1])]),
+        ("logical_or", |x| vec![np::logical_or(&x[0], &x[1])]),
+        ("logical_xor", |x| vec![np::logical_xor(&x[0], &x[1])]),
+        ("logical_not", |x| vec![np::logical_not(&x[0])]),
+        ("reciprocal", |x| vec![np::reciprocal(&x[0])]),
+        ("log2", |x| vec![np::log2(&x[0])]),
+        ("log10", |x| vec![np::log10(&x[0])]),
+        ("sum", |x| vec![np::sum(&x[0], [0, 2], false)]),
+        ("sum_all", |x| vec![np::sum(&x[0], Axes::All, false)]),
+        ("mean", |x| vec![np::mean(&x[0], -1, true)]),
+        ("max", |x| vec![np::max(&x[0], 1, false)]),
+        ("min", |x| vec![np::min(&x[0], 0, false)]),
+        ("prod", |x| vec![np::prod(&x[0], 2, false)]),
+        ("var", |x| vec![np::var(&x[0], 1, 1, false)]),
+        ("std", |x| vec![np::std(&x[0], [0, 1], 0, false)]),
+        ("all", |x| vec![np::all(&x[0], 1, false)]),
+        ("any", |x| vec![np::any(&x[0], 0, false)]),
+        ("cumsum", |x| vec![np::cumsum(&x[0], 1)]),
+        ("cummax", |x| vec![np::cummax(&x[0], 0)]),
+        ("cummin", |x| vec![np::cummin(&x[0], -1)]),
+        ("argmax", |x| vec![np::argmax(&x[0], 1)]),
+        ("argmin", |x| vec![np::argmin(&x[0], 0)]),
+        ("sort", |x| vec![np::sort(&x[0], 1)]),
+        ("argsort", |x| vec![np::argsort(&x[0], 0)]),
+        ("take", |x| vec![np::take(&x[0], &x[1], 1)]),
+        ("take_along_axis", |x| {
+            vec![np::take_along_axis(&x[0], &x[1], 1)]
+        }),
+        ("one_hot", |x| vec![np::one_hot(&x[0], 4, DType::F64)]),
+        ("top_k", |x| {
+            let (v, i) = np::top_k(&x[0], 2);
+            vec![v, i]
+        }),
+        ("softmax", |x| vec![np::softmax(&x[0], -1)]),
+        ("log_softmax", |x| vec![np::log_softmax(&x[0], -1)]),
+        ("logsumexp", |x| vec![np::logsumexp(&x[0], 0, false)]),
+        ("sigmoid", |x| vec![np::sigmoid(&x[0])]),
+        ("log_sigmoid", |x| vec![np::log_sigmoid(&x[0])]),
+        ("relu", |x| vec![np::relu(&x[0])]),
+        ("silu", |x| vec![np::silu(&x[0])]),
+        ("gelu_tanh", |x| vec![np::gelu(&x[0], true)]),
+        ("gelu_erf", |x| vec![np::gelu(&x[0], false)]),
+        ("matmul", |x| vec![np::matmul(&x[0], &x[1])]),
+        ("einsum", |x| {
+            vec![np::einsum("bij,bjk->bik", &[&x[0], &x[1]])]
+        }),
+        ("norm", |x| vec![np::norm(&x[0], 1, false)]),
+        ("outer", |x| vec![np::outer(&x[0], &x[1])]),
+        ("vdot", |x| vec![np::vdot(&x[0], &x[1])]),
+        ("diag_vec", |x| {
+            vec![np::diag(&x[0], 1), np::diag(&x[0], -2)]
+        }),
+        ("diag_mat", |x| {
+            [0, 1, -1, 3].map(|k| np::diag(&x[0], k)).to_vec()
+        }),
+        ("reshape", |x| vec![np::reshape(&x[0], &[4, -1])]),
+        ("ravel", |x| vec![np::ravel(&x[0])]),
+        ("transpose", |x| vec![np::transpose(&x[0], &[2, 0, 1])]),
+        ("broadcast_to", |x| vec![np::broadcast_to(&x[0], &[2, 3])]),
+        ("arange", |_| vec![np::arange(5, DType::I32)]),
+        ("full", |_| vec![np::full(&[2, 2], 2.5, DType::F64)]),
+        ("concatenate", |x| vec![np::concatenate(&[&x[0], &x[1]], 1)]),
+        ("stack", |x| {
+            vec![
+                np::stack(&[&x[0], &x[1]], 0),
+                np::stack(&[&x[0], &x[1]], -1),
+            ]
+        }),
+        ("expand_dims", |x| {
+            vec![np::expand_dims(&x[0], 1), np::expand_dims(&x[0], -1)]
+        }),
+        ("squeeze", |x| {
+            vec![np::squeeze(&x[0], Axes::All), np::squeeze(&x[0], -1)]
+        }),
+        ("pad_constant", |x| {
+            vec![np::pad(&x[0], &[(1, 2), (0, 3)], PadMode::Constant(1.5))]
+        }),
+        ("pad_edge", |x| {
+            vec![np::pad(&x[0], &[(2, 1), (5, 0)], PadMode::Edge)]
+        }),
+        ("pad_reflect", |x| {
+            vec![np::pad(&x[0], &[(2, 1), (5, 4)], PadMode::Reflect)]
+        }),
+        ("pad_symmetric", |x| {
+            vec![np::pad(&x[0], &[(4, 1), (2, 6)], PadMode::Symmetric)]
+        }),
+        ("pad_wrap", |x| {
+            vec![np::pad(&x[0], &[(3, 3), (1, 9)], PadMode::Wrap)]
+        }),
+        ("split", |x| {
+            let mut v = np::split(&x[0], 3, 0);
+            v.extend(np::split(&x[0], 2, 1));
+            v
+        }),
+        ("split_at", |x| np::split_at(&x[0], &[1, 4], 0)),
+        ("array_split", |x| np::array_split(&x[0], 3, 0)),
+        ("tile", |x| {
+            vec![np::tile(&x[0], &[2, 1, 3]), np::tile(&x[0], &[2])]
+        }),
+        ("repeat", |x| {
+            vec![np::repeat(&x[0], 2, Some(1)), np::repeat(&x[0], 3, None)]
+        }),
+        ("flip", |x| {
+            vec![np::flip(&x[0], 0), np::flip(&x[0], Axes::All)]
+        }),
+        ("roll", |x| {
+            vec![np::roll(&x[0], 2, Some(1)), np::roll(&x[0], -4, None)]
+        }),
+        ("swapaxes", |x| vec![np::swapaxes(&x[0], 0, 2)]),
+        ("moveaxis", |x| {
+            vec![np::moveaxis(&x[0], 0, -1), np::moveaxis(&x[0], 2, 0)]
+        }),
+        ("tril", |x| vec![np::tril(&x[0], 0), np::tril(&x[0], -1)]),
+        ("triu", |x| vec![np::triu(&x[0], 0), np::triu(&x[0], 2)]),
+        ("full_like", |x| {
+            vec![
+                np::full_like(&x[0], 3.0),
+                np::zeros_like(&x[0]),
+                np::ones_like(&x[0]),
+            ]
+        }),
+        ("arange_step", |_| {
+            vec![
+                np::arange_step(1.5, 7.0, 0.75, DType::F64),
+                np::arange_step(5.0, -3.0, -2.0, DType::F64),
+                np::arange_step(2.0, 11.0, 3.0, DType::I32),
+            ]
+        }),
+        ("linspace", |_| {
+            vec![
+                np::linspace(-1.0, 2.0, 7, true, DType::F64),
+                np::linspace(0.0, 1.0, 5, false, DType::F64),
+            ]
+        }),
+        ("eye", |_| {
+            vec![
+                np::eye(3, 4, 1, DType::F64),
+                np::eye(4, 3, -1, DType::F64),
+                np::tri(3, 5, 0, DType::F64),
+            ]
+        }),
+        ("meshgrid", |x| {
+            let mut v = np::meshgrid(&[&x[0], &x[1], &x[2]], Indexing::Xy);
+            v.extend(np::meshgrid(&[&x[0], &x[1]], Indexing::Ij));
+            v
+        }),
+    ]
+}
+
+fn number(v: &Value) -> f64 {
+    match v {
+        Value::String(s) => s.parse().expect("nan/inf string"),
+        v => v.as_f64().expect("number"),
+    }
+}
+
+fn values(v: &Value) -> (String, Vec<usize>, Vec<f64>) {
+    let kind = v["dtype"].as_str().unwrap().to_string();
+    let shape = v["shape"].as_array().unwrap();
+    let shape = shape.iter().map(|d| d.as_u64().unwrap() as usize);
+    let data = v["data"].as_array().unwrap().iter().map(number).collect();
+    (kind, shape.collect(), data)
+}
+
+fn kind(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "bool",
+        d if d.is_float() => "f64",
+        _ => "int",
+    }
+}
+
+#[test]
+fn numpy_layer_matches_numpy_f64() {
+    let text = include_str!("data/numpy_ref/numpy_ref.json");
+    let cases: BTreeMap<String, Value> = serde_json::from_str(text).unwrap();
+    let table = rows();
+    let names: Vec<&str> = table.iter().map(|r| r.0).collect();
+    let missing: Vec<&String> = cases
+        .keys()
+        .filter(|k| !names.contains(&k.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "cases without a row: {missing:?}");
+    let mut args = Vec::new();
+    let mut arity = Vec::new();
+    for (name, _) in &table {
+        let case = cases
+            .get(*name)
+            .unwrap_or_else(|| panic!("no reference for {name}"));
+        let ins = case["inputs"].as_array().unwrap();
+        arity.push(ins.len());
+        for v in ins {
+            let (k, shape, data) = values(v);
+            let dtype = if k == "f64" { DType::F64 } else { DType::I32 };
+            args.push(array(&data, &shape, dtype));
+        }
+    }
+    let arity2 = arity.clone();
+    let f = jit(move |xs: Vec<Tensor>| -> Vec<Tensor> {
+        let mut at = 0;
+        let mut outs = Vec::new();
+        for ((_, row), n) in rows().iter().zip(&arity2) {
+            outs.extend(row(&xs[at..at + n]));
+            at += n;
+        }
+        outs
+    });
+    let out = f.call(&args).unwrap_or_else(|e| panic!("{e}"));
+    let mut at = 0;
+    for (name, _) in &table {
+        let want = cases[*name]["outputs"].as_array().unwrap();
+        for (j, w) in want.iter().enumerate() {
+            let got = &out[at];
+            at += 1;
+            let what = format!("{name}[{j}]");
+            let (k, shape, data) = values(w);
+            assert_eq!(
+                kind(got.dtype()),
+                k,
+                "{what}: result kind ({})",
+                got.dtype()
+            );
+            assert_eq!(got.shape(), &shape[..], "{what}: shape");
+            assert_close(&what, &read(got), &data, tol(DType::F64));
+        }
+    }
+    assert_eq!(at, out.len(), "rows returned more outputs than NumPy");
+}
