@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use bv_core::numpy::{self as np, Axes, Indexing, PadMode};
-use bv_core::{jit, DType, Tensor};
+use bv_core::{jit, DType, Spec, Tensor};
 use serde_json::Value;
 use support::{array, assert_close, read, tol};
 
@@ -281,4 +281,126 @@ fn numpy_layer_matches_numpy_f64() {
         }
     }
     assert_eq!(at, out.len(), "rows returned more outputs than NumPy");
+}
+
+/// The result type of `f` on `specs`, from lowering alone.
+fn dtype_of(f: fn(&[Tensor]) -> Tensor, specs: Vec<Spec>) -> DType {
+    let g = jit(move |xs: Vec<Tensor>| f(&xs));
+    g.lower(&specs).unwrap().out_avals[0].dtype
+}
+
+#[test]
+fn new_functions_promote_as_jnp() {
+    let s = |d: &[DType]| d.iter().map(|&d| Spec::new([2, 3], d)).collect::<Vec<_>>();
+    let cat = |x: &[Tensor]| np::concatenate(&[&x[0], &x[1]], 0);
+    let stack = |x: &[Tensor]| np::stack(&[&x[0], &x[1]], 0);
+    assert_eq!(dtype_of(cat, s(&[DType::BF16, DType::F32])), DType::F32);
+    assert_eq!(dtype_of(cat, s(&[DType::BF16, DType::F16])), DType::F32);
+    assert_eq!(dtype_of(stack, s(&[DType::I8, DType::U8])), DType::I16);
+    assert_eq!(dtype_of(stack, s(&[DType::Bool, DType::I32])), DType::I32);
+    let outer = |x: &[Tensor]| np::outer(&x[0], &x[1]);
+    assert_eq!(dtype_of(outer, s(&[DType::I32, DType::BF16])), DType::BF16);
+    let land = |x: &[Tensor]| np::logical_and(&x[0], 2.5);
+    assert_eq!(dtype_of(land, s(&[DType::F32])), DType::Bool);
+    let cumsum = |x: &[Tensor]| np::cumsum(&x[0], 0);
+    assert_eq!(dtype_of(cumsum, s(&[DType::Bool])), DType::I32);
+    assert_eq!(dtype_of(cumsum, s(&[DType::U8])), DType::U32);
+    let recip = |x: &[Tensor]| np::reciprocal(&x[0]);
+    assert_eq!(dtype_of(recip, s(&[DType::I32])), DType::F32);
+    let pad = |x: &[Tensor]| np::pad(&x[0], &[(1, 1)], PadMode::Reflect);
+    assert_eq!(dtype_of(pad, s(&[DType::BF16])), DType::BF16);
+}
+
+#[test]
+fn bad_shapes_name_the_op_the_shapes_and_the_callers_line() {
+    let cases: Vec<(fn(&[Tensor]) -> Tensor, Vec<usize>, Vec<usize>, &str)> = vec![
+        (
+            |x| np::concatenate(&[&x[0], &x[1]], 1),
+            vec![2, 3],
+            vec![3, 3],
+            "concatenate: shapes [2, 3] and [3, 3] differ outside axis 1",
+        ),
+        (
+            |x| np::stack(&[&x[0], &x[1]], 0),
+            vec![2, 3],
+            vec![3, 2],
+            "stack: shapes [2, 3] and [3, 2] must be equal",
+        ),
+        (
+            |x| np::squeeze(&x[0], 0),
+            vec![2, 3],
+            vec![],
+            "squeeze: axis 0 of shape [2, 3] is not of size 1",
+        ),
+        (
+            |x| np::split(&x[0], 2, 0).swap_remove(0),
+            vec![5, 2],
+            vec![],
+            "split: axis 0 of shape [5, 2] does not split into 2 equal sections",
+        ),
+        (
+            |x| np::pad(&x[0], &[(1, 1); 3], PadMode::Edge),
+            vec![2, 3],
+            vec![],
+            "pad: 3 (before, after) pairs for shape [2, 3]",
+        ),
+        (
+            |x| np::pad(&x[0], &[(1, 1), (0, 0)], PadMode::Reflect),
+            vec![0, 3],
+            vec![],
+            "pad: cannot pad the empty axis 0 of [0, 3] with Reflect",
+        ),
+        (
+            |x| np::tril(&x[0], 0),
+            vec![4],
+            vec![],
+            "tril: needs at least 2 dimensions, got shape [4]",
+        ),
+        (
+            |x| np::expand_dims(&x[0], 3),
+            vec![2, 3],
+            vec![],
+            "expand_dims: axis 3 is out of range for rank 2",
+        ),
+        (
+            |x| np::roll(&x[0], 1, Some(-3)),
+            vec![2, 3],
+            vec![],
+            "roll: axis -3 is out of range for rank 2",
+        ),
+        (
+            |x| np::vdot(&x[0], &x[1]),
+            vec![2, 3],
+            vec![5],
+            "vdot: sizes of [2, 3] and [5] differ",
+        ),
+        (
+            |x| np::diag(&x[0], 0),
+            vec![2, 3, 4],
+            vec![],
+            "diag: needs a 1-D or 2-D input, got shape [2, 3, 4]",
+        ),
+        (
+            |x| np::meshgrid(&[&x[0]], Indexing::Ij).swap_remove(0),
+            vec![2, 3],
+            vec![],
+            "meshgrid: needs 1-D inputs, got shape [2, 3]",
+        ),
+        (
+            |x| np::logical_or(&x[0], &x[1]),
+            vec![2, 3],
+            vec![2],
+            "logical_or: cannot broadcast shapes [2, 3] and [2]",
+        ),
+    ];
+    for (f, a, b, want) in cases {
+        let mut specs = vec![Spec::new(a, DType::F32)];
+        if !b.is_empty() {
+            specs.push(Spec::new(b, DType::F32));
+        }
+        let g = jit(move |xs: Vec<Tensor>| f(&xs));
+        let err = g.lower(&specs).unwrap_err().to_string();
+        assert!(err.starts_with(want), "{err}\nwant: {want}");
+        assert!(err.contains("numpy_reference.rs:"), "no caller line: {err}");
+    }
 }
