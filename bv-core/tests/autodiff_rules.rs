@@ -631,6 +631,17 @@ fn numpy_composites_match_finite_differences() {
             let g = np::meshgrid(&[&x[0], &x[1]], Indexing::Xy);
             &g[0] * &g[1]
         }),
+        case(
+            "dot_inner",
+            &[(&[2, 3, 4], any, 1.0), (&[4, 5], any, 1.0)],
+            |x| np::dot(&x[0], &x[1]) + np::inner(&x[0], &np::transpose(&x[1], &[])),
+        ),
+        case("softplus_leaky_relu_elu", &[(&[2, 3], -3.0, 3.0)], |x| {
+            np::softplus(&x[0]) + np::leaky_relu(&x[0], 0.1) * np::elu(&x[0], 0.5)
+        }),
+        case("standardize", &[(&[3, 4], any, 1.0)], |x| {
+            np::standardize(&x[0], -1, 1e-5)
+        }),
         case("reciprocal_log2_log10", &[(&[2, 3], 0.5, 2.0)], |x| {
             np::reciprocal(&x[0]) + np::log2(&x[0]) * np::log10(&x[0])
         }),

@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use bv_core::numpy::{self as np, Axes, Indexing, PadMode};
+use bv_core::numpy::{self as np, Axes, Indexing, PadMode, Side};
 use bv_core::{jit, DType, Spec, Tensor};
 use serde_json::Value;
 use support::{array, assert_close, read, tol};
@@ -77,6 +77,12 @@ fn rows() -> Vec<Row> {
         ("argmax", |x| vec![np::argmax(&x[0], 1)]),
         ("argmin", |x| vec![np::argmin(&x[0], 0)]),
         ("sort", |x| vec![np::sort(&x[0], 1)]),
+        ("searchsorted", |x| {
+            vec![
+                np::searchsorted(&x[0], &x[1], Side::Left),
+                np::searchsorted(&x[0], &x[1], Side::Right),
+            ]
+        }),
         ("argsort", |x| vec![np::argsort(&x[0], 0)]),
         ("take", |x| vec![np::take(&x[0], &x[1], 1)]),
         ("take_along_axis", |x| {
@@ -96,11 +102,26 @@ fn rows() -> Vec<Row> {
         ("silu", |x| vec![np::silu(&x[0])]),
         ("gelu_tanh", |x| vec![np::gelu(&x[0], true)]),
         ("gelu_erf", |x| vec![np::gelu(&x[0], false)]),
+        ("softplus", |x| vec![np::softplus(&x[0])]),
+        ("leaky_relu", |x| vec![np::leaky_relu(&x[0], 0.1)]),
+        ("elu", |x| vec![np::elu(&x[0], 0.5)]),
+        ("standardize", |x| vec![np::standardize(&x[0], -1, 1e-5)]),
         ("matmul", |x| vec![np::matmul(&x[0], &x[1])]),
         ("einsum", |x| {
             vec![np::einsum("bij,bjk->bik", &[&x[0], &x[1]])]
         }),
         ("norm", |x| vec![np::norm(&x[0], 1, false)]),
+        ("dot", |x| {
+            vec![
+                np::dot(&x[1], &x[2]),
+                np::dot(&x[0], &x[3]),
+                np::dot(&x[5], &x[0]),
+                np::dot(&x[1], &x[4]),
+                np::dot(&x[0], &x[0]),
+                np::dot(&x[6], &x[5]),
+            ]
+        }),
+        ("inner", |x| vec![np::inner(&x[0], &x[1])]),
         ("outer", |x| vec![np::outer(&x[0], &x[1])]),
         ("vdot", |x| vec![np::vdot(&x[0], &x[1])]),
         ("diag_vec", |x| {
@@ -373,6 +394,18 @@ fn bad_shapes_name_the_op_the_shapes_and_the_callers_line() {
             vec![2, 3],
             vec![5],
             "vdot: sizes of [2, 3] and [5] differ",
+        ),
+        (
+            |x| np::dot(&x[0], &x[1]),
+            vec![2, 3],
+            vec![2, 3],
+            "dot: axis 1 of [2, 3] and axis 0 of [2, 3] differ in length",
+        ),
+        (
+            |x| np::searchsorted(&x[0], &x[1], Side::Left),
+            vec![2, 3],
+            vec![2],
+            "searchsorted: needs a 1-D sorted array, got shape [2, 3]",
         ),
         (
             |x| np::diag(&x[0], 0),

@@ -1,5 +1,5 @@
 //! `matmul` (numpy semantics, broadcast batch dimensions), two-operand `einsum`, the
-//! 2-norm, `outer`, `vdot` and `diag`.
+//! 2-norm, `dot`, `inner`, `outer`, `vdot` and `diag`.
 
 use crate::dtype::DType;
 use crate::numpy::{broadcast_shapes, broadcast_to, eye, inexact, promote_all, sqrt, sum, Axes};
@@ -267,13 +267,8 @@ pub fn vdot(x: &Tensor, y: &Tensor) -> Tensor {
             x.aval().clone(),
         );
     }
-    let dims = DotDims {
-        lhs_contracting: vec![0],
-        rhs_contracting: vec![0],
-        ..DotDims::default()
-    };
     let flat = |t: &Tensor| prim::reshape(t, &[t.size()]);
-    prim::dot_general(&flat(&x), &flat(&y), dims, Precision::Default, None)
+    contract("vdot", &flat(&x), &flat(&y), 0, 0)
 }
 
 /// `jnp.diag`: a 1-D `x` placed on the `k`-th diagonal of a square matrix, or the `k`-th
@@ -306,4 +301,47 @@ pub fn diag(x: &Tensor, k: i64) -> Tensor {
             fail("diag", reason, &[x.aval()], Some(x), x.aval().clone())
         }
     }
+}
+
+/// `jnp.dot`: the product of scalars, the sum over the last axis of `x` and the
+/// second-to-last of `y` (the last for a 1-D `y`); the result's dimensions are `x`'s then
+/// `y`'s remaining ones.
+#[track_caller]
+pub fn dot(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    if x.rank() == 0 || y.rank() == 0 {
+        return crate::numpy::multiply(&x, &y);
+    }
+    let (a, b) = (x.rank() - 1, y.rank().saturating_sub(2));
+    contract("dot", &x, &y, a, b)
+}
+
+/// `jnp.inner`: the sum over the last axes of both operands (the product for scalars).
+#[track_caller]
+pub fn inner(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    if x.rank() == 0 || y.rank() == 0 {
+        return crate::numpy::multiply(&x, &y);
+    }
+    contract("inner", &x, &y, x.rank() - 1, y.rank() - 1)
+}
+
+/// Sums `x`'s axis `a` against `y`'s axis `b` (equal lengths), keeping the other axes in
+/// order, `x`'s first.
+#[track_caller]
+fn contract(op: &'static str, x: &Tensor, y: &Tensor, a: usize, b: usize) -> Tensor {
+    if x.shape()[a] != y.shape()[b] {
+        let reason = format!(
+            "axis {a} of {:?} and axis {b} of {:?} differ in length",
+            x.shape(),
+            y.shape()
+        );
+        return fail(op, reason, &[x.aval(), y.aval()], Some(x), x.aval().clone());
+    }
+    let dims = DotDims {
+        lhs_contracting: vec![a],
+        rhs_contracting: vec![b],
+        ..DotDims::default()
+    };
+    prim::dot_general(x, y, dims, Precision::Default, None)
 }

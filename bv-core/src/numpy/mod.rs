@@ -24,15 +24,18 @@ pub use creation::{
     arange_step, eye, full_like, linspace, meshgrid, ones_like, tri, tril, triu, zeros_like,
     Indexing,
 };
-pub use index::{argmax, argmin, argsort, one_hot, sort, take, take_along_axis, top_k, where_};
-pub use linalg::{diag, einsum, matmul, norm, outer, vdot};
+pub use index::{
+    argmax, argmin, argsort, one_hot, searchsorted, sort, take, take_along_axis, top_k, where_,
+    Side,
+};
+pub use linalg::{diag, dot, einsum, inner, matmul, norm, outer, vdot};
 pub use manip::{
     array_split, concatenate, expand_dims, flip, moveaxis, pad, repeat, roll, split, split_at,
     squeeze, stack, swapaxes, tile, PadMode,
 };
 pub use nn::{
-    avg_pool, gelu, log_sigmoid, log_softmax, logsumexp, max_pool, relu, sigmoid, silu, softmax,
-    Padding,
+    avg_pool, elu, gelu, leaky_relu, log_sigmoid, log_softmax, logsumexp, max_pool, relu, sigmoid,
+    silu, softmax, softplus, standardize, Padding,
 };
 pub use ops::*;
 pub use reduce::{all, any, cummax, cummin, cumsum, max, mean, min, prod, std, sum, var, Axes};
