@@ -642,6 +642,12 @@ fn numpy_composites_match_finite_differences() {
         case("standardize", &[(&[3, 4], any, 1.0)], |x| {
             np::standardize(&x[0], -1, 1e-5)
         }),
+        case("trig_and_hyperbolic", &[(&[2, 3], any, 1.0)], |x| {
+            np::tan(&x[0]) + np::arctan(&x[0]) * np::sinh(&x[0]) + np::cosh(&x[0]) * np::exp2(&x[0])
+        }),
+        case("diff_trace", &[(&[3, 4], any, 1.0)], |x| {
+            np::diff(&x[0], 0) * np::trace(&x[0], 1)
+        }),
         case("reciprocal_log2_log10", &[(&[2, 3], 0.5, 2.0)], |x| {
             np::reciprocal(&x[0]) + np::log2(&x[0]) * np::log10(&x[0])
         }),

@@ -54,6 +54,12 @@ fn rows() -> Vec<Row> {
         ("less", |x| vec![np::less(&x[0], &x[1])]),
         ("greater_equal", |x| vec![np::greater_equal(&x[0], &x[1])]),
         ("isfinite", |x| vec![np::isfinite(&x[0])]),
+        ("isnan_isinf", |x| vec![np::isnan(&x[0]), np::isinf(&x[0])]),
+        ("tan", |x| vec![np::tan(&x[0])]),
+        ("arctan", |x| vec![np::arctan(&x[0])]),
+        ("sinh", |x| vec![np::sinh(&x[0])]),
+        ("cosh", |x| vec![np::cosh(&x[0])]),
+        ("exp2", |x| vec![np::exp2(&x[0])]),
         ("logical_and", |x| vec![np::logical_and(&x[0], &x[1])]),
         ("logical_or", |x| vec![np::logical_or(&x[0], &x[1])]),
         ("logical_xor", |x| vec![np::logical_xor(&x[0], &x[1])]),
@@ -122,6 +128,13 @@ fn rows() -> Vec<Row> {
             ]
         }),
         ("inner", |x| vec![np::inner(&x[0], &x[1])]),
+        ("trace", |x| {
+            vec![
+                np::trace(&x[0], 0),
+                np::trace(&x[0], 2),
+                np::trace(&x[0], -1),
+            ]
+        }),
         ("outer", |x| vec![np::outer(&x[0], &x[1])]),
         ("vdot", |x| vec![np::vdot(&x[0], &x[1])]),
         ("diag_vec", |x| {
@@ -183,6 +196,7 @@ fn rows() -> Vec<Row> {
         ("roll", |x| {
             vec![np::roll(&x[0], 2, Some(1)), np::roll(&x[0], -4, None)]
         }),
+        ("diff", |x| vec![np::diff(&x[0], 1), np::diff(&x[0], -1)]),
         ("swapaxes", |x| vec![np::swapaxes(&x[0], 0, 2)]),
         ("moveaxis", |x| {
             vec![np::moveaxis(&x[0], 0, -1), np::moveaxis(&x[0], 2, 0)]

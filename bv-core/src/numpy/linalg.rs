@@ -1,5 +1,5 @@
 //! `matmul` (numpy semantics, broadcast batch dimensions), two-operand `einsum`, the
-//! 2-norm, `dot`, `inner`, `outer`, `vdot` and `diag`.
+//! 2-norm, `dot`, `inner`, `outer`, `vdot`, `diag` and `trace`.
 
 use crate::dtype::DType;
 use crate::numpy::{broadcast_shapes, broadcast_to, eye, inexact, promote_all, sqrt, sum, Axes};
@@ -344,4 +344,14 @@ fn contract(op: &'static str, x: &Tensor, y: &Tensor, a: usize, b: usize) -> Ten
         ..DotDims::default()
     };
     prim::dot_general(x, y, dims, Precision::Default, None)
+}
+
+/// The sum of the `k`-th diagonal of a matrix (`jnp.trace`).
+#[track_caller]
+pub fn trace(x: &Tensor, k: i64) -> Tensor {
+    if x.rank() != 2 {
+        let reason = format!("needs a 2-D input, got shape {:?}", x.shape());
+        return fail("trace", reason, &[x.aval()], Some(x), x.aval().clone());
+    }
+    sum(&diag(x, k), Axes::All, false)
 }

@@ -1,6 +1,6 @@
 //! Shape manipulation as `jnp` spells it: `concatenate`, `stack`, `expand_dims`, `squeeze`,
-//! `split`, `array_split`, `tile`, `repeat`, `flip`, `roll`, `swapaxes`, `moveaxis` and `pad`
-//! with numpy's modes, all written with the structural primitives (slice, concatenate,
+//! `split`, `array_split`, `tile`, `repeat`, `flip`, `roll`, `swapaxes`, `moveaxis`, `diff`
+//! and `pad` with numpy's modes, all written with the structural primitives (slice, concatenate,
 //! broadcast, reshape, reverse, pad, gather).
 
 use crate::numpy::reduce::{resolve, Axes};
@@ -346,4 +346,23 @@ pub fn pad(x: &Tensor, widths: &[(usize, usize)], mode: PadMode) -> Tensor {
         out = take(&out, &idx, d as isize);
     }
     out
+}
+
+/// Differences of neighbours along `axis`, `x[1:] - x[:-1]` (`jnp.diff` with `n = 1`).
+#[track_caller]
+pub fn diff(x: &Tensor, axis: isize) -> Tensor {
+    let Some(a) = norm_axis(axis, x.rank()) else {
+        return bad_axis("diff", x, axis);
+    };
+    let n = x.shape()[a];
+    if n == 0 {
+        return x.clone();
+    }
+    let hi = prim::slice_in_dim(x, a, 1, n, 1);
+    let lo = prim::slice_in_dim(x, a, 0, n - 1, 1);
+    if x.dtype() == crate::dtype::DType::Bool {
+        prim::xor(&hi, &lo)
+    } else {
+        prim::sub(&hi, &lo)
+    }
 }

@@ -28,10 +28,10 @@ pub use index::{
     argmax, argmin, argsort, one_hot, searchsorted, sort, take, take_along_axis, top_k, where_,
     Side,
 };
-pub use linalg::{diag, dot, einsum, inner, matmul, norm, outer, vdot};
+pub use linalg::{diag, dot, einsum, inner, matmul, norm, outer, trace, vdot};
 pub use manip::{
-    array_split, concatenate, expand_dims, flip, moveaxis, pad, repeat, roll, split, split_at,
-    squeeze, stack, swapaxes, tile, PadMode,
+    array_split, concatenate, diff, expand_dims, flip, moveaxis, pad, repeat, roll, split,
+    split_at, squeeze, stack, swapaxes, tile, PadMode,
 };
 pub use nn::{
     avg_pool, elu, gelu, leaky_relu, log_sigmoid, log_softmax, logsumexp, max_pool, relu, sigmoid,

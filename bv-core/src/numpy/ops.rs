@@ -463,3 +463,58 @@ pub fn log2(x: &Tensor) -> Tensor {
 pub fn log10(x: &Tensor) -> Tensor {
     log(x) / std::f64::consts::LN_10
 }
+
+/// True where `x` is NaN (never for integers).
+#[track_caller]
+pub fn isnan(x: &Tensor) -> Tensor {
+    if x.dtype().is_float() {
+        prim::compare(x, x, CompareDir::Ne)
+    } else {
+        prim::full(x.shape(), false, DType::Bool)
+    }
+}
+
+/// True where `x` is +inf or -inf (never for integers).
+#[track_caller]
+pub fn isinf(x: &Tensor) -> Tensor {
+    if x.dtype().is_float() {
+        let inf = prim::full(x.shape(), f64::INFINITY, x.dtype());
+        prim::compare(&prim::abs(x), &inf, CompareDir::Eq)
+    } else {
+        prim::full(x.shape(), false, DType::Bool)
+    }
+}
+
+/// Tangent, `sin(x) / cos(x)`.
+#[track_caller]
+pub fn tan(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    prim::div(&prim::sin(&x), &prim::cos(&x))
+}
+
+/// Arctangent, `atan2(x, 1)`.
+#[track_caller]
+pub fn arctan(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    prim::atan2(&x, &prim::full(x.shape(), 1, x.dtype()))
+}
+
+/// Hyperbolic sine, `(e^x - e^-x) / 2`.
+#[track_caller]
+pub fn sinh(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    (prim::exp(&x) - prim::exp(&prim::neg(&x))) * 0.5
+}
+
+/// Hyperbolic cosine, `(e^x + e^-x) / 2`.
+#[track_caller]
+pub fn cosh(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    (prim::exp(&x) + prim::exp(&prim::neg(&x))) * 0.5
+}
+
+/// `2^x`, `exp(x ln 2)`.
+#[track_caller]
+pub fn exp2(x: &Tensor) -> Tensor {
+    exp(&(inexact(x) * std::f64::consts::LN_2))
+}
