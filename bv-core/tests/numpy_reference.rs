@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use bv_core::numpy::{self as np, Axes, Indexing, PadMode, Side};
+use bv_core::numpy::{self as np, Axes, Indexing, PadMode, Padding, Side};
 use bv_core::{jit, DType, Spec, Tensor};
 use serde_json::Value;
 use support::{array, assert_close, read, tol};
@@ -54,6 +54,32 @@ fn rows() -> Vec<Row> {
         ("less", |x| vec![np::less(&x[0], &x[1])]),
         ("greater_equal", |x| vec![np::greater_equal(&x[0], &x[1])]),
         ("isfinite", |x| vec![np::isfinite(&x[0])]),
+        ("bitwise", |x| {
+            vec![
+                &x[0] & &x[1],
+                &x[0] | &x[1],
+                &x[0] ^ &x[1],
+                np::invert(&x[0]),
+                &x[0] << &x[1],
+                &x[0] >> &x[1],
+            ]
+        }),
+        ("integer_pow", |x| {
+            vec![
+                np::integer_pow(&x[0], 5),
+                np::integer_pow(&x[0], -2),
+                np::integer_pow(&x[0], 0),
+            ]
+        }),
+        ("astype", |x| {
+            vec![
+                np::astype(&x[0], DType::I32),
+                np::astype(&x[0], DType::Bool),
+            ]
+        }),
+        ("zeros_ones", |_| {
+            vec![np::zeros(&[2, 3], DType::F64), np::ones(&[3], DType::F64)]
+        }),
         ("isnan_isinf", |x| vec![np::isnan(&x[0]), np::isinf(&x[0])]),
         ("tan", |x| vec![np::tan(&x[0])]),
         ("arctan", |x| vec![np::arctan(&x[0])]),
@@ -112,6 +138,12 @@ fn rows() -> Vec<Row> {
         ("leaky_relu", |x| vec![np::leaky_relu(&x[0], 0.1)]),
         ("elu", |x| vec![np::elu(&x[0], 0.5)]),
         ("standardize", |x| vec![np::standardize(&x[0], -1, 1e-5)]),
+        ("max_pool", |x| {
+            vec![np::max_pool(&x[0], &[2, 2], &[2, 2], Padding::Valid)]
+        }),
+        ("avg_pool", |x| {
+            vec![np::avg_pool(&x[0], &[3, 3], &[], Padding::Same)]
+        }),
         ("matmul", |x| vec![np::matmul(&x[0], &x[1])]),
         ("einsum", |x| {
             vec![np::einsum("bij,bjk->bik", &[&x[0], &x[1]])]

@@ -93,6 +93,12 @@ case("equal", [truthy, truthy2], np.equal)
 case("less", [a23, c3], np.less)
 case("greater_equal", [a23, c3], np.greater_equal)
 case("isfinite", [np.array([1.0, np.inf, -np.inf, np.nan, 0.0])], np.isfinite)
+ia, ib = i(2, 3, lo=-8, hi=8), i(2, 3, lo=0, hi=4)
+case("bitwise", [ia, ib], lambda x, y: (x & y, x | y, x ^ y, np.invert(x), x << y, x >> y))
+case("integer_pow", [a23], lambda x: (x**5, x**-2, x**0))
+case("astype", [a23 * 3], lambda x: (x.astype(np.int32), x.astype(bool)))
+case("zeros_ones", [], lambda: (np.zeros((2, 3)), np.ones((3,))))
+
 # New elementwise.
 case("isnan_isinf", [np.array([1.0, np.inf, -np.inf, np.nan, 0.0])], lambda x: (np.isnan(x), np.isinf(x)))
 case("tan", [a23 * 0.7], np.tan)
@@ -153,6 +159,13 @@ case("softplus", [a23 * 10], lambda x: np.logaddexp(x, 0))
 case("leaky_relu", [a23], lambda x: np.where(x >= 0, x, 0.1 * x))
 case("elu", [a23 * 100], lambda x: np.where(x > 0, x, 0.5 * np.expm1(np.minimum(x, 0))))
 case("standardize", [m34], lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5))
+
+img = f(2, 4, 4, 3)
+case("max_pool", [img], lambda x: x.reshape(2, 2, 2, 2, 2, 3).max(axis=(2, 4)))
+def avg_same_3x3(x):
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return sum(p[:, a:a + 4, b:b + 4] for a in range(3) for b in range(3)) / 9
+case("avg_pool", [img], avg_same_3x3)
 
 # Linear algebra.
 case("matmul", [x234, f(4, 2)], np.matmul)
