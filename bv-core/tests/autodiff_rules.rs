@@ -618,6 +618,12 @@ fn numpy_composites_match_finite_differences() {
             np::tril(&x[0], 1) * np::triu(&x[0], -1)
         }),
         case("cumsum", &[(&[3, 4], any, 1.0)], |x| np::cumsum(&x[0], -1)),
+        case("cumprod", &[(&[3, 5], any, 1.0)], |x| {
+            np::cumprod(&x[0], -1) + np::cumprod(&x[0], 0)
+        }),
+        case("cumprod_with_zero", &[(&[7], any, 1.0)], |x| {
+            np::cumprod(&(&x[0] * np::not_equal(np::arange(7, DType::I32), 3)), 0)
+        }),
         case("outer", &[(&[3], any, 1.0), (&[2, 2], any, 1.0)], |x| {
             np::outer(&x[0], &x[1])
         }),

@@ -104,6 +104,14 @@ fn rows() -> Vec<Row> {
         ("all", |x| vec![np::all(&x[0], 1, false)]),
         ("any", |x| vec![np::any(&x[0], 0, false)]),
         ("cumsum", |x| vec![np::cumsum(&x[0], 1)]),
+        ("cumprod", |x| {
+            let zeroed = &x[0] * np::not_equal(np::arange(5, DType::I32), 2);
+            vec![
+                np::cumprod(&x[0], 1),
+                np::cumprod(&zeroed, -1),
+                np::cumprod(&x[0], 0),
+            ]
+        }),
         ("cummax", |x| vec![np::cummax(&x[0], 0)]),
         ("cummin", |x| vec![np::cummin(&x[0], -1)]),
         ("argmax", |x| vec![np::argmax(&x[0], 1)]),

@@ -38,7 +38,9 @@ pub use nn::{
     silu, softmax, softplus, standardize, Padding,
 };
 pub use ops::*;
-pub use reduce::{all, any, cummax, cummin, cumsum, max, mean, min, prod, std, sum, var, Axes};
+pub use reduce::{
+    all, any, cummax, cummin, cumprod, cumsum, max, mean, min, prod, std, sum, var, Axes,
+};
 
 use crate::dtype::DType;
 use crate::prim::{self, Scalar};

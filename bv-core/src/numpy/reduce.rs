@@ -200,6 +200,17 @@ pub fn cumsum(x: &Tensor, axis: isize) -> Tensor {
     }
 }
 
+/// Running product along `axis` (small integers accumulate in 32 bits, as `jnp.cumprod`);
+/// the derivative is that of JAX's prefix scan, exact with zeros in `x`.
+#[track_caller]
+pub fn cumprod(x: &Tensor, axis: isize) -> Tensor {
+    let x = astype(x, accumulation(x.dtype()));
+    match norm_axis(axis, x.rank()) {
+        Some(a) => prim::cumprod(&x, a, false),
+        None => bad_axis("cumprod", &x, axis),
+    }
+}
+
 /// Running maximum along `axis` (`lax.cummax`); ties share the derivative as JAX's scan.
 #[track_caller]
 pub fn cummax(x: &Tensor, axis: isize) -> Tensor {

@@ -126,6 +126,7 @@ case("std", [x234], lambda x: np.std(x, axis=(0, 1)))
 case("all", [truthy], lambda x: np.all(x, axis=1))
 case("any", [truthy], lambda x: np.any(x, axis=0))
 case("cumsum", [m34], lambda x: np.cumsum(x, axis=1))
+case("cumprod", [f(3, 5)], lambda x: (np.cumprod(x, axis=1), np.cumprod(x * (np.arange(5) != 2), axis=-1), np.cumprod(x, axis=0)))
 case("cummax", [m34], lambda x: np.maximum.accumulate(x, axis=0))
 case("cummin", [m34], lambda x: np.minimum.accumulate(x, axis=-1))
 
