@@ -388,7 +388,13 @@ fn new_functions_promote_as_jnp() {
 
 #[test]
 fn bad_shapes_name_the_op_the_shapes_and_the_callers_line() {
-    let cases: Vec<(fn(&[Tensor]) -> Tensor, Vec<usize>, Vec<usize>, &str)> = vec![
+    type Bad = (
+        fn(&[Tensor]) -> Tensor,
+        Vec<usize>,
+        Vec<usize>,
+        &'static str,
+    );
+    let cases: Vec<Bad> = vec![
         (
             |x| np::concatenate(&[&x[0], &x[1]], 1),
             vec![2, 3],

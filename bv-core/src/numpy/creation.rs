@@ -15,7 +15,7 @@ pub fn arange_step(start: f64, stop: f64, step: f64, dtype: DType) -> Tensor {
     if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
         let reason =
             format!("start {start}, stop {stop} and step {step} must be finite, step non-zero");
-        return fail("arange_step", reason, &[], None, Aval::new(&[0], dtype));
+        return fail("arange_step", reason, &[], None, Aval::new([0], dtype));
     }
     let n = ((stop - start) / step).ceil().max(0.0) as usize;
     let i = prim::iota(dtype, &[n], 0);
@@ -30,7 +30,7 @@ pub fn arange_step(start: f64, stop: f64, step: f64, dtype: DType) -> Tensor {
 pub fn linspace(start: f64, stop: f64, num: usize, endpoint: bool, dtype: DType) -> Tensor {
     if !dtype.is_float() {
         let reason = format!("needs a float dtype, got {dtype}");
-        return fail("linspace", reason, &[], None, Aval::new(&[num], dtype));
+        return fail("linspace", reason, &[], None, Aval::new([num], dtype));
     }
     let div = if endpoint { num.saturating_sub(1) } else { num };
     let step = if div > 0 {

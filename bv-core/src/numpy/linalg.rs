@@ -276,8 +276,8 @@ pub fn vdot(x: &Tensor, y: &Tensor) -> Tensor {
 #[track_caller]
 pub fn diag(x: &Tensor, k: i64) -> Tensor {
     let off = k.unsigned_abs() as usize;
-    match x.shape() {
-        &[n] => {
+    match *x.shape() {
+        [n] => {
             let size = n + off;
             let v = prim::pad(x, &prim::full(&[], 0, x.dtype()), &[(0, off as i64, 0)]);
             let along = if k >= 0 { 0 } else { 1 };
@@ -285,7 +285,7 @@ pub fn diag(x: &Tensor, k: i64) -> Tensor {
             let on = eye(size, size, k, DType::Bool);
             prim::select(&on, &v, &prim::full(&[size, size], 0, x.dtype()))
         }
-        &[n, m] => {
+        [n, m] => {
             let on = eye(n, m, k, DType::Bool);
             let kept = prim::select(&on, x, &prim::full(&[n, m], 0, x.dtype()));
             let (axis, len) = if k >= 0 {

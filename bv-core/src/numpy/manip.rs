@@ -26,7 +26,7 @@ pub fn concatenate(xs: &[&Tensor], axis: isize) -> Tensor {
             reason,
             &[],
             None,
-            Aval::new(&[], crate::dtype::DType::F32),
+            Aval::new([], crate::dtype::DType::F32),
         );
     };
     let Some(a) = norm_axis(axis, first.rank()) else {
@@ -67,7 +67,7 @@ pub fn stack(xs: &[&Tensor], axis: isize) -> Tensor {
             reason,
             &[],
             None,
-            Aval::new(&[], crate::dtype::DType::F32),
+            Aval::new([], crate::dtype::DType::F32),
         );
     };
     if xs.iter().any(|x| x.shape() != first.shape()) {

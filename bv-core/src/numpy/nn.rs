@@ -57,7 +57,7 @@ pub fn gelu(x: &Tensor, approximate: bool) -> Tensor {
 /// `log(1 + e^x) = logaddexp(x, 0)` (`jax.nn.softplus`).
 #[track_caller]
 pub fn softplus(x: &Tensor) -> Tensor {
-    logaddexp(&inexact(x), 0.0)
+    logaddexp(inexact(x), 0.0)
 }
 
 /// `x` where `x >= 0`, `slope * x` elsewhere (`jax.nn.leaky_relu`, whose default slope is
