@@ -402,6 +402,12 @@ fn bad_shapes_name_the_op_the_shapes_and_the_callers_line() {
             "concatenate: shapes [2, 3] and [3, 3] differ outside axis 1",
         ),
         (
+            |_| np::concatenate(&[], 0),
+            vec![2],
+            vec![],
+            "concatenate: needs at least one array",
+        ),
+        (
             |x| np::stack(&[&x[0], &x[1]], 0),
             vec![2, 3],
             vec![3, 2],

@@ -3,6 +3,7 @@
 //! and `pad` with numpy's modes, all written with the structural primitives (slice, concatenate,
 //! broadcast, reshape, reverse, pad, gather).
 
+use crate::dtype::DType;
 use crate::numpy::reduce::{resolve, Axes};
 use crate::numpy::{bad_axis, norm_axis, promote_all, take, transpose};
 use crate::prim;
@@ -15,19 +16,19 @@ fn shape_error(op: &'static str, reason: String, xs: &[&Tensor]) -> Tensor {
     fail(op, reason, &avals, Some(xs[0]), xs[0].aval().clone())
 }
 
+/// Records that `op` got an empty list of arrays.
+#[track_caller]
+fn no_arrays(op: &'static str) -> Tensor {
+    let reason = "needs at least one array".to_string();
+    fail(op, reason, &[], None, Aval::new([], DType::F32))
+}
+
 /// Joins tensors along an existing `axis`; element types are promoted, other dimensions must
 /// agree.
 #[track_caller]
 pub fn concatenate(xs: &[&Tensor], axis: isize) -> Tensor {
     let Some(first) = xs.first() else {
-        let reason = "needs at least one array".to_string();
-        return fail(
-            "concatenate",
-            reason,
-            &[],
-            None,
-            Aval::new([], crate::dtype::DType::F32),
-        );
+        return no_arrays("concatenate");
     };
     let Some(a) = norm_axis(axis, first.rank()) else {
         return bad_axis("concatenate", first, axis);
@@ -61,14 +62,7 @@ pub fn expand_dims(x: &Tensor, axis: isize) -> Tensor {
 #[track_caller]
 pub fn stack(xs: &[&Tensor], axis: isize) -> Tensor {
     let Some(first) = xs.first() else {
-        let reason = "needs at least one array".to_string();
-        return fail(
-            "stack",
-            reason,
-            &[],
-            None,
-            Aval::new([], crate::dtype::DType::F32),
-        );
+        return no_arrays("stack");
     };
     if xs.iter().any(|x| x.shape() != first.shape()) {
         let shapes: Vec<String> = xs.iter().map(|x| format!("{:?}", x.shape())).collect();
@@ -360,7 +354,7 @@ pub fn diff(x: &Tensor, axis: isize) -> Tensor {
     }
     let hi = prim::slice_in_dim(x, a, 1, n, 1);
     let lo = prim::slice_in_dim(x, a, 0, n - 1, 1);
-    if x.dtype() == crate::dtype::DType::Bool {
+    if x.dtype() == DType::Bool {
         prim::xor(&hi, &lo)
     } else {
         prim::sub(&hi, &lo)

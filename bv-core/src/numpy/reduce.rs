@@ -190,14 +190,25 @@ pub fn std(x: &Tensor, axes: impl Into<Axes>, ddof: usize, keepdims: bool) -> Te
     prim::sqrt(&var(x, axes, ddof, keepdims))
 }
 
+/// A running scan of `x` along `axis` by `f` (a `prim` cumulative function).
+#[track_caller]
+fn running(
+    op: &'static str,
+    x: &Tensor,
+    axis: isize,
+    f: fn(&Tensor, usize, bool) -> Tensor,
+) -> Tensor {
+    match norm_axis(axis, x.rank()) {
+        Some(a) => f(x, a, false),
+        None => bad_axis(op, x, axis),
+    }
+}
+
 /// Running sum along `axis` (bool and small integers accumulate in 32 bits, as `jnp.cumsum`).
 #[track_caller]
 pub fn cumsum(x: &Tensor, axis: isize) -> Tensor {
     let x = astype(x, accumulation(x.dtype()));
-    match norm_axis(axis, x.rank()) {
-        Some(a) => prim::cumsum(&x, a, false),
-        None => bad_axis("cumsum", &x, axis),
-    }
+    running("cumsum", &x, axis, prim::cumsum)
 }
 
 /// Running product along `axis` (small integers accumulate in 32 bits, as `jnp.cumprod`);
@@ -205,26 +216,17 @@ pub fn cumsum(x: &Tensor, axis: isize) -> Tensor {
 #[track_caller]
 pub fn cumprod(x: &Tensor, axis: isize) -> Tensor {
     let x = astype(x, accumulation(x.dtype()));
-    match norm_axis(axis, x.rank()) {
-        Some(a) => prim::cumprod(&x, a, false),
-        None => bad_axis("cumprod", &x, axis),
-    }
+    running("cumprod", &x, axis, prim::cumprod)
 }
 
 /// Running maximum along `axis` (`lax.cummax`); ties share the derivative as JAX's scan.
 #[track_caller]
 pub fn cummax(x: &Tensor, axis: isize) -> Tensor {
-    match norm_axis(axis, x.rank()) {
-        Some(a) => prim::cummax(x, a, false),
-        None => bad_axis("cummax", x, axis),
-    }
+    running("cummax", x, axis, prim::cummax)
 }
 
 /// Running minimum along `axis` (`lax.cummin`).
 #[track_caller]
 pub fn cummin(x: &Tensor, axis: isize) -> Tensor {
-    match norm_axis(axis, x.rank()) {
-        Some(a) => prim::cummin(x, a, false),
-        None => bad_axis("cummin", x, axis),
-    }
+    running("cummin", x, axis, prim::cummin)
 }
