@@ -645,6 +645,11 @@ fn numpy_composites_match_finite_differences() {
         case("softplus_leaky_relu_elu", &[(&[2, 3], -3.0, 3.0)], |x| {
             np::softplus(&x[0]) + np::leaky_relu(&x[0], 0.1) * np::elu(&x[0], 0.5)
         }),
+        case("relu6_hard_tanh_celu_selu", &[(&[2, 3], -3.0, 3.0)], |x| {
+            np::relu6(&(&x[0] * 2.5)) + np::hard_tanh(&x[0]) * np::celu(&x[0], 0.5)
+                - np::selu(&x[0])
+        }),
+        case("glu", &[(&[3, 4], any, 1.0)], |x| np::glu(&x[0], 1)),
         case("standardize", &[(&[3, 4], any, 1.0)], |x| {
             np::standardize(&x[0], -1, 1e-5)
         }),

@@ -145,6 +145,11 @@ fn rows() -> Vec<Row> {
         ("softplus", |x| vec![np::softplus(&x[0])]),
         ("leaky_relu", |x| vec![np::leaky_relu(&x[0], 0.1)]),
         ("elu", |x| vec![np::elu(&x[0], 0.5)]),
+        ("relu6", |x| vec![np::relu6(&x[0])]),
+        ("hard_tanh", |x| vec![np::hard_tanh(&x[0])]),
+        ("celu", |x| vec![np::celu(&x[0], 0.5)]),
+        ("selu", |x| vec![np::selu(&x[0])]),
+        ("glu", |x| vec![np::glu(&x[0], -1)]),
         ("standardize", |x| vec![np::standardize(&x[0], -1, 1e-5)]),
         ("max_pool", |x| {
             vec![np::max_pool(&x[0], &[2, 2], &[2, 2], Padding::Valid)]

@@ -34,8 +34,8 @@ pub use manip::{
     split_at, squeeze, stack, swapaxes, tile, PadMode,
 };
 pub use nn::{
-    avg_pool, elu, gelu, leaky_relu, log_sigmoid, log_softmax, logsumexp, max_pool, relu, sigmoid,
-    silu, softmax, softplus, standardize, Padding,
+    avg_pool, celu, elu, gelu, glu, hard_tanh, leaky_relu, log_sigmoid, log_softmax, logsumexp,
+    max_pool, relu, relu6, selu, sigmoid, silu, softmax, softplus, standardize, Padding,
 };
 pub use ops::*;
 pub use reduce::{

@@ -159,6 +159,12 @@ case("gelu_erf", [a23], lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))))
 case("softplus", [a23 * 10], lambda x: np.logaddexp(x, 0))
 case("leaky_relu", [a23], lambda x: np.where(x >= 0, x, 0.1 * x))
 case("elu", [a23 * 100], lambda x: np.where(x > 0, x, 0.5 * np.expm1(np.minimum(x, 0))))
+case("relu6", [a23 * 5], lambda x: np.minimum(np.maximum(x, 0), 6))
+case("hard_tanh", [a23], lambda x: np.clip(x, -1, 1))
+case("celu", [a23 * 100], lambda x: np.where(x > 0, x, 0.5 * np.expm1(np.minimum(x, 0) / 0.5)))
+SELU_A, SELU_S = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+case("selu", [a23], lambda x: SELU_S * np.where(x > 0, x, SELU_A * np.expm1(np.minimum(x, 0))))
+case("glu", [m34], lambda x: x[:, :2] / (1 + np.exp(-x[:, 2:])))
 case("standardize", [m34], lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5))
 
 img = f(2, 4, 4, 3)
