@@ -508,3 +508,38 @@ fn bad_shapes_name_the_op_the_shapes_and_the_callers_line() {
         assert!(err.contains("numpy_reference.rs:"), "no caller line: {err}");
     }
 }
+
+/// Derivatives at the kinks of the new activations, as JAX 0.10.2 gives them:
+/// `jax.grad(lambda x: jax.nn.relu6(x).sum())(jnp.array([0., 6., 3., -1., 7.]))` is
+/// `[0, 0, 1, 0, 0]`; `hard_tanh` at `[-1, 1, 0.5, 2, -2]` is `[1, 1, 1, 0, 0]`;
+/// `leaky_relu(x, 0.1)`, `elu` and `celu` at 0 are 1.
+#[test]
+fn activation_kinks_match_jax() {
+    use bv_core::autodiff::grad;
+    let total = |f: fn(&Tensor) -> Tensor| move |x: Tensor| np::sum(&f(&x), Axes::All, false);
+    let f = jit(move |x: Vec<Tensor>| {
+        vec![
+            grad(total(np::relu6))(&x[0]),
+            grad(total(np::hard_tanh))(&x[1]),
+            grad(total(|x| np::leaky_relu(x, 0.1)))(&x[2]),
+            grad(total(|x| np::elu(x, 1.0)))(&x[2]),
+            grad(total(|x| np::celu(x, 1.0)))(&x[2]),
+        ]
+    });
+    let args = vec![
+        array(&[0.0, 6.0, 3.0, -1.0, 7.0], &[5], DType::F32),
+        array(&[-1.0, 1.0, 0.5, 2.0, -2.0], &[5], DType::F32),
+        array(&[0.0], &[1], DType::F32),
+    ];
+    let out = f.call(&args).unwrap_or_else(|e| panic!("{e}"));
+    let want: [&[f64]; 5] = [
+        &[0.0, 0.0, 1.0, 0.0, 0.0],
+        &[1.0, 1.0, 1.0, 0.0, 0.0],
+        &[1.0],
+        &[1.0],
+        &[1.0],
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert_close(&format!("kink {i}"), &read(&out[i]), w, (0.0, 0.0));
+    }
+}
