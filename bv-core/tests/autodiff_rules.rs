@@ -656,6 +656,9 @@ fn numpy_composites_match_finite_differences() {
         case("trig_and_hyperbolic", &[(&[2, 3], any, 1.0)], |x| {
             np::tan(&x[0]) + np::arctan(&x[0]) * np::sinh(&x[0]) + np::cosh(&x[0]) * np::exp2(&x[0])
         }),
+        case("arcsin_arccos", &[(&[2, 3], -0.9, 0.9)], |x| {
+            np::arcsin(&x[0]) * np::arccos(&x[0])
+        }),
         case("diff_trace", &[(&[3, 4], any, 1.0)], |x| {
             np::diff(&x[0], 0) * np::trace(&x[0], 1)
         }),

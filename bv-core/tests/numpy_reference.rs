@@ -84,6 +84,23 @@ fn rows() -> Vec<Row> {
         ("tan", |x| vec![np::tan(&x[0])]),
         ("arctan", |x| vec![np::arctan(&x[0])]),
         ("sinh", |x| vec![np::sinh(&x[0])]),
+        ("arcsin_arccos", |x| {
+            vec![np::arcsin(&x[0]), np::arccos(&x[0])]
+        }),
+        ("isclose", |x| {
+            vec![
+                np::isclose(&x[0], &x[1], 1e-5, 1e-6),
+                np::isclose(&x[2], &x[3], 1e-5, 1e-8),
+                np::allclose(&x[0], &(&x[0] + 1e-9), 1e-5, 1e-8),
+                np::allclose(&x[0], &x[1], 1e-5, 1e-8),
+            ]
+        }),
+        ("count_nonzero", |x| {
+            vec![
+                np::count_nonzero(&x[0], 1, false),
+                np::count_nonzero(&x[0], Axes::All, false),
+            ]
+        }),
         ("cosh", |x| vec![np::cosh(&x[0])]),
         ("exp2", |x| vec![np::exp2(&x[0])]),
         ("logical_and", |x| vec![np::logical_and(&x[0], &x[1])]),

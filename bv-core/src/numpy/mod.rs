@@ -39,7 +39,8 @@ pub use nn::{
 };
 pub use ops::*;
 pub use reduce::{
-    all, any, cummax, cummin, cumprod, cumsum, max, mean, min, prod, std, sum, var, Axes,
+    all, allclose, any, count_nonzero, cummax, cummin, cumprod, cumsum, max, mean, min, prod, std,
+    sum, var, Axes,
 };
 
 use crate::dtype::DType;

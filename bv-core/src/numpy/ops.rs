@@ -518,3 +518,41 @@ pub fn cosh(x: &Tensor) -> Tensor {
 pub fn exp2(x: &Tensor) -> Tensor {
     exp(&(inexact(x) * std::f64::consts::LN_2))
 }
+
+/// Arcsine, `atan2(x, sqrt(1 - x^2))` (NaN outside `[-1, 1]`).
+#[track_caller]
+pub fn arcsin(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    let c = prim::sqrt(&(1.0 - prim::square(&x)));
+    prim::atan2(&x, &c)
+}
+
+/// Arccosine, `atan2(sqrt(1 - x^2), x)` (NaN outside `[-1, 1]`).
+#[track_caller]
+pub fn arccos(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    let s = prim::sqrt(&(1.0 - prim::square(&x)));
+    prim::atan2(&s, &x)
+}
+
+/// True where `|x - y| <= atol + rtol |y|` for finite values, or `x == y`, elementwise, as
+/// `jnp.isclose` (NaNs are never close; infinities only to the same infinity).
+#[track_caller]
+pub fn isclose(x: impl Into<Operand>, y: impl Into<Operand>, rtol: f64, atol: f64) -> Tensor {
+    match prepare("isclose", &[x.into(), y.into()]) {
+        Ok(v) => {
+            let (a, b) = (inexact(&v[0]), inexact(&v[1]));
+            let near = prim::compare(
+                &prim::abs(&prim::sub(&a, &b)),
+                &(prim::abs(&b) * rtol + atol),
+                CompareDir::Le,
+            );
+            let finite = prim::and(&prim::is_finite(&a), &prim::is_finite(&b));
+            prim::or(
+                &prim::and(&near, &finite),
+                &prim::compare(&a, &b, CompareDir::Eq),
+            )
+        }
+        Err(p) => p,
+    }
+}

@@ -230,3 +230,15 @@ pub fn cummax(x: &Tensor, axis: isize) -> Tensor {
 pub fn cummin(x: &Tensor, axis: isize) -> Tensor {
     running("cummin", x, axis, prim::cummin)
 }
+
+/// True when every pair of elements [`isclose`](crate::numpy::isclose) (`jnp.allclose`).
+#[track_caller]
+pub fn allclose(x: &Tensor, y: &Tensor, rtol: f64, atol: f64) -> Tensor {
+    all(&crate::numpy::isclose(x, y, rtol, atol), Axes::All, false)
+}
+
+/// The number (i32) of non-zero elements over `axes` (`jnp.count_nonzero`).
+#[track_caller]
+pub fn count_nonzero(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+    sum(&astype(x, DType::Bool), axes, keepdims)
+}
