@@ -558,3 +558,112 @@ fn composite_models_match_finite_differences() {
         ),
     ]);
 }
+
+/// The numpy layer's composite functions (built from the primitives above): their
+/// derivatives come from the primitives' rules and must still match finite differences.
+#[test]
+fn numpy_composites_match_finite_differences() {
+    use np::{Indexing, PadMode};
+    let any = -1.0;
+    let joined = |v: Vec<Tensor>| {
+        let flat: Vec<Tensor> = v.iter().map(np::ravel).collect();
+        np::concatenate(&flat.iter().collect::<Vec<_>>(), 0)
+    };
+    check(vec![
+        case(
+            "concatenate",
+            &[(&[2, 3], any, 1.0), (&[2, 2], any, 1.0)],
+            |x| np::concatenate(&[&x[0], &x[1]], -1),
+        ),
+        case("stack", &[(&[2, 3], any, 1.0), (&[2, 3], any, 1.0)], |x| {
+            np::stack(&[&x[0], &x[1]], 1)
+        }),
+        case("expand_dims_squeeze", &[(&[3, 1], any, 1.0)], |x| {
+            np::expand_dims(&np::squeeze(&x[0], -1), 0)
+        }),
+        case("pad_constant", &[(&[3, 4], any, 1.0)], |x| {
+            np::pad(&x[0], &[(1, 2)], PadMode::Constant(0.5))
+        }),
+        case("pad_edge", &[(&[3, 4], any, 1.0)], |x| {
+            np::pad(&x[0], &[(2, 1), (0, 3)], PadMode::Edge)
+        }),
+        case("pad_reflect", &[(&[3, 4], any, 1.0)], |x| {
+            np::pad(&x[0], &[(2, 1), (5, 4)], PadMode::Reflect)
+        }),
+        case("pad_symmetric", &[(&[3, 4], any, 1.0)], |x| {
+            np::pad(&x[0], &[(4, 1), (2, 6)], PadMode::Symmetric)
+        }),
+        case("pad_wrap", &[(&[3, 4], any, 1.0)], |x| {
+            np::pad(&x[0], &[(3, 3), (1, 9)], PadMode::Wrap)
+        }),
+        case("split", &[(&[6, 4], any, 1.0)], move |x| {
+            let mut v = np::split(&x[0], 3, 0);
+            v.extend(np::array_split(&x[0], 3, 1));
+            v.extend(np::split_at(&x[0], &[1, 4], 0));
+            joined(v)
+        }),
+        case("tile", &[(&[2, 3], any, 1.0)], |x| {
+            np::tile(&x[0], &[2, 1, 3])
+        }),
+        case("repeat", &[(&[2, 3], any, 1.0)], |x| {
+            np::repeat(&x[0], 2, Some(1)) + np::reshape(&np::repeat(&x[0], 2, None), &[2, 6])
+        }),
+        case("flip_roll", &[(&[2, 3], any, 1.0)], |x| {
+            np::flip(&np::roll(&x[0], -4, None), Axes::All) * np::roll(&x[0], 1, Some(1))
+        }),
+        case("swapaxes_moveaxis", &[(&[2, 3, 4], any, 1.0)], |x| {
+            np::swapaxes(&np::moveaxis(&x[0], 0, -1), 0, 1)
+        }),
+        case("tril_triu", &[(&[2, 3, 4], any, 1.0)], |x| {
+            np::tril(&x[0], 1) * np::triu(&x[0], -1)
+        }),
+        case("cumsum", &[(&[3, 4], any, 1.0)], |x| np::cumsum(&x[0], -1)),
+        case("cumprod", &[(&[3, 5], any, 1.0)], |x| {
+            np::cumprod(&x[0], -1) + np::cumprod(&x[0], 0)
+        }),
+        case("cumprod_with_zero", &[(&[7], any, 1.0)], |x| {
+            np::cumprod(&(&x[0] * np::not_equal(np::arange(7, DType::I32), 3)), 0)
+        }),
+        case("outer", &[(&[3], any, 1.0), (&[2, 2], any, 1.0)], |x| {
+            np::outer(&x[0], &x[1])
+        }),
+        case("vdot", &[(&[2, 3], any, 1.0), (&[6], any, 1.0)], |x| {
+            np::vdot(&x[0], &x[1])
+        }),
+        case("diag", &[(&[3], any, 1.0), (&[3, 4], any, 1.0)], |x| {
+            np::diag(&np::diag(&x[0], -1), -1) * np::diag(&x[1], 1)
+        }),
+        case("meshgrid", &[(&[3], any, 1.0), (&[2], any, 1.0)], |x| {
+            let g = np::meshgrid(&[&x[0], &x[1]], Indexing::Xy);
+            &g[0] * &g[1]
+        }),
+        case(
+            "dot_inner",
+            &[(&[2, 3, 4], any, 1.0), (&[4, 5], any, 1.0)],
+            |x| np::dot(&x[0], &x[1]) + np::inner(&x[0], &np::transpose(&x[1], &[])),
+        ),
+        case("softplus_leaky_relu_elu", &[(&[2, 3], -3.0, 3.0)], |x| {
+            np::softplus(&x[0]) + np::leaky_relu(&x[0], 0.1) * np::elu(&x[0], 0.5)
+        }),
+        case("relu6_hard_tanh_celu_selu", &[(&[2, 3], -3.0, 3.0)], |x| {
+            np::relu6(&(&x[0] * 2.5)) + np::hard_tanh(&x[0]) * np::celu(&x[0], 0.5)
+                - np::selu(&x[0])
+        }),
+        case("glu", &[(&[3, 4], any, 1.0)], |x| np::glu(&x[0], 1)),
+        case("standardize", &[(&[3, 4], any, 1.0)], |x| {
+            np::standardize(&x[0], -1, 1e-5)
+        }),
+        case("trig_and_hyperbolic", &[(&[2, 3], any, 1.0)], |x| {
+            np::tan(&x[0]) + np::arctan(&x[0]) * np::sinh(&x[0]) + np::cosh(&x[0]) * np::exp2(&x[0])
+        }),
+        case("arcsin_arccos", &[(&[2, 3], -0.9, 0.9)], |x| {
+            np::arcsin(&x[0]) * np::arccos(&x[0])
+        }),
+        case("diff_trace", &[(&[3, 4], any, 1.0)], |x| {
+            np::diff(&x[0], 0) * np::trace(&x[0], 1)
+        }),
+        case("reciprocal_log2_log10", &[(&[2, 3], 0.5, 2.0)], |x| {
+            np::reciprocal(&x[0]) + np::log2(&x[0]) * np::log10(&x[0])
+        }),
+    ]);
+}

@@ -1,5 +1,5 @@
 //! Selection, indexing and sorting: `where`, `take`, `take_along_axis`, `one_hot`, `argmax`,
-//! `argmin`, `top_k`, `sort`, `argsort`.
+//! `argmin`, `top_k`, `sort`, `argsort`, `searchsorted`.
 
 use crate::dtype::DType;
 use crate::numpy::{astype, bad_axis, broadcast_to, norm_axis, prepare, Operand};
@@ -186,4 +186,42 @@ pub fn argsort(x: &Tensor, axis: isize) -> Tensor {
         }
         None => bad_axis("argsort", x, axis),
     }
+}
+
+/// Which insertion point [`searchsorted`] returns among equal values, as numpy's `side`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The first position (`a[i-1] < v <= a[i]`).
+    Left,
+    /// The last position (`a[i-1] <= v < a[i]`).
+    Right,
+}
+
+/// Where each element of `v` would be inserted into the sorted 1-D `a` to keep it sorted
+/// (`jnp.searchsorted`), as i32 of `v`'s shape: the count of elements of `a` below `v`
+/// (at most `v` for [`Side::Right`]), found by comparing against all of `a`.
+#[track_caller]
+pub fn searchsorted(a: &Tensor, v: &Tensor, side: Side) -> Tensor {
+    if a.rank() != 1 {
+        let reason = format!("needs a 1-D sorted array, got shape {:?}", a.shape());
+        return fail(
+            "searchsorted",
+            reason,
+            &[a.aval(), v.aval()],
+            Some(a),
+            v.aval().clone(),
+        );
+    }
+    let r = v.rank();
+    let mut shape = v.shape().to_vec();
+    shape.push(a.shape()[0]);
+    let both = crate::numpy::promote_all(&[a, v]);
+    let ab = prim::broadcast_in_dim(&both[0], &shape, &[r]);
+    let vb = prim::broadcast_in_dim(&both[1], &shape, &(0..r).collect::<Vec<_>>());
+    let dir = match side {
+        Side::Left => CompareDir::Lt,
+        Side::Right => CompareDir::Le,
+    };
+    let below = astype(&prim::compare(&ab, &vb, dir), DType::I32);
+    prim::reduce(&below, prim::ReduceKind::Sum, &[r])
 }

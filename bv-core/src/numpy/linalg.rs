@@ -1,7 +1,8 @@
-//! `matmul` (numpy semantics, broadcast batch dimensions), two-operand `einsum` and the
-//! 2-norm.
+//! `matmul` (numpy semantics, broadcast batch dimensions), two-operand `einsum`, the
+//! 2-norm, `dot`, `inner`, `outer`, `vdot`, `diag` and `trace`.
 
-use crate::numpy::{broadcast_shapes, broadcast_to, inexact, sqrt, sum, Axes};
+use crate::dtype::DType;
+use crate::numpy::{broadcast_shapes, broadcast_to, eye, inexact, promote_all, sqrt, sum, Axes};
 use crate::prim::{self, DotDims, Precision};
 use crate::trace::{fail, Aval, Tensor};
 
@@ -79,19 +80,9 @@ pub fn matmul(x: &Tensor, y: &Tensor) -> Tensor {
 /// Promotes two tensors to one element type without broadcasting.
 #[track_caller]
 fn promote_pair(x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
-    let kind = crate::numpy::promote::promote((x.dtype(), x.is_weak()), (y.dtype(), y.is_weak()));
-    let conv = |t: &Tensor| {
-        if t.dtype() == kind.0 {
-            t.clone()
-        } else {
-            prim::convert::Convert {
-                to: kind.0,
-                weak: kind.1,
-            }
-            .bind(t)
-        }
-    };
-    (conv(x), conv(y))
+    let mut v = promote_all(&[x, y]);
+    let y = v.pop().expect("two operands");
+    (v.pop().expect("two operands"), y)
 }
 
 /// Einstein summation over one or two operands, e.g. `"bqhd,bkhd->bhqk"`. Labels in both
@@ -250,4 +241,117 @@ fn pair(x: &Tensor, y: &Tensor, lx: &Labels, ly: &Labels, out: &Labels) -> Tenso
             .filter(|c| !batch.contains(c) && !contract.contains(c)),
     );
     permute_to(&r, &rl, out)
+}
+
+/// `x[i] * y[j]` over the flattened operands (`jnp.outer`), promoting element types.
+#[track_caller]
+pub fn outer(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    let (n, m) = (x.size(), y.size());
+    let xs = prim::broadcast_in_dim(&prim::reshape(&x, &[n]), &[n, m], &[0]);
+    let ys = prim::broadcast_in_dim(&prim::reshape(&y, &[m]), &[n, m], &[1]);
+    prim::mul(&xs, &ys)
+}
+
+/// The dot product of the flattened operands (`jnp.vdot` for real inputs).
+#[track_caller]
+pub fn vdot(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    if x.size() != y.size() {
+        let reason = format!("sizes of {:?} and {:?} differ", x.shape(), y.shape());
+        return fail(
+            "vdot",
+            reason,
+            &[x.aval(), y.aval()],
+            Some(&x),
+            x.aval().clone(),
+        );
+    }
+    let flat = |t: &Tensor| prim::reshape(t, &[t.size()]);
+    contract("vdot", &flat(&x), &flat(&y), 0, 0)
+}
+
+/// `jnp.diag`: a 1-D `x` placed on the `k`-th diagonal of a square matrix, or the `k`-th
+/// diagonal of a 2-D `x`.
+#[track_caller]
+pub fn diag(x: &Tensor, k: i64) -> Tensor {
+    let off = k.unsigned_abs() as usize;
+    match *x.shape() {
+        [n] => {
+            let size = n + off;
+            let v = prim::pad(x, &prim::full(&[], 0, x.dtype()), &[(0, off as i64, 0)]);
+            let along = if k >= 0 { 0 } else { 1 };
+            let v = prim::broadcast_in_dim(&v, &[size, size], &[along]);
+            let on = eye(size, size, k, DType::Bool);
+            prim::select(&on, &v, &prim::full(&[size, size], 0, x.dtype()))
+        }
+        [n, m] => {
+            let on = eye(n, m, k, DType::Bool);
+            let kept = prim::select(&on, x, &prim::full(&[n, m], 0, x.dtype()));
+            let (axis, len) = if k >= 0 {
+                (1, n.min(m.saturating_sub(off)))
+            } else {
+                (0, m.min(n.saturating_sub(off)))
+            };
+            let line = prim::reduce(&kept, prim::ReduceKind::Sum, &[axis]);
+            prim::slice_in_dim(&line, 0, 0, len, 1)
+        }
+        _ => {
+            let reason = format!("needs a 1-D or 2-D input, got shape {:?}", x.shape());
+            fail("diag", reason, &[x.aval()], Some(x), x.aval().clone())
+        }
+    }
+}
+
+/// `jnp.dot`: the product of scalars, the sum over the last axis of `x` and the
+/// second-to-last of `y` (the last for a 1-D `y`); the result's dimensions are `x`'s then
+/// `y`'s remaining ones.
+#[track_caller]
+pub fn dot(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    if x.rank() == 0 || y.rank() == 0 {
+        return crate::numpy::multiply(&x, &y);
+    }
+    let (a, b) = (x.rank() - 1, y.rank().saturating_sub(2));
+    contract("dot", &x, &y, a, b)
+}
+
+/// `jnp.inner`: the sum over the last axes of both operands (the product for scalars).
+#[track_caller]
+pub fn inner(x: &Tensor, y: &Tensor) -> Tensor {
+    let (x, y) = promote_pair(x, y);
+    if x.rank() == 0 || y.rank() == 0 {
+        return crate::numpy::multiply(&x, &y);
+    }
+    contract("inner", &x, &y, x.rank() - 1, y.rank() - 1)
+}
+
+/// Sums `x`'s axis `a` against `y`'s axis `b` (equal lengths), keeping the other axes in
+/// order, `x`'s first.
+#[track_caller]
+fn contract(op: &'static str, x: &Tensor, y: &Tensor, a: usize, b: usize) -> Tensor {
+    if x.shape()[a] != y.shape()[b] {
+        let reason = format!(
+            "axis {a} of {:?} and axis {b} of {:?} differ in length",
+            x.shape(),
+            y.shape()
+        );
+        return fail(op, reason, &[x.aval(), y.aval()], Some(x), x.aval().clone());
+    }
+    let dims = DotDims {
+        lhs_contracting: vec![a],
+        rhs_contracting: vec![b],
+        ..DotDims::default()
+    };
+    prim::dot_general(x, y, dims, Precision::Default, None)
+}
+
+/// The sum of the `k`-th diagonal of a matrix (`jnp.trace`).
+#[track_caller]
+pub fn trace(x: &Tensor, k: i64) -> Tensor {
+    if x.rank() != 2 {
+        let reason = format!("needs a 2-D input, got shape {:?}", x.shape());
+        return fail("trace", reason, &[x.aval()], Some(x), x.aval().clone());
+    }
+    sum(&diag(x, k), Axes::All, false)
 }

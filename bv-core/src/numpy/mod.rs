@@ -11,21 +11,37 @@
 //! # Ok::<(), bv_core::JitError>(())
 //! ```
 
+mod creation;
 mod index;
 mod linalg;
+mod manip;
 mod nn;
 mod ops;
 pub mod promote;
 mod reduce;
 
-pub use index::{argmax, argmin, argsort, one_hot, sort, take, take_along_axis, top_k, where_};
-pub use linalg::{einsum, matmul, norm};
+pub use creation::{
+    arange_step, eye, full_like, linspace, meshgrid, ones_like, tri, tril, triu, zeros_like,
+    Indexing,
+};
+pub use index::{
+    argmax, argmin, argsort, one_hot, searchsorted, sort, take, take_along_axis, top_k, where_,
+    Side,
+};
+pub use linalg::{diag, dot, einsum, inner, matmul, norm, outer, trace, vdot};
+pub use manip::{
+    array_split, concatenate, diff, expand_dims, flip, moveaxis, pad, repeat, roll, split,
+    split_at, squeeze, stack, swapaxes, tile, PadMode,
+};
 pub use nn::{
-    avg_pool, gelu, log_sigmoid, log_softmax, logsumexp, max_pool, relu, sigmoid, silu, softmax,
-    Padding,
+    avg_pool, celu, elu, gelu, glu, hard_tanh, leaky_relu, log_sigmoid, log_softmax, logsumexp,
+    max_pool, relu, relu6, selu, sigmoid, silu, softmax, softplus, standardize, Padding,
 };
 pub use ops::*;
-pub use reduce::{all, any, max, mean, min, prod, std, sum, var, Axes};
+pub use reduce::{
+    all, allclose, any, count_nonzero, cummax, cummin, cumprod, cumsum, max, mean, min, prod, std,
+    sum, var, Axes,
+};
 
 use crate::dtype::DType;
 use crate::prim::{self, Scalar};
@@ -178,6 +194,30 @@ pub(crate) fn prepare(op: &'static str, xs: &[Operand]) -> Result<Vec<Tensor>, T
         .iter()
         .map(|x| broadcast_to(&x.to_dtype(kind.0, kind.1), &shape))
         .collect())
+}
+
+/// The operands converted to their promoted element type (JAX's rules, weak types
+/// included), without broadcasting.
+#[track_caller]
+pub(crate) fn promote_all(xs: &[&Tensor]) -> Vec<Tensor> {
+    let kind = xs[1..]
+        .iter()
+        .fold((xs[0].dtype(), xs[0].is_weak()), |k, x| {
+            promote::promote(k, (x.dtype(), x.is_weak()))
+        });
+    xs.iter()
+        .map(|x| {
+            if x.dtype() == kind.0 {
+                (*x).clone()
+            } else {
+                prim::convert::Convert {
+                    to: kind.0,
+                    weak: kind.1,
+                }
+                .bind(x)
+            }
+        })
+        .collect()
 }
 
 /// Normalizes a possibly negative axis; `None` when out of range.

@@ -2,7 +2,10 @@
 
 use crate::autodiff::{custom_jvp, stop_gradient};
 use crate::numpy::reduce::{resolve, Axes};
-use crate::numpy::{bad_axis, exp, greater, inexact, log, logaddexp, maximum, norm_axis, where_};
+use crate::numpy::{
+    bad_axis, exp, expm1, greater, greater_equal, inexact, less, log, logaddexp, logical_and,
+    maximum, mean, minimum, norm_axis, split, where_,
+};
 use crate::prim::{self, ReduceKind, Window};
 use crate::trace::{fail, Tensor};
 
@@ -49,6 +52,87 @@ pub fn gelu(x: &Tensor, approximate: bool) -> Tensor {
     } else {
         &x * 0.5 * (prim::erf(&(&x * std::f64::consts::FRAC_1_SQRT_2)) + 1.0)
     }
+}
+
+/// `log(1 + e^x) = logaddexp(x, 0)` (`jax.nn.softplus`).
+#[track_caller]
+pub fn softplus(x: &Tensor) -> Tensor {
+    logaddexp(inexact(x), 0.0)
+}
+
+/// `x` where `x >= 0`, `slope * x` elsewhere (`jax.nn.leaky_relu`, whose default slope is
+/// 0.01).
+#[track_caller]
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Tensor {
+    let x = inexact(x);
+    where_(&greater_equal(&x, 0.0), &x, &x * slope)
+}
+
+/// `x` where `x > 0`, `alpha (e^x - 1)` elsewhere (`jax.nn.elu`); the exponential only sees
+/// the non-positive side, so large inputs give no inf (nor NaN derivatives).
+#[track_caller]
+pub fn elu(x: &Tensor, alpha: f64) -> Tensor {
+    let x = inexact(x);
+    let pos = greater(&x, 0.0);
+    let safe = where_(&pos, 0.0, &x);
+    where_(&pos, &x, expm1(&safe) * alpha)
+}
+
+/// `min(max(x, 0), 6)`, whose derivative is 1 strictly inside `(0, 6)` and 0 elsewhere, at
+/// the kinks too (`jax.nn.relu6`, a `custom_jvp`).
+#[track_caller]
+pub fn relu6(x: &Tensor) -> Tensor {
+    let f = custom_jvp(
+        |x: Tensor| minimum(maximum(&x, 0), 6),
+        |x: &Tensor, _: &Tensor, t: &Tensor| {
+            where_(&logical_and(greater(x, 0), less(x, 6)), t, 0.0)
+        },
+    );
+    f(x.clone())
+}
+
+/// `x` clipped to `[-1, 1]` (`jax.nn.hard_tanh`).
+#[track_caller]
+pub fn hard_tanh(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    where_(&greater(&x, 1.0), 1.0, where_(&less(&x, -1.0), -1.0, &x))
+}
+
+/// `x` where `x > 0`, `alpha (e^(x / alpha) - 1)` elsewhere (`jax.nn.celu`).
+#[track_caller]
+pub fn celu(x: &Tensor, alpha: f64) -> Tensor {
+    let x = inexact(x);
+    let pos = greater(&x, 0.0);
+    let safe = where_(&pos, 0.0, &x);
+    where_(&pos, &x, expm1(&(safe / alpha)) * alpha)
+}
+
+/// `scale * elu(x, alpha)` with the self-normalizing constants (`jax.nn.selu`).
+#[track_caller]
+pub fn selu(x: &Tensor) -> Tensor {
+    const ALPHA: f64 = 1.6732632423543772848170429916717;
+    const SCALE: f64 = 1.0507009873554804934193349852946;
+    elu(x, ALPHA) * SCALE
+}
+
+/// The gated linear unit: `a * sigmoid(b)` for the two halves `a, b` of `x` along `axis`
+/// (`jax.nn.glu`), which must have even length.
+#[track_caller]
+pub fn glu(x: &Tensor, axis: isize) -> Tensor {
+    let x = inexact(x);
+    let halves = split(&x, 2, axis);
+    &halves[0] * prim::logistic(&halves[1])
+}
+
+/// `(x - mean) / sqrt(var + eps)` over `axes`, with `var = mean(x^2) - mean(x)^2` as
+/// `jax.nn.standardize` computes it.
+#[track_caller]
+pub fn standardize(x: &Tensor, axes: impl Into<Axes>, eps: f64) -> Tensor {
+    let x = inexact(x);
+    let axes = axes.into();
+    let m = mean(&x, axes.clone(), true);
+    let var = mean(&(&x * &x), axes, true) - &m * &m;
+    (&x - &m) * prim::rsqrt(&(var + eps))
 }
 
 /// The max over `axes` kept as size-1 dims, with non-finite maxima replaced by 0 (so

@@ -6,7 +6,7 @@ use std::ops;
 
 use crate::autodiff::{custom_jvp, zeros_like};
 use crate::dtype::DType;
-use crate::numpy::{inexact, prepare, Operand};
+use crate::numpy::{astype, inexact, prepare, Operand};
 use crate::prim::{self, CompareDir, Scalar};
 use crate::trace::Tensor;
 
@@ -410,5 +410,149 @@ impl ops::Not for &Tensor {
     #[track_caller]
     fn not(self) -> Tensor {
         prim::not(self)
+    }
+}
+
+macro_rules! logical_fns {
+    ($($(#[$doc:meta])* $name:ident => $prim:path;)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name(x: impl Into<Operand>, y: impl Into<Operand>) -> Tensor {
+            let truth = |o: Operand| match o {
+                Operand::Tensor(t) => Operand::Tensor(astype(&t, DType::Bool)),
+                Operand::Scalar(s) => Operand::Scalar(Scalar::Bool(s.to_f64() != 0.0)),
+            };
+            match prepare(stringify!($name), &[truth(x.into()), truth(y.into())]) {
+                Ok(v) => $prim(&v[0], &v[1]),
+                Err(p) => p,
+            }
+        }
+    )*};
+}
+
+logical_fns! {
+    /// Truth of `x and y` elementwise (non-zero is true), broadcasting; bool result.
+    logical_and => prim::and;
+    /// Truth of `x or y` elementwise.
+    logical_or => prim::or;
+    /// Truth of `x xor y` elementwise.
+    logical_xor => prim::xor;
+}
+
+/// Truth of `not x` elementwise (zero is true); bool result.
+#[track_caller]
+pub fn logical_not(x: &Tensor) -> Tensor {
+    prim::not(&astype(x, DType::Bool))
+}
+
+/// `1 / x` (integers are promoted to float).
+#[track_caller]
+pub fn reciprocal(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    prim::div(&prim::full(x.shape(), 1, x.dtype()), &x)
+}
+
+/// Base-2 logarithm, `log(x) / log(2)` as `jnp.log2`.
+#[track_caller]
+pub fn log2(x: &Tensor) -> Tensor {
+    log(x) / std::f64::consts::LN_2
+}
+
+/// Base-10 logarithm, `log(x) / log(10)` as `jnp.log10`.
+#[track_caller]
+pub fn log10(x: &Tensor) -> Tensor {
+    log(x) / std::f64::consts::LN_10
+}
+
+/// True where `x` is NaN (never for integers).
+#[track_caller]
+pub fn isnan(x: &Tensor) -> Tensor {
+    if x.dtype().is_float() {
+        prim::compare(x, x, CompareDir::Ne)
+    } else {
+        prim::full(x.shape(), false, DType::Bool)
+    }
+}
+
+/// True where `x` is +inf or -inf (never for integers).
+#[track_caller]
+pub fn isinf(x: &Tensor) -> Tensor {
+    if x.dtype().is_float() {
+        let inf = prim::full(x.shape(), f64::INFINITY, x.dtype());
+        prim::compare(&prim::abs(x), &inf, CompareDir::Eq)
+    } else {
+        prim::full(x.shape(), false, DType::Bool)
+    }
+}
+
+/// Tangent, `sin(x) / cos(x)`.
+#[track_caller]
+pub fn tan(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    prim::div(&prim::sin(&x), &prim::cos(&x))
+}
+
+/// Arctangent, `atan2(x, 1)`.
+#[track_caller]
+pub fn arctan(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    prim::atan2(&x, &prim::full(x.shape(), 1, x.dtype()))
+}
+
+/// Hyperbolic sine, `(e^x - e^-x) / 2`.
+#[track_caller]
+pub fn sinh(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    (prim::exp(&x) - prim::exp(&prim::neg(&x))) * 0.5
+}
+
+/// Hyperbolic cosine, `(e^x + e^-x) / 2`.
+#[track_caller]
+pub fn cosh(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    (prim::exp(&x) + prim::exp(&prim::neg(&x))) * 0.5
+}
+
+/// `2^x`, `exp(x ln 2)`.
+#[track_caller]
+pub fn exp2(x: &Tensor) -> Tensor {
+    exp(&(inexact(x) * std::f64::consts::LN_2))
+}
+
+/// Arcsine, `atan2(x, sqrt(1 - x^2))` (NaN outside `[-1, 1]`).
+#[track_caller]
+pub fn arcsin(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    let c = prim::sqrt(&(1.0 - prim::square(&x)));
+    prim::atan2(&x, &c)
+}
+
+/// Arccosine, `atan2(sqrt(1 - x^2), x)` (NaN outside `[-1, 1]`).
+#[track_caller]
+pub fn arccos(x: &Tensor) -> Tensor {
+    let x = inexact(x);
+    let s = prim::sqrt(&(1.0 - prim::square(&x)));
+    prim::atan2(&s, &x)
+}
+
+/// True where `|x - y| <= atol + rtol |y|` for finite values, or `x == y`, elementwise, as
+/// `jnp.isclose` (NaNs are never close; infinities only to the same infinity).
+#[track_caller]
+pub fn isclose(x: impl Into<Operand>, y: impl Into<Operand>, rtol: f64, atol: f64) -> Tensor {
+    match prepare("isclose", &[x.into(), y.into()]) {
+        Ok(v) => {
+            let (a, b) = (inexact(&v[0]), inexact(&v[1]));
+            let near = prim::compare(
+                &prim::abs(&prim::sub(&a, &b)),
+                &(prim::abs(&b) * rtol + atol),
+                CompareDir::Le,
+            );
+            let finite = prim::and(&prim::is_finite(&a), &prim::is_finite(&b));
+            prim::or(
+                &prim::and(&near, &finite),
+                &prim::compare(&a, &b, CompareDir::Eq),
+            )
+        }
+        Err(p) => p,
     }
 }

@@ -189,3 +189,56 @@ pub fn var(x: &Tensor, axes: impl Into<Axes>, ddof: usize, keepdims: bool) -> Te
 pub fn std(x: &Tensor, axes: impl Into<Axes>, ddof: usize, keepdims: bool) -> Tensor {
     prim::sqrt(&var(x, axes, ddof, keepdims))
 }
+
+/// A running scan of `x` along `axis` by `f` (a `prim` cumulative function).
+#[track_caller]
+fn running(
+    op: &'static str,
+    x: &Tensor,
+    axis: isize,
+    f: fn(&Tensor, usize, bool) -> Tensor,
+) -> Tensor {
+    match norm_axis(axis, x.rank()) {
+        Some(a) => f(x, a, false),
+        None => bad_axis(op, x, axis),
+    }
+}
+
+/// Running sum along `axis` (bool and small integers accumulate in 32 bits, as `jnp.cumsum`).
+#[track_caller]
+pub fn cumsum(x: &Tensor, axis: isize) -> Tensor {
+    let x = astype(x, accumulation(x.dtype()));
+    running("cumsum", &x, axis, prim::cumsum)
+}
+
+/// Running product along `axis` (small integers accumulate in 32 bits, as `jnp.cumprod`);
+/// the derivative is that of JAX's prefix scan, exact with zeros in `x`.
+#[track_caller]
+pub fn cumprod(x: &Tensor, axis: isize) -> Tensor {
+    let x = astype(x, accumulation(x.dtype()));
+    running("cumprod", &x, axis, prim::cumprod)
+}
+
+/// Running maximum along `axis` (`lax.cummax`); ties share the derivative as JAX's scan.
+#[track_caller]
+pub fn cummax(x: &Tensor, axis: isize) -> Tensor {
+    running("cummax", x, axis, prim::cummax)
+}
+
+/// Running minimum along `axis` (`lax.cummin`).
+#[track_caller]
+pub fn cummin(x: &Tensor, axis: isize) -> Tensor {
+    running("cummin", x, axis, prim::cummin)
+}
+
+/// True when every pair of elements [`isclose`](crate::numpy::isclose) (`jnp.allclose`).
+#[track_caller]
+pub fn allclose(x: &Tensor, y: &Tensor, rtol: f64, atol: f64) -> Tensor {
+    all(&crate::numpy::isclose(x, y, rtol, atol), Axes::All, false)
+}
+
+/// The number (i32) of non-zero elements over `axes` (`jnp.count_nonzero`).
+#[track_caller]
+pub fn count_nonzero(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
+    sum(&astype(x, DType::Bool), axes, keepdims)
+}

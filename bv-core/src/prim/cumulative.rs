@@ -1,7 +1,8 @@
-//! Cumulative sum, max and min along an axis, written as a `reduce_window` whose window
-//! covers everything before each element (XLA turns this into an efficient scan). The
-//! derivatives of max and min are JAX's: those of its parallel prefix scan
-//! (`lax.associative_scan`), whose pairwise max/min split ties 0.5/0.5 at every level.
+//! Cumulative sum, product, max and min along an axis, written as a `reduce_window` whose
+//! window covers everything before each element (XLA turns this into an efficient scan). The
+//! derivatives of product, max and min are JAX's: those of its parallel prefix scan
+//! (`lax.associative_scan`), whose pairwise max/min split ties 0.5/0.5 at every level and
+//! whose pairwise products need no division (zeros are fine).
 
 use crate::autodiff::{custom_jvp, jvp};
 use crate::prim::{self as p, reduce_window, ReduceKind, Window};
@@ -33,21 +34,27 @@ pub fn cumsum(x: &Tensor, axis: usize, reverse: bool) -> Tensor {
     cumulative(x, ReduceKind::Sum, axis, reverse)
 }
 
+/// Running product along `axis` (from the end when `reverse`).
+#[track_caller]
+pub fn cumprod(x: &Tensor, axis: usize, reverse: bool) -> Tensor {
+    scanned(x, ReduceKind::Prod, axis, reverse)
+}
+
 /// Running maximum along `axis` (from the end when `reverse`).
 #[track_caller]
 pub fn cummax(x: &Tensor, axis: usize, reverse: bool) -> Tensor {
-    chooser(x, ReduceKind::Max, axis, reverse)
+    scanned(x, ReduceKind::Max, axis, reverse)
 }
 
 /// Running minimum along `axis` (from the end when `reverse`).
 #[track_caller]
 pub fn cummin(x: &Tensor, axis: usize, reverse: bool) -> Tensor {
-    chooser(x, ReduceKind::Min, axis, reverse)
+    scanned(x, ReduceKind::Min, axis, reverse)
 }
 
-/// A running max or min: the window's value, the prefix scan's derivative.
+/// A running product, max or min: the window's value, the prefix scan's derivative.
 #[track_caller]
-fn chooser(x: &Tensor, kind: ReduceKind, axis: usize, reverse: bool) -> Tensor {
+fn scanned(x: &Tensor, kind: ReduceKind, axis: usize, reverse: bool) -> Tensor {
     if axis >= x.rank() {
         return cumulative(x, kind, axis, reverse);
     }
@@ -69,7 +76,7 @@ fn chooser(x: &Tensor, kind: ReduceKind, axis: usize, reverse: bool) -> Tensor {
     f(x.clone())
 }
 
-/// `lax.associative_scan` of max or min along `axis`: pairs combined, the half-length scan
+/// `lax.associative_scan` of product, max or min along `axis`: pairs combined, the half-length scan
 /// recursed, the even positions filled in from it, the two interleaved.
 fn associative_scan(x: &Tensor, kind: ReduceKind, axis: usize) -> Tensor {
     let n = x.shape()[axis];
@@ -78,6 +85,7 @@ fn associative_scan(x: &Tensor, kind: ReduceKind, axis: usize) -> Tensor {
     }
     let combine = |a: &Tensor, b: &Tensor| match kind {
         ReduceKind::Min => p::min(a, b),
+        ReduceKind::Prod => p::mul(a, b),
         _ => p::max(a, b),
     };
     let at = |t: &Tensor, start: usize, limit: usize, stride: usize| {

@@ -46,7 +46,7 @@ pub use compare::{compare, CompareDir};
 pub use constant::{constant, full, iota, scalar, scalar_weak, Scalar};
 pub use conv::{conv_general_dilated, ConvDims, Convolution};
 pub use convert::{bitcast_convert, convert};
-pub use cumulative::{cummax, cummin, cumsum};
+pub use cumulative::{cummax, cummin, cumprod, cumsum};
 pub use dot::{dot_general, DotDims, Precision};
 pub use gather::{gather, GatherDims};
 pub use pad::{concatenate, pad};
