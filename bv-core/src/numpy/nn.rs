@@ -1,7 +1,7 @@
 //! Activations, softmax family and pooling, as `jax.nn` and `flax.linen` define them.
 
 use crate::autodiff::{custom_jvp, stop_gradient};
-use crate::numpy::reduce::{resolve, Axes};
+use crate::numpy::reduce::{resolve, wide_sum, Axes};
 use crate::numpy::{bad_axis, exp, greater, inexact, log, logaddexp, maximum, norm_axis, where_};
 use crate::prim::{self, ReduceKind, Window};
 use crate::trace::{fail, Tensor};
@@ -75,7 +75,7 @@ pub fn logsumexp(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
     match resolve("logsumexp", &x, &axes.into()) {
         Ok(ax) => {
             let m = stable_max(&x, &ax);
-            let s = prim::reduce(&exp(&(&x - &m)), ReduceKind::Sum, &ax);
+            let s = wide_sum(&exp(&(&x - &m)), &ax);
             let kept: Vec<usize> = x
                 .shape()
                 .iter()
@@ -103,7 +103,7 @@ pub fn softmax(x: &Tensor, axis: isize) -> Tensor {
     let e = exp(&(&x - stable_max(&x, &[a])));
     let mut kept = x.shape().to_vec();
     kept[a] = 1;
-    let s = prim::reshape(&prim::reduce(&e, ReduceKind::Sum, &[a]), &kept);
+    let s = prim::reshape(&wide_sum(&e, &[a]), &kept);
     e / s
 }
 
@@ -117,7 +117,7 @@ pub fn log_softmax(x: &Tensor, axis: isize) -> Tensor {
     let shifted = &x - stable_max(&x, &[a]);
     let mut kept = x.shape().to_vec();
     kept[a] = 1;
-    let s = prim::reshape(&prim::reduce(&exp(&shifted), ReduceKind::Sum, &[a]), &kept);
+    let s = prim::reshape(&wide_sum(&exp(&shifted), &[a]), &kept);
     shifted - log(&s)
 }
 
