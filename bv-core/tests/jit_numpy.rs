@@ -360,7 +360,10 @@ fn half_precision_reductions_accumulate_in_f32() {
             .collect();
         assert_eq!(adds.len(), 4, "{dtype}: {text}");
         for l in adds {
-            assert!(l.ends_with("tensor<f32>"), "{dtype}: reduces in half precision: {l}");
+            assert!(
+                l.ends_with("tensor<f32>"),
+                "{dtype}: reduces in half precision: {l}"
+            );
         }
         let out = f.call(&array(&vec![1.0; n], &[n], dtype)).unwrap();
         for o in &out {
@@ -371,6 +374,9 @@ fn half_precision_reductions_accumulate_in_f32() {
         let p = quantize(&[1.0 / n as f64], dtype)[0];
         assert!(read(&out[2]).iter().all(|&v| v == p), "{dtype} softmax");
         let lp = quantize(&[-(n as f64).ln()], dtype)[0];
-        assert!(read(&out[3]).iter().all(|&v| v == lp), "{dtype} log_softmax");
+        assert!(
+            read(&out[3]).iter().all(|&v| v == lp),
+            "{dtype} log_softmax"
+        );
     }
 }

@@ -51,10 +51,18 @@ fn host(a: &Array) -> HostArray {
 /// `(max |got - want|, max |want|)` after checking the element type.
 fn diff(what: &str, got: &Array, want: &HostArray, want_type: &Value) -> (f64, f64) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    assert_eq!(got.dtype(), dtype(want_type.as_str().unwrap()), "{what}: type");
+    assert_eq!(
+        got.dtype(),
+        dtype(want_type.as_str().unwrap()),
+        "{what}: type"
+    );
     let (got, want) = (host(got).to_f64(), want.to_f64());
     let max = want.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
-    let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
     (worst, max)
 }
 
@@ -78,7 +86,14 @@ fn run(case: &str, dtype_mm: Option<&'static str>) -> (Params<Array>, Params<Arr
         out.insert("logits", logits);
         let vg = value_and_grad_aux(|p: Params<Tensor>| {
             let (logits, _): (Tensor, Out) = model.apply(&p, &x, false, &[]);
-            (np::sum(&(np::astype(&logits, DType::F32) * &ct), np::Axes::All, false), ())
+            (
+                np::sum(
+                    &(np::astype(&logits, DType::F32) * &ct),
+                    np::Axes::All,
+                    false,
+                ),
+                (),
+            )
         });
         let (_, g) = vg(&p);
         (out, g)
@@ -102,12 +117,17 @@ fn worst(case: &str, dtype_mm: Option<&'static str>) -> [f64; 3] {
     let mut worst = [0.0f64; 3];
     for (file, got) in [("forward", &out), ("grads", &grads)] {
         let want = read_npz(dir.join(format!("{file}.npz"))).unwrap();
-        assert!(want.len() >= got.len(), "{case}: {file}: each of ours compared");
+        assert!(
+            want.len() >= got.len(),
+            "{case}: {file}: each of ours compared"
+        );
         let mut kernel_max = std::collections::HashMap::new();
         let mut key_bias = Vec::new();
         for (key, w) in want {
             let short = key.strip_prefix("out/").unwrap_or(&key);
-            let g = got.get(short).unwrap_or_else(|| panic!("{case}: no `{short}`"));
+            let g = got
+                .get(short)
+                .unwrap_or_else(|| panic!("{case}: no `{short}`"));
             let t = match dtype_mm {
                 Some(_) => g.dtype().name().into(),
                 None => types[format!("{file}:{key}")].clone(),
@@ -139,9 +159,18 @@ fn worst(case: &str, dtype_mm: Option<&'static str>) -> [f64; 3] {
 
 fn check(case: &str) {
     let [fwd, grads, key_bias] = worst(case, None);
-    assert!(fwd <= FORWARD_TOL, "{case}: forward {fwd:.2e} > {FORWARD_TOL:.2e}");
-    assert!(grads <= GRAD_TOL, "{case}: gradients {grads:.2e} > {GRAD_TOL:.2e}");
-    assert!(key_bias <= GRAD_TOL, "{case}: key biases {key_bias:.2e} > {GRAD_TOL:.2e}");
+    assert!(
+        fwd <= FORWARD_TOL,
+        "{case}: forward {fwd:.2e} > {FORWARD_TOL:.2e}"
+    );
+    assert!(
+        grads <= GRAD_TOL,
+        "{case}: gradients {grads:.2e} > {GRAD_TOL:.2e}"
+    );
+    assert!(
+        key_bias <= GRAD_TOL,
+        "{case}: key biases {key_bias:.2e} > {GRAD_TOL:.2e}"
+    );
 }
 
 #[test]
@@ -166,6 +195,9 @@ fn map_head_scanned_blocks() {
 fn float32_is_told_apart() {
     for case in ["vit_gap", "vit_tok", "vit_map_scan"] {
         let [fwd, ..] = worst(case, Some("float32"));
-        assert!(fwd > FORWARD_TOL, "{case}: float32 within {fwd:.2e} of bfloat16");
+        assert!(
+            fwd > FORWARD_TOL,
+            "{case}: float32 within {fwd:.2e} of bfloat16"
+        );
     }
 }

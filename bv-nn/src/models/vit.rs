@@ -446,7 +446,10 @@ impl Module for EncoderBlock {
     fn apply(&self, s: &mut Scope, (x, det): (Tensor, bool)) -> Self::Out {
         let drop = Dropout { rate: self.dropout };
         let y = s.call(&LayerNorm::default(), x.clone());
-        let sa = s.call(&attention(self.num_heads, Some(self.dtype_mm)), (y.clone(), y));
+        let sa = s.call(
+            &attention(self.num_heads, Some(self.dtype_mm)),
+            (y.clone(), y),
+        );
         let x = &x + &s.call(&drop, (sa.clone(), det));
         let y = s.call(&LayerNorm::default(), x.clone());
         let mlp = MlpBlock {
