@@ -2,12 +2,13 @@
 //! (`tests/golden/dtype_mm/`, made by `make_dtype_mm.py`): the type of every `out` entry,
 //! the logits and intermediates, and the gradients of `sum(logits * ct)`. The model comes
 //! from the registry with the fixture's `model_kwargs`. Tolerances (README there), as
-//! fractions of each array's max |want|: forward `2^-8` (one bfloat16 unit roundoff; we
-//! measure 0 for the bfloat16 arrays, the same program runs on the same XLA, and ≤ 3.3e-7
-//! for the float32 ones), which the float32 model on the same parameters exceeds
-//! (`float32_is_told_apart`); gradients `2^-4` (16 unit roundoffs: the backward pass rounds
-//! every cotangent to bfloat16 at a few dozen places that differ between our derivative
-//! rules and JAX's; we measure ≤ 3.7e-2).
+//! fractions of each array's max |want|, in units of the type's relative spacing `s`
+//! (bfloat16 `2^-8`, float16 `2^-11`): forward `s` (we measure 0 for the half-precision
+//! arrays, the same program runs on the same XLA, and ≤ 3.3e-7 for the float32 ones),
+//! which the float32 model on the same parameters exceeds (`float32_is_told_apart`);
+//! gradients `16 s` (the backward pass rounds every cotangent to half precision at a few
+//! dozen places that differ between our derivative rules and JAX's; we measure ≤ 3.7e-2
+//! for bfloat16, 2.7e-3 for float16).
 
 mod common;
 
@@ -20,16 +21,31 @@ use bv_nn::Params;
 use common::{entry, golden, load, meta};
 use serde_json::Value;
 
-/// Allowed forward difference, as a fraction of the array's largest magnitude.
-const FORWARD_TOL: f64 = 1.0 / 256.0;
+/// The relative spacing of the case's `dtype_mm` at the top of a binade: `2^-8` for
+/// bfloat16 (8 significant bits), `2^-11` for float16 (11).
+fn spacing(case: &str) -> f64 {
+    match meta(&golden("dtype_mm", case))["model_kwargs"]["dtype_mm"].as_str() {
+        Some("bfloat16") => 2f64.powi(-8),
+        Some("float16") => 2f64.powi(-11),
+        other => panic!("{case}: dtype_mm {other:?}"),
+    }
+}
 
-/// Allowed gradient difference, as a fraction of the array's largest magnitude.
-const GRAD_TOL: f64 = 1.0 / 16.0;
+/// Allowed forward difference, as a fraction of the array's max |want|: one spacing.
+fn forward_tol(case: &str) -> f64 {
+    spacing(case)
+}
+
+/// Allowed gradient difference, as a fraction of the array's max |want|: 16 spacings.
+fn grad_tol(case: &str) -> f64 {
+    16.0 * spacing(case)
+}
 
 fn dtype(name: &str) -> DType {
     match name {
         "float32" => DType::F32,
         "bfloat16" => DType::BF16,
+        "float16" => DType::F16,
         other => panic!("fixture dtype {other}"),
     }
 }
@@ -159,17 +175,12 @@ fn worst(case: &str, dtype_mm: Option<&'static str>) -> [f64; 3] {
 
 fn check(case: &str) {
     let [fwd, grads, key_bias] = worst(case, None);
+    let (ft, gt) = (forward_tol(case), grad_tol(case));
+    assert!(fwd <= ft, "{case}: forward {fwd:.2e} > {ft:.2e}");
+    assert!(grads <= gt, "{case}: gradients {grads:.2e} > {gt:.2e}");
     assert!(
-        fwd <= FORWARD_TOL,
-        "{case}: forward {fwd:.2e} > {FORWARD_TOL:.2e}"
-    );
-    assert!(
-        grads <= GRAD_TOL,
-        "{case}: gradients {grads:.2e} > {GRAD_TOL:.2e}"
-    );
-    assert!(
-        key_bias <= GRAD_TOL,
-        "{case}: key biases {key_bias:.2e} > {GRAD_TOL:.2e}"
+        key_bias <= gt,
+        "{case}: key biases {key_bias:.2e} > {gt:.2e}"
     );
 }
 
@@ -188,16 +199,22 @@ fn map_head_scanned_blocks() {
     check("vit_map_scan");
 }
 
+#[test]
+fn float16() {
+    check("vit_f16");
+}
+
 /// The same parameters in a float32 model land outside the forward tolerance (besides
 /// giving float32 where big_vision has bfloat16): the check sees whether the matmuls ran
 /// in bfloat16. (Its gradients are as close as ours: bfloat16 gradients are that noisy.)
 #[test]
 fn float32_is_told_apart() {
-    for case in ["vit_gap", "vit_tok", "vit_map_scan"] {
+    for case in ["vit_gap", "vit_tok", "vit_map_scan", "vit_f16"] {
         let [fwd, ..] = worst(case, Some("float32"));
+        let tol = forward_tol(case);
         assert!(
-            fwd > FORWARD_TOL,
-            "{case}: float32 within {fwd:.2e} of bfloat16"
+            fwd > tol,
+            "{case}: float32 within {fwd:.2e} of dtype_mm's {tol:.2e}"
         );
     }
 }

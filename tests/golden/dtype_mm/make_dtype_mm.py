@@ -1,5 +1,5 @@
 """Golden fixtures for `dtype_mm`: big_vision's own ViT (`big_vision.models.vit`) with
-`dtype_mm="bfloat16"` on fixed inputs and its own initial params.
+`dtype_mm="bfloat16"` (one case `"float16"`) on fixed inputs and its own initial params.
 
 Run (from the repository root):
   PYTHONPATH=/path/to/big_vision /path/to/venv/bin/python \
@@ -11,7 +11,7 @@ Writes, per case `<name>/`: `inputs.npz` (`image`, `ct`: the logits' cotangent),
 (`logits` and every `out/*` entry, in the dtype big_vision returns them), `grads.npz`
 (d(sum(logits * ct))/d params under `jax.jit`) and `meta.json` (`model_kwargs`, with
 `dtype_mm`, and `dtypes`: each saved array's dtype as big_vision had it).
-bfloat16 arrays are stored as float32 (exact: bfloat16 is a prefix of float32).
+bfloat16 and float16 arrays are stored as float32 (exact: both are subsets of float32).
 """
 import json
 import os
@@ -37,6 +37,9 @@ CASES = {
     # MAP head, scanned blocks.
     "vit_map_scan": dict(num_classes=3, patch_size=(8, 8), width=32, depth=2, mlp_dim=48,
                          num_heads=2, pool_type="map", scan=True, head_zeroinit=False),
+    # float16 instead of bfloat16.
+    "vit_f16": dict(num_classes=5, patch_size=(4, 4), width=32, depth=2, mlp_dim=64,
+                    num_heads=2, head_zeroinit=False, dtype_mm="float16"),
 }
 
 
@@ -56,13 +59,13 @@ def save(path, arrays, dtypes):
   for k, v in arrays.items():
     v = np.asarray(v)
     dtypes[os.path.basename(path).removesuffix(".npz") + ":" + k] = str(v.dtype)
-    host[k] = v.astype(np.float32) if v.dtype == jnp.bfloat16 else v
+    host[k] = v.astype(np.float32) if v.dtype in (jnp.bfloat16, jnp.float16) else v
   np.savez(path, **host)
 
 
 def main(root):
   for name, kw in CASES.items():
-    kw = {**kw, "dtype_mm": "bfloat16"}
+    kw = {"dtype_mm": "bfloat16", **kw}
     model = vit.Model(**kw)
     image = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3), jnp.float32, -1, 1)
     params = jax.jit(model.init)(jax.random.PRNGKey(0), image)["params"]
