@@ -225,10 +225,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     //    per variant of a static step argument, each compiled on first use).
     let update_variant = |variant: usize| {
         let (trainer, t, frozen) = (trainer.clone(), tx.clone(), frozen.clone());
-        let (rules_p, rules_o) = (
-            layout_rule(&strategy, &mesh, "params"),
-            layout_rule(&strategy, &mesh, "opt"),
-        );
+        let rule = update_rule(&strategy, &mesh);
         jit(
             move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
                 let inputs = StepInputs {
@@ -245,14 +242,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         )
         .named("update")
         .donate_argnums(&[0])
-        .sharded(mesh.clone(), move |path, a| match path.split_once('/') {
-            Some(("0", rest)) => match rest.split_once('/') {
-                Some(("0", name)) => rules_p(name, a),
-                Some(("1", name)) => rules_o(name, a),
-                _ => PartitionSpec::replicated(),
-            },
-            _ => PartitionSpec::replicated(),
-        })
+        .sharded(mesh.clone(), rule)
     };
     let updates: Vec<_> = (0..trainer.variants()).map(update_variant).collect();
 
@@ -675,7 +665,7 @@ pub(crate) fn to_array(
 /// big_vision sees them (`params/...`, `opt/...`). `jit`'s out-spec function cannot fail, so
 /// a leaf the strategy cannot lay out gets the default here; [`check_layouts`] reports it
 /// as an error right after lowering, before anything runs.
-fn layout_rule(
+pub fn layout_rule(
     strategy: &[(String, String)],
     mesh: &Mesh,
     prefix: &str,
@@ -692,6 +682,27 @@ fn layout_rule(
         rules::infer(&strategy, &[leaf], &mesh)
             .map(|mut v| v.remove(0))
             .unwrap_or_default()
+    }
+}
+
+/// The layout of the update step's arguments: the `(params, opt)` state first (paths
+/// `0/0/...` and `0/1/...`), laid out by [`layout_rule`] as `params/...` and `opt/...`;
+/// every other argument (keys, step, batch, fixed inputs) replicated.
+pub fn update_rule(
+    strategy: &[(String, String)],
+    mesh: &Mesh,
+) -> impl Fn(&str, &Aval) -> PartitionSpec + Send + Sync + Clone + 'static {
+    let (params, opt) = (
+        layout_rule(strategy, mesh, "params"),
+        layout_rule(strategy, mesh, "opt"),
+    );
+    move |path: &str, aval: &Aval| match path.split_once('/') {
+        Some(("0", rest)) => match rest.split_once('/') {
+            Some(("0", name)) => params(name, aval),
+            Some(("1", name)) => opt(name, aval),
+            _ => PartitionSpec::replicated(),
+        },
+        _ => PartitionSpec::replicated(),
     }
 }
 
@@ -793,25 +804,11 @@ pub fn update_step(
         frozen,
         mixup,
     } = *u;
-    let mut rng = random::fold_in(rng_loop, step);
-    let mut image = np::astype(x, DType::F32);
-    let mut labels = y.clone();
-    if let Some((p, devices)) = mixup {
-        let (next, rng_mixup) = random::split2(&rng);
-        rng = next;
-        let a = random::beta(&rng_mixup, p, p, &[]);
-        let a = np::maximum(&a, 1.0 - &a);
-        image = mix_with_neighbour(&image, &a, devices);
-        labels = mix_with_neighbour(&labels, &a, devices);
-    }
-    let y = &labels;
+    let (rng, image, labels) = trainers::classifier_batch(rng_loop, step, x, y, mixup);
     let (_, rng_model) = random::split2(&rng);
-    let loss_fn = |p: Params| {
-        let p: bv_nn::Params<Tensor> = p.into_iter().collect();
-        let (logits, _) = model.apply(&p, &image, true, &[("dropout".into(), rng_model.clone())]);
-        let per_example = losses::per_example(loss_name, &logits, y).unwrap_or(logits);
-        np::mean(&per_example, np::Axes::All, false)
-    };
+    let rngs = [("dropout".to_string(), rng_model)];
+    let loss_fn =
+        |p: Params| trainers::classifier_loss(model, p, &image, &labels, loss_name, &rngs);
     let (loss, grads) = value_and_grad(loss_fn)(&params);
     let (state, mut m) = trainers::apply_gradients(tx, frozen, (params, opt), grads);
     let mut take = |k: &str| m.remove(k).expect("apply_gradients measures it");

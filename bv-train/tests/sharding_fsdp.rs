@@ -9,11 +9,12 @@ use bv_core::autodiff::value_and_grad;
 use bv_core::numpy::{self as np, Axes};
 use bv_core::pjrt::Client;
 use bv_core::random::Key;
-use bv_core::sharding::rules::{self, Leaf};
+
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
-use bv_core::{jit, set_default_client, Array, Aval, DType, Spec, Tensor};
+use bv_core::{jit, set_default_client, Array, DType, Spec, Tensor};
 use bv_nn::models::{build, ImageModel};
 use bv_train::optim::{apply_updates, make, OptimSpec, Params, ScheduleGroups, State, Transform};
+use bv_train::train::{layout_rule, update_rule};
 use serde_json::json;
 
 const BATCH: usize = 16;
@@ -41,25 +42,6 @@ fn model() -> Arc<dyn ImageModel> {
 }
 
 /// The layout of `prefix/path` under `strategy`.
-fn rule(
-    strategy: &'static str,
-    mesh: &Mesh,
-    prefix: &'static str,
-) -> impl Fn(&str, &Aval) -> PartitionSpec + Send + Sync + 'static {
-    let mesh = mesh.clone();
-    move |path, aval| {
-        let name = format!("{prefix}/{path}");
-        let shape: Vec<i64> = aval.shape.iter().map(|&d| d as i64).collect();
-        let leaf = Leaf {
-            name: &name,
-            shape: &shape,
-            dtype: aval.dtype,
-        };
-        let strategy = vec![(".*".to_string(), strategy.to_string())];
-        rules::infer(&strategy, &[leaf], &mesh).unwrap().remove(0)
-    }
-}
-
 fn inputs() -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..BATCH * 28 * 28)
         .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
@@ -130,19 +112,11 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
                 dims[0] = Some("data");
                 NamedSharding::new(mesh.clone(), PartitionSpec::of(&dims)).unwrap()
             };
-            let (rp, ro) = (rule(s, &mesh, "params"), rule(s, &mesh, "opt"));
-            let (rp2, ro2) = (rule(s, &mesh, "params"), rule(s, &mesh, "opt"));
+            let strategy = [(".*".to_string(), s.to_string())];
             (
-                init.sharded(mesh.clone(), rp),
-                opt_init.sharded(mesh.clone(), ro),
-                step.sharded(mesh.clone(), move |path, a| match path.split_once('/') {
-                    Some(("0", rest)) => match rest.split_once('/') {
-                        Some(("0", n)) => rp2(n, a),
-                        Some(("1", n)) => ro2(n, a),
-                        _ => PartitionSpec::replicated(),
-                    },
-                    _ => PartitionSpec::replicated(),
-                }),
+                init.sharded(mesh.clone(), layout_rule(&strategy, &mesh, "params")),
+                opt_init.sharded(mesh.clone(), layout_rule(&strategy, &mesh, "opt")),
+                step.sharded(mesh.clone(), update_rule(&strategy, &mesh)),
                 Array::from_slice_sharded(&x, &[BATCH, 28, 28, 1], &batch(4)).unwrap(),
                 Array::from_slice_sharded(&y, &[BATCH, 10], &batch(2)).unwrap(),
             )

@@ -7,40 +7,32 @@
 //! (atol 2e-5, the attention `key/bias` excepted as in the ViT fixtures: its gradient is
 //! analytically zero and Adam turns rounding noise into O(lr) steps).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bv_core::autodiff::value_and_grad;
-use bv_core::io::read_npz;
 use bv_core::random::Key;
 use bv_core::{jit, Array, Tensor};
-use bv_train::config::{Config, Plan};
+use bv_train::config::Config;
 use bv_train::data::{Batch, Example};
-use bv_train::optim::{make_for_config, Params, State, Transform};
+use bv_train::optim::Params;
 use bv_train::trainers::siglip::Siglip;
-use bv_train::trainers::{StepInputs, Trainer};
+use bv_train::trainers::Trainer;
+use common::golden_steps::{self as gs, Steps};
 use serde_json::Value;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/siglip/siglip_s")
+    gs::golden("siglip/siglip_s")
 }
 
-fn npz(name: &str) -> BTreeMap<String, Array> {
-    read_npz(dir().join(name))
-        .unwrap()
-        .into_iter()
-        .map(|(k, h)| {
-            (
-                k,
-                Array::from_bytes(h.bytes(), h.dtype(), h.shape()).unwrap(),
-            )
-        })
-        .collect()
+fn npz(name: &str) -> gs::Arrays {
+    gs::arrays(&dir().join(name))
 }
 
 fn meta() -> Value {
-    serde_json::from_slice(&std::fs::read(dir().join("meta.json")).unwrap()).unwrap()
+    gs::meta(&dir())
 }
 
 /// A config like the fixture's: its model, big_vision's optimizer settings of `meta.json`.
@@ -123,68 +115,36 @@ fn init_loss_and_gradients_at_init() {
 #[test]
 fn training_steps_through_the_trainer_update() {
     let (trainer, config) = trainer_and_config();
-    let trainer = Arc::new(trainer);
-    let plan = Plan::new(&config, 4).unwrap();
-    let params = npz("params_init.npz");
-    let tx = Arc::new(make_for_config(&config, &plan, params.keys()).unwrap());
-    let t = tx.clone();
-    let opt = jit(move |p: Params| t.init(&p)).call(&params).unwrap();
-    let (t, tr) = (tx.clone(), trainer.clone());
-    let step = jit(
-        move |((p, s), rng, k, x, y): ((Params, State), Tensor, Tensor, Tensor, Tensor)| {
-            let inputs = StepInputs {
-                rng_loop: &rng,
-                step: &k,
-                image: &x,
-                labels: &y,
-                features: &Params::new(),
-                fixed: &Params::new(),
-                variant: 0,
-            };
-            tr.update(t.as_ref() as &dyn Transform, &[], (p, s), inputs)
-        },
-    );
     let inputs = npz("inputs.npz");
+    let got = gs::run(Steps {
+        trainer: Arc::new(trainer),
+        config: &config,
+        params: npz("params_init.npz"),
+        rng_loop: Key::from_seed(0).to_array().unwrap(),
+        image: inputs["image"].clone(),
+        labels: inputs["text"].clone(),
+        features: Default::default(),
+        fixed: Default::default(),
+        variants: vec![0; 5],
+    });
     let meta = meta();
-    let rng = Key::from_seed(0).to_array().unwrap();
-    let mut state = (params, opt);
-    for k in 1..=5u64 {
-        let args = (
-            state,
-            rng.clone(),
-            Array::scalar((k - 1) as u32).unwrap(),
-            inputs["image"].clone(),
-            inputs["text"].clone(),
-        );
-        let (next, measured) = step.call(&args).unwrap();
-        state = next;
-        let want = &meta["steps"][k as usize - 1];
+    for (k, (measured, _)) in got.iter().enumerate() {
+        let want = &meta["steps"][k];
         for (name, tol) in [
             ("training_loss", 1e-5),
             ("l2_grads", 1e-4),
             ("l2_params", 1e-4),
             ("l2_updates", 1e-5),
         ] {
-            let got = f64::from(measured[name].item::<f32>().unwrap());
             let w = want[name].as_f64().unwrap();
+            let g = measured[name];
             assert!(
-                (got - w).abs() <= tol * (1.0 + w.abs()),
-                "step {k} {name}: {got} vs {w}"
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "step {} {name}: {g} vs {w}",
+                k + 1
             );
         }
-        assert!((f64::from(measured["b"].item::<f32>().unwrap()) + 10.0).abs() < 1.0);
-        if ![1, 2, 5].contains(&k) {
-            continue;
-        }
-        let want = npz(&format!("params_step{k}.npz"));
-        for (name, w) in &want {
-            if name.ends_with("key/bias") {
-                continue;
-            }
-            for (g, w) in f32s(&state.0[name]).iter().zip(f32s(w)) {
-                assert!((g - w).abs() <= 2e-5, "step {k} {name}: {g} vs {w}");
-            }
-        }
+        assert!((measured["b"] + 10.0).abs() < 1.0);
     }
-    assert_eq!(step.stats().compiles, 1, "one executable for every step");
+    gs::check_params("siglip", &got, &dir(), "", &[1, 2, 5], 2e-5);
 }

@@ -8,12 +8,13 @@ use std::sync::{Arc, OnceLock};
 
 use bv_core::pjrt::Client;
 use bv_core::random::Key;
-use bv_core::sharding::rules::{self, Leaf};
+
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
-use bv_core::{jit, set_default_client, Array, Aval, Spec, Tensor};
+use bv_core::{jit, set_default_client, Array, Spec, Tensor};
 use bv_train::config::{Config, Plan};
 use bv_train::data::{Batch, Example};
 use bv_train::optim::{make_for_config, Params, State, Transform};
+use bv_train::train::{layout_rule, update_rule};
 use bv_train::trainers::siglip::Siglip;
 use bv_train::trainers::{StepInputs, Trainer};
 
@@ -43,25 +44,6 @@ fn config() -> Config {
         optax_name: "big_vision.momentum_hp", lr: 0.1, wd: 0.001, grad_clip_norm: 1.0,
     )"#;
     Config::from_str(ron, "siglip_sharding.ron", &[]).unwrap()
-}
-
-fn rule(
-    strategy: &'static str,
-    mesh: &Mesh,
-    prefix: &'static str,
-) -> impl Fn(&str, &Aval) -> PartitionSpec + Send + Sync + 'static {
-    let mesh = mesh.clone();
-    move |path, aval| {
-        let name = format!("{prefix}/{path}");
-        let shape: Vec<i64> = aval.shape.iter().map(|&d| d as i64).collect();
-        let leaf = Leaf {
-            name: &name,
-            shape: &shape,
-            dtype: aval.dtype,
-        };
-        let strategy = vec![(".*".to_string(), strategy.to_string())];
-        rules::infer(&strategy, &[leaf], &mesh).unwrap().remove(0)
-    }
 }
 
 type Arrays = BTreeMap<String, Array>;
@@ -128,19 +110,11 @@ fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays)
                 dims[0] = Some("data");
                 NamedSharding::new(mesh.clone(), PartitionSpec::of(&dims)).unwrap()
             };
-            let (rp, ro) = (rule(s, &mesh, "params"), rule(s, &mesh, "opt"));
-            let (rp2, ro2) = (rule(s, &mesh, "params"), rule(s, &mesh, "opt"));
+            let strategy = [(".*".to_string(), s.to_string())];
             (
-                init.sharded(mesh.clone(), rp),
-                opt_init.sharded(mesh.clone(), ro),
-                step.sharded(mesh.clone(), move |path, a| match path.split_once('/') {
-                    Some(("0", rest)) => match rest.split_once('/') {
-                        Some(("0", n)) => rp2(n, a),
-                        Some(("1", n)) => ro2(n, a),
-                        _ => PartitionSpec::replicated(),
-                    },
-                    _ => PartitionSpec::replicated(),
-                }),
+                init.sharded(mesh.clone(), layout_rule(&strategy, &mesh, "params")),
+                opt_init.sharded(mesh.clone(), layout_rule(&strategy, &mesh, "opt")),
+                step.sharded(mesh.clone(), update_rule(&strategy, &mesh)),
                 Array::from_slice_sharded(&x, &[BATCH, 16, 16, 3], &batch(4)).unwrap(),
                 Array::from_slice_sharded(&y, &[BATCH, 6], &batch(2)).unwrap(),
             )

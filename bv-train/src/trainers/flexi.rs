@@ -12,19 +12,18 @@ use std::sync::Arc;
 
 use bv_core::autodiff::value_and_grad;
 use bv_core::io::HostArray;
-use bv_core::numpy as np;
 use bv_core::random;
-use bv_core::{DType, Spec, Tensor};
+use bv_core::{Spec, Tensor};
 use bv_nn::models::proj::flexi::vit::FlexiVit;
 use bv_nn::models::ImageModel;
 
 use super::classification::load_model_init;
 use super::{
-    apply_gradients, mixup, Measurements, Predict, PredictFn, StepInputs, TrainState, Trainer,
+    apply_gradients, classifier_batch, classifier_loss, Measurements, Predict, PredictFn,
+    StepInputs, TrainState, Trainer,
 };
 use crate::config::Config;
 use crate::data::Batch;
-use crate::losses;
 use crate::optim::{Params, Transform};
 use crate::train::{batch_spec, init_params, TrainError};
 
@@ -174,22 +173,17 @@ impl Trainer for FlexiTrain {
         (params, opt): TrainState,
         inputs: StepInputs<'_>,
     ) -> (TrainState, Measurements) {
-        let mut rng = random::fold_in(inputs.rng_loop, inputs.step);
-        let mut x = np::astype(inputs.image, DType::F32);
-        let mut y = inputs.labels.clone();
-        if let Some((p, devices)) = self.mixup {
-            let (next, mixed) = mixup(&rng, p, devices, &[&x, &y]);
-            (rng, x, y) = (next, mixed[0].clone(), mixed[1].clone());
-        }
+        let (rng, x, y) = classifier_batch(
+            inputs.rng_loop,
+            inputs.step,
+            inputs.image,
+            inputs.labels,
+            self.mixup,
+        );
         let (_, rng_model) = random::split2(&rng);
         let rngs = [("dropout".to_string(), random::fold_in(&rng_model, 0u32))];
         let model = self.at(inputs.variant);
-        let loss = |p: Params| {
-            let p: bv_nn::Params<Tensor> = p.into_iter().collect();
-            let (logits, _) = model.apply(&p, &x, true, &rngs);
-            let per_example = losses::per_example(&self.loss_name, &logits, &y).unwrap_or(logits);
-            np::mean(&per_example, np::Axes::All, false)
-        };
+        let loss = |p: Params| classifier_loss(model.as_ref(), p, &x, &y, &self.loss_name, &rngs);
         let (l, grads) = value_and_grad(loss)(&params);
         let (state, mut m) = apply_gradients(tx, frozen, (params, opt), grads);
         m.insert("training_loss".into(), l);

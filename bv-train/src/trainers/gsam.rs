@@ -13,10 +13,12 @@ use bv_core::{DType, Spec, Tensor};
 use bv_nn::models::ImageModel;
 
 use super::classification::{load_model_init, model};
-use super::{apply_gradients, mixup, Measurements, StepInputs, TrainState, Trainer};
+use super::{
+    apply_gradients, classifier_batch, classifier_loss, Measurements, StepInputs, TrainState,
+    Trainer,
+};
 use crate::config::{Config, Plan};
 use crate::data::Batch;
-use crate::losses;
 use crate::optim::gsam::Gsam;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Params, Transform};
@@ -99,21 +101,17 @@ impl Trainer for GsamTrain {
         (params, opt): TrainState,
         inputs: StepInputs<'_>,
     ) -> (TrainState, Measurements) {
-        let mut rng = random::fold_in(inputs.rng_loop, inputs.step);
-        let mut x = np::astype(inputs.image, DType::F32);
-        let mut y = inputs.labels.clone();
-        if let Some((p, devices)) = self.mixup {
-            let (next, mixed) = mixup(&rng, p, devices, &[&x, &y]);
-            (rng, x, y) = (next, mixed[0].clone(), mixed[1].clone());
-        }
+        let (rng, x, y) = classifier_batch(
+            inputs.rng_loop,
+            inputs.step,
+            inputs.image,
+            inputs.labels,
+            self.mixup,
+        );
         let (_, rng_model) = random::split2(&rng);
         let rngs = [("dropout".to_string(), random::fold_in(&rng_model, 0u32))];
-        let loss = |p: Params| {
-            let p: bv_nn::Params<Tensor> = p.into_iter().collect();
-            let (logits, _) = self.model.apply(&p, &x, true, &rngs);
-            let per_example = losses::per_example(&self.loss_name, &logits, &y).unwrap_or(logits);
-            np::mean(&per_example, np::Axes::All, false)
-        };
+        let loss =
+            |p: Params| classifier_loss(self.model.as_ref(), p, &x, &y, &self.loss_name, &rngs);
         let step = np::astype(inputs.step, DType::F32) + 1.0;
         let lr = self.schedule.at(step) * self.lr;
         let (l, grads) = self.gsam.gradient(loss, &params, &lr);

@@ -310,3 +310,41 @@ pub fn mixup(rng: &Tensor, p: f64, devices: usize, things: &[&Tensor]) -> (Tenso
         .collect();
     (rng, mixed)
 }
+
+/// The start of big_vision's classifier `update_fn`s: the step's key
+/// `fold_in(rng_loop, step)`, the image as float32, then [`mixup`] of image and labels when
+/// on. Returns the key left after mixup, the images and the labels.
+pub fn classifier_batch(
+    rng_loop: &Tensor,
+    step: &Tensor,
+    image: &Tensor,
+    labels: &Tensor,
+    mixup_on: Option<(f64, usize)>,
+) -> (Tensor, Tensor, Tensor) {
+    let rng = bv_core::random::fold_in(rng_loop, step);
+    let image = bv_core::numpy::astype(image, bv_core::DType::F32);
+    match mixup_on {
+        Some((p, devices)) => {
+            let (rng, mut mixed) = mixup(&rng, p, devices, &[&image, labels]);
+            let labels = mixed.pop().expect("two things mixed");
+            (rng, mixed.pop().expect("two things mixed"), labels)
+        }
+        None => (rng, image, labels.clone()),
+    }
+}
+
+/// A classifier's training loss: the mean over the batch of `loss_name` (one of
+/// [`crate::losses::NAMES`]) between `model`'s logits on `x` (train mode, `rngs`) and `y`.
+pub fn classifier_loss(
+    model: &dyn ImageModel,
+    params: Params,
+    x: &Tensor,
+    y: &Tensor,
+    loss_name: &str,
+    rngs: &[(String, Tensor)],
+) -> Tensor {
+    let p: bv_nn::Params<Tensor> = params.into_iter().collect();
+    let (logits, _) = model.apply(&p, x, true, rngs);
+    let per_example = crate::losses::per_example(loss_name, &logits, y).unwrap_or(logits);
+    bv_core::numpy::mean(&per_example, bv_core::numpy::Axes::All, false)
+}

@@ -176,18 +176,32 @@ pub fn check_measurements(
     }
 }
 
-/// Checks parameters against an npz (atol `atol`; attention `key/bias` skipped: its
-/// gradient is analytically zero, so Adam turns rounding noise into O(lr) steps).
-pub fn check_params(what: &str, got: &Arrays, file: &Path, atol: f32) {
-    let want = host(file);
-    assert_eq!(got.len(), want.len(), "{what}: parameter count");
-    for (name, w) in &want {
-        if name.ends_with("key/bias") {
-            continue;
-        }
-        let g = got[name].to_vec::<f32>().unwrap();
-        for (i, (a, b)) in g.iter().zip(w.to_vec::<f32>().unwrap()).enumerate() {
-            assert!((a - b).abs() <= atol, "{what} {name}[{i}]: {a} vs {b}");
+/// Checks the parameters after each of `steps` (1-based) of `got` against
+/// `<prefix>params_step<k>.npz` in `dir` (atol `atol`; attention `key/bias` skipped: its gradient is analytically zero,
+/// so Adam turns rounding noise into O(lr) steps).
+pub fn check_params(
+    what: &str,
+    got: &[(BTreeMap<String, f64>, Arrays)],
+    dir: &Path,
+    prefix: &str,
+    steps: &[usize],
+    atol: f32,
+) {
+    for &step in steps {
+        let want = host(&dir.join(format!("{prefix}params_step{step}.npz")));
+        let got = &got[step - 1].1;
+        assert_eq!(got.len(), want.len(), "{what} step {step}: parameter count");
+        for (name, w) in &want {
+            if name.ends_with("key/bias") {
+                continue;
+            }
+            let g = got[name].to_vec::<f32>().unwrap();
+            for (i, (a, b)) in g.iter().zip(w.to_vec::<f32>().unwrap()).enumerate() {
+                assert!(
+                    (a - b).abs() <= atol,
+                    "{what} step {step} {name}[{i}]: {a} vs {b}"
+                );
+            }
         }
     }
 }
