@@ -336,3 +336,47 @@ fn indexing_and_pooling() {
         .collect();
     assert_close("avg_pool SAME", &got[9], &ap, (1e-6, 1e-6));
 }
+
+/// `jnp.sum`, `jnp.mean` and `jax.nn.softmax` reduce float16/bfloat16 in float32 and return
+/// the input's type (`upcast_f16_for_computation`): 1000 ones sum to 1000 (a bfloat16
+/// accumulator stops at 256, a float16 one at 2048 for 3000 ones). XLA's CPU backend
+/// widens half-precision reductions by itself, so the program must also say it: every
+/// `add` reduction in it runs over f32.
+#[test]
+fn half_precision_reductions_accumulate_in_f32() {
+    for (dtype, n) in [(DType::BF16, 1000), (DType::F16, 3000)] {
+        let f = jit(|x: Tensor| {
+            vec![
+                np::sum(&x, np::Axes::All, false),
+                np::mean(&(&x * 0.5), np::Axes::All, false),
+                np::softmax(&x, -1),
+                np::log_softmax(&x, -1),
+            ]
+        });
+        let text = f.lower(&Spec::new([n], dtype)).unwrap().text;
+        let adds: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("stablehlo.reduce") && l.contains("stablehlo.add"))
+            .collect();
+        assert_eq!(adds.len(), 4, "{dtype}: {text}");
+        for l in adds {
+            assert!(
+                l.ends_with("tensor<f32>"),
+                "{dtype}: reduces in half precision: {l}"
+            );
+        }
+        let out = f.call(&array(&vec![1.0; n], &[n], dtype)).unwrap();
+        for o in &out {
+            assert_eq!(o.dtype(), dtype);
+        }
+        assert_eq!(read(&out[0]), vec![n as f64], "{dtype} sum");
+        assert_eq!(read(&out[1]), vec![0.5], "{dtype} mean");
+        let p = quantize(&[1.0 / n as f64], dtype)[0];
+        assert!(read(&out[2]).iter().all(|&v| v == p), "{dtype} softmax");
+        let lp = quantize(&[-(n as f64).ln()], dtype)[0];
+        assert!(
+            read(&out[3]).iter().all(|&v| v == lp),
+            "{dtype} log_softmax"
+        );
+    }
+}

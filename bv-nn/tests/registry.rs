@@ -61,6 +61,7 @@ fn bad_values_are_named() {
         (json!({"depth": -1}), "depth"),
         (json!({"patch_size": [1, 2, 3]}), "patch_size"),
         (json!({"rep_size": "yes"}), "rep_size"),
+        (json!({"dtype_mm": "float64"}), "dtype_mm"),
     ] {
         let e = build("vit", &config).unwrap_err();
         assert!(
@@ -71,6 +72,23 @@ fn bad_values_are_named() {
     }
     let e = build("vit", &json!([1])).unwrap_err();
     assert!(matches!(e, ModelError::NotAnObject { .. }), "{e}");
+}
+
+/// `dtype_mm` as big_vision spells it; only ViT takes it, as in big_vision's models.
+#[test]
+fn dtype_mm_names() {
+    for (name, dtype) in [
+        ("float32", DType::F32),
+        ("bfloat16", DType::BF16),
+        ("float16", DType::F16),
+    ] {
+        let vit = bv_nn::models::vit::Vit::from_config(&json!({ "dtype_mm": name })).unwrap();
+        assert_eq!(vit.dtype_mm, dtype, "{name}");
+    }
+    for model in ["mlp_mixer", "bit", "proj.flexi.vit"] {
+        let e = build(model, &json!({"dtype_mm": "bfloat16"})).unwrap_err();
+        assert!(e.to_string().contains("`dtype_mm`"), "{model}: {e}");
+    }
 }
 
 /// Mixer-B/16 and BiT-R50x1 at 224 with 1000 classes against the published sizes, within

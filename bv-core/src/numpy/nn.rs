@@ -1,7 +1,7 @@
 //! Activations, softmax family and pooling, as `jax.nn` and `flax.linen` define them.
 
 use crate::autodiff::{custom_jvp, stop_gradient};
-use crate::numpy::reduce::{resolve, Axes};
+use crate::numpy::reduce::{resolve, wide_sum, Axes};
 use crate::numpy::{
     bad_axis, exp, expm1, greater, greater_equal, inexact, less, log, logaddexp, logical_and,
     maximum, mean, minimum, norm_axis, split, where_,
@@ -159,7 +159,7 @@ pub fn logsumexp(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
     match resolve("logsumexp", &x, &axes.into()) {
         Ok(ax) => {
             let m = stable_max(&x, &ax);
-            let s = prim::reduce(&exp(&(&x - &m)), ReduceKind::Sum, &ax);
+            let s = wide_sum(&exp(&(&x - &m)), &ax);
             let kept: Vec<usize> = x
                 .shape()
                 .iter()
@@ -187,7 +187,7 @@ pub fn softmax(x: &Tensor, axis: isize) -> Tensor {
     let e = exp(&(&x - stable_max(&x, &[a])));
     let mut kept = x.shape().to_vec();
     kept[a] = 1;
-    let s = prim::reshape(&prim::reduce(&e, ReduceKind::Sum, &[a]), &kept);
+    let s = prim::reshape(&wide_sum(&e, &[a]), &kept);
     e / s
 }
 
@@ -201,7 +201,7 @@ pub fn log_softmax(x: &Tensor, axis: isize) -> Tensor {
     let shifted = &x - stable_max(&x, &[a]);
     let mut kept = x.shape().to_vec();
     kept[a] = 1;
-    let s = prim::reshape(&prim::reduce(&exp(&shifted), ReduceKind::Sum, &[a]), &kept);
+    let s = prim::reshape(&wide_sum(&exp(&shifted), &[a]), &kept);
     shifted - log(&s)
 }
 

@@ -94,11 +94,28 @@ fn reduce_with(
     }
 }
 
-/// Sum over `axes` (bool and small integers accumulate in 32 bits, as `jnp.sum`).
+/// The sum of `x` over `axes` (dropped), float16 and bfloat16 accumulated in float32 and
+/// rounded back once, as JAX's reductions do (`upcast_f16_for_computation`).
+#[track_caller]
+pub(crate) fn wide_sum(x: &Tensor, axes: &[usize]) -> Tensor {
+    match x.dtype() {
+        DType::F16 | DType::BF16 => {
+            let s = prim::reduce(&prim::convert(x, DType::F32), ReduceKind::Sum, axes);
+            prim::convert(&s, x.dtype())
+        }
+        _ => prim::reduce(x, ReduceKind::Sum, axes),
+    }
+}
+
+/// Sum over `axes` (bool and small integers accumulate in 32 bits, float16 and bfloat16 in
+/// float32, as `jnp.sum`).
 #[track_caller]
 pub fn sum(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
     let x = astype(x, accumulation(x.dtype()));
-    reduce_with("sum", &x, ReduceKind::Sum, axes, keepdims)
+    match resolve("sum", &x, &axes.into()) {
+        Ok(ax) => keep(wide_sum(&x, &ax), x.shape(), &ax, keepdims),
+        Err(p) => p,
+    }
 }
 
 /// Product over `axes`.
@@ -144,19 +161,14 @@ pub fn any(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
     )
 }
 
-/// Mean over `axes` (integers average as f32).
+/// Mean over `axes` (integers average as f32; half precision sums in f32, see [`sum`]).
 #[track_caller]
 pub fn mean(x: &Tensor, axes: impl Into<Axes>, keepdims: bool) -> Tensor {
     let x = inexact(x);
     match resolve("mean", &x, &axes.into()) {
         Ok(ax) => {
             let n: usize = ax.iter().map(|&a| x.shape()[a]).product();
-            let s = keep(
-                prim::reduce(&x, ReduceKind::Sum, &ax),
-                x.shape(),
-                &ax,
-                keepdims,
-            );
+            let s = keep(wide_sum(&x, &ax), x.shape(), &ax, keepdims);
             s / n as f64
         }
         Err(p) => p,
@@ -170,14 +182,9 @@ pub fn var(x: &Tensor, axes: impl Into<Axes>, ddof: usize, keepdims: bool) -> Te
     match resolve("var", &x, &axes.into()) {
         Ok(ax) => {
             let n: usize = ax.iter().map(|&a| x.shape()[a]).product();
-            let m = keep(prim::reduce(&x, ReduceKind::Sum, &ax), x.shape(), &ax, true) / n as f64;
+            let m = keep(wide_sum(&x, &ax), x.shape(), &ax, true) / n as f64;
             let d = &x - m;
-            let ss = keep(
-                prim::reduce(&(&d * &d), ReduceKind::Sum, &ax),
-                x.shape(),
-                &ax,
-                keepdims,
-            );
+            let ss = keep(wide_sum(&(&d * &d), &ax), x.shape(), &ax, keepdims);
             ss / n.saturating_sub(ddof) as f64
         }
         Err(p) => p,

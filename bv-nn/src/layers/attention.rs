@@ -3,7 +3,7 @@
 //! `(heads, D/heads, D)`.
 
 use bv_core::numpy as np;
-use bv_core::Tensor;
+use bv_core::{DType, Tensor};
 
 use crate::init::Init;
 use crate::layers::DenseGeneral;
@@ -26,6 +26,8 @@ pub struct MultiHeadDotProductAttention {
     pub num_heads: usize,
     /// Kernel initializer of all four projections.
     pub kernel_init: Init,
+    /// Computation type of the projections, and so of the attention (Flax's `dtype`).
+    pub dtype: Option<DType>,
 }
 
 impl Module for MultiHeadDotProductAttention {
@@ -42,6 +44,7 @@ impl Module for MultiHeadDotProductAttention {
             in_axes: 1,
             kernel_init: self.kernel_init.clone(),
             bias_init: Init::Zeros,
+            dtype: self.dtype,
         };
         let q = s.call_named("query", &proj, xq);
         let k = s.call_named("key", &proj, xkv.clone());
@@ -52,6 +55,7 @@ impl Module for MultiHeadDotProductAttention {
             in_axes: 2,
             kernel_init: self.kernel_init.clone(),
             bias_init: Init::Zeros,
+            dtype: self.dtype,
         };
         s.call_named("out", &out, o)
     }

@@ -1,6 +1,8 @@
-//! `Dense`, `DenseGeneral` and `Conv` (NHWC input, HWIO kernel).
+//! `Dense`, `DenseGeneral` and `Conv` (NHWC input, HWIO kernel), with Flax's `dtype`: the
+//! input, kernel and bias cast to it for the matmul or convolution (parameters stay f32).
 
 use bv_core::numpy as np;
+use bv_core::numpy::promote::promote;
 use bv_core::prim::{self, ConvDims, Convolution, DotDims, Precision};
 use bv_core::{DType, Tensor};
 
@@ -19,6 +21,8 @@ pub struct Dense {
     pub kernel_init: Init,
     /// Bias initializer (Flax default: zeros).
     pub bias_init: Init,
+    /// Computation type (Flax's `dtype`; `None`: the promoted type of input and params).
+    pub dtype: Option<DType>,
 }
 
 impl Dense {
@@ -29,6 +33,7 @@ impl Dense {
             use_bias: true,
             kernel_init: Init::lecun_normal(),
             bias_init: Init::Zeros,
+            dtype: None,
         }
     }
 
@@ -38,12 +43,50 @@ impl Dense {
         self.bias_init = bias_init;
         self
     }
+
+    /// Computing in `dtype` (Flax's `nn.Dense(dtype=...)`).
+    pub fn with_dtype(mut self, dtype: Option<DType>) -> Dense {
+        self.dtype = dtype;
+        self
+    }
 }
 
-fn add_bias(y: &Tensor, bias: &Tensor) -> Tensor {
+/// Flax's `promote_dtype`: every array cast to `dtype`, or without one to the arrays'
+/// promoted type, as `nn.Dense`, `nn.DenseGeneral` and `nn.Conv` do before computing.
+pub fn promote_dtype(dtype: Option<DType>, xs: &[&Tensor]) -> Vec<Tensor> {
+    let to = dtype.unwrap_or_else(|| {
+        xs.iter()
+            .map(|x| (x.dtype(), false))
+            .reduce(promote)
+            .map_or(DType::F32, |(d, _)| d)
+    });
+    xs.iter()
+        .map(|&x| match x.dtype() == to {
+            true => x.clone(),
+            false => prim::convert(x, to),
+        })
+        .collect()
+}
+
+/// `[x, kernel]` cast with the bias, if any, as [`promote_dtype`] does.
+fn cast(dtype: Option<DType>, xk: [&Tensor; 2], bias: Option<&Tensor>) -> [Tensor; 2] {
+    let all: Vec<&Tensor> = xk.into_iter().chain(bias).collect();
+    let mut cast = promote_dtype(dtype, &all).into_iter();
+    [0, 1].map(|_| cast.next().expect("two operands"))
+}
+
+/// `y + bias` (none: `y`), the bias cast to `y`'s type, which [`promote_dtype`] chose with it.
+fn add_bias(y: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let Some(bias) = bias else {
+        return y.clone();
+    };
+    let bias = match bias.dtype() == y.dtype() {
+        true => bias.clone(),
+        false => prim::convert(bias, y.dtype()),
+    };
     let n = bias.rank();
     let dims: Vec<usize> = (y.rank() - n..y.rank()).collect();
-    prim::add(y, &prim::broadcast_in_dim(bias, y.shape(), &dims))
+    prim::add(y, &prim::broadcast_in_dim(&bias, y.shape(), &dims))
 }
 
 impl Module for Dense {
@@ -59,6 +102,10 @@ impl Module for Dense {
             &[din, self.features],
             DType::F32,
         );
+        let bias = self
+            .use_bias
+            .then(|| s.param("bias", &self.bias_init, &[self.features], DType::F32));
+        let [x, kernel] = cast(self.dtype, [&x, &kernel], bias.as_ref());
         let y = prim::dot_general(
             &x,
             &kernel,
@@ -71,11 +118,7 @@ impl Module for Dense {
             Precision::Default,
             None,
         );
-        if !self.use_bias {
-            return y;
-        }
-        let bias = s.param("bias", &self.bias_init, &[self.features], DType::F32);
-        add_bias(&y, &bias)
+        add_bias(&y, bias.as_ref())
     }
 }
 
@@ -92,6 +135,8 @@ pub struct DenseGeneral {
     pub kernel_init: Init,
     /// Bias initializer.
     pub bias_init: Init,
+    /// Computation type (see [`Dense::dtype`]).
+    pub dtype: Option<DType>,
 }
 
 impl Module for DenseGeneral {
@@ -115,6 +160,7 @@ impl Module for DenseGeneral {
         let bias = s.param_with("bias", &features, DType::F32, |key| {
             prim::reshape(&bi.sample(key, &[n_out], DType::F32), &features)
         });
+        let [x, kernel] = cast(self.dtype, [&x, &kernel], Some(&bias));
         let y = prim::dot_general(
             &x,
             &kernel,
@@ -127,7 +173,7 @@ impl Module for DenseGeneral {
             Precision::Default,
             None,
         );
-        add_bias(&y, &bias)
+        add_bias(&y, Some(&bias))
     }
 }
 
@@ -163,6 +209,8 @@ pub struct Conv {
     pub kernel_init: Init,
     /// Bias initializer.
     pub bias_init: Init,
+    /// Computation type (see [`Dense::dtype`]).
+    pub dtype: Option<DType>,
 }
 
 impl Conv {
@@ -178,6 +226,7 @@ impl Conv {
             use_bias: true,
             kernel_init: Init::lecun_normal(),
             bias_init: Init::Zeros,
+            dtype: None,
         }
     }
 }
@@ -247,12 +296,11 @@ impl Module for Conv {
         let cin = x.shape().last().copied().unwrap_or(1);
         let kshape = self.kernel_shape(cin);
         let kernel = s.param("kernel", &self.kernel_init, &kshape, DType::F32);
-        let y = self.convolve(&x, &kernel);
-        if !self.use_bias {
-            return y;
-        }
-        let bias = s.param("bias", &self.bias_init, &[self.features], DType::F32);
-        add_bias(&y, &bias)
+        let bias = self
+            .use_bias
+            .then(|| s.param("bias", &self.bias_init, &[self.features], DType::F32));
+        let [x, kernel] = cast(self.dtype, [&x, &kernel], bias.as_ref());
+        add_bias(&self.convolve(&x, &kernel), bias.as_ref())
     }
 }
 
@@ -264,6 +312,8 @@ pub struct MlpBlock {
     pub mlp_dim: Option<usize>,
     /// Dropout rate after the activation.
     pub dropout: f64,
+    /// Computation type of both Dense layers (big_vision's `dtype_mm`).
+    pub dtype: Option<DType>,
 }
 
 impl Module for MlpBlock {
@@ -274,7 +324,11 @@ impl Module for MlpBlock {
 
     fn apply(&self, s: &mut Scope, (x, deterministic): (Tensor, bool)) -> Tensor {
         let d = x.shape().last().copied().unwrap_or(1);
-        let dense = |f| Dense::new(f).with_init(Init::xavier_uniform(), Init::normal(1e-6));
+        let dense = |f| {
+            Dense::new(f)
+                .with_init(Init::xavier_uniform(), Init::normal(1e-6))
+                .with_dtype(self.dtype)
+        };
         let h = s.call(&dense(self.mlp_dim.unwrap_or(4 * d)), x);
         let h = np::gelu(&h, true);
         let h = s.call(&Dropout { rate: self.dropout }, (h, deterministic));

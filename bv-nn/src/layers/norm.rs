@@ -8,7 +8,9 @@ use crate::init::Init;
 use crate::scope::{Module, Scope};
 
 /// Normalizes over the last axis: `(x - mean) * rsqrt(var + eps) * scale + bias` with
-/// `var = max(mean(x²) - mean², 0)` (Flax's `use_fast_variance`).
+/// `var = max(mean(x²) - mean², 0)` (Flax's `use_fast_variance`). As in Flax, a float16 or
+/// bfloat16 input is normalized in float32 and the result is float32 (its f32 parameters'
+/// type).
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
     /// Added to the variance (Flax default 1e-6).
@@ -27,6 +29,13 @@ impl Module for LayerNorm {
     type Out = Tensor;
 
     fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
+        // Flax converts `x` twice, for the statistics and for `x - mean`: the backward pass
+        // rounds each cotangent to half precision before adding them, as JAX's does.
+        let widen = |x: &Tensor| match x.dtype() {
+            DType::F16 | DType::BF16 => prim::convert(x, DType::F32),
+            _ => x.clone(),
+        };
+        let (x, xc) = (widen(&x), widen(&x));
         let r = x.rank();
         let d = x.shape().last().copied().unwrap_or(1);
         let shape = x.shape().to_vec();
@@ -56,7 +65,7 @@ impl Module for LayerNorm {
         let rows = |t: &Tensor| prim::broadcast_in_dim(t, &shape, &keep);
         let last = |p: &Tensor| prim::broadcast_in_dim(p, &shape, &[r - 1]);
         let y = prim::mul(
-            &prim::sub(&x, &rows(&mean)),
+            &prim::sub(&xc, &rows(&mean)),
             &prim::mul(&rows(&inv), &last(&scale)),
         );
         prim::add(&y, &last(&bias))

@@ -1,6 +1,7 @@
 //! Reading a model's free-form config map (`config.model` of a big_vision config) with
 //! errors that name the model, the key and what was expected.
 
+use bv_core::DType;
 use serde_json::{Map, Value};
 
 use crate::models::ModelError;
@@ -93,6 +94,16 @@ impl<'a> Cfg<'a> {
         };
         list.map(Some)
             .ok_or_else(|| self.bad(key, "a list of non-negative integers"))
+    }
+
+    /// big_vision's `dtype_mm`: `"float32"` (the default), `"bfloat16"` or `"float16"`.
+    pub fn dtype_mm(&self) -> Result<DType, ModelError> {
+        match self.str("dtype_mm")? {
+            None | Some("float32") => Ok(DType::F32),
+            Some("bfloat16") => Ok(DType::BF16),
+            Some("float16") => Ok(DType::F16),
+            Some(_) => Err(self.bad("dtype_mm", "\"float32\", \"bfloat16\" or \"float16\"")),
+        }
     }
 
     /// A `(height, width)` pair: `[h, w]` or one integer for both.

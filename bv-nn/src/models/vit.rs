@@ -75,6 +75,10 @@ pub struct Vit {
     pub scan: bool,
     /// What the scanned blocks keep for the backward pass (ignored without `scan`).
     pub remat_policy: RematPolicy,
+    /// big_vision's `dtype_mm`: the type of the image, the stem, the position embedding
+    /// and the residual stream of the encoder blocks, whose matmuls run in it; LayerNorm
+    /// outputs, the head and all other parameters stay f32.
+    pub dtype_mm: DType,
 }
 
 /// `(width, depth, mlp_dim, num_heads)` of a named variant (`"mu"`, `"Ti"`, `"S"`, ...).
@@ -118,6 +122,7 @@ impl Vit {
             dropout: 0.0,
             scan: false,
             remat_policy: RematPolicy::NothingSaveable,
+            dtype_mm: DType::F32,
         })
     }
 
@@ -192,9 +197,7 @@ impl Vit {
                 return Err(c.bad("remat_policy", expected));
             }
         };
-        if !matches!(c.str("dtype_mm")?, None | Some("float32")) {
-            return Err(c.bad("dtype_mm", "\"float32\""));
-        }
+        v.dtype_mm = c.dtype_mm()?;
         if v.width % v.num_heads.max(1) != 0 || v.num_heads == 0 {
             return Err(c.bad("num_heads", "a positive divisor of width"));
         }
@@ -412,10 +415,11 @@ pub fn scan_to_pyloop(params: Params<HostArray>) -> Result<Params<HostArray>, St
     Ok(others.into_iter().collect())
 }
 
-fn attention(num_heads: usize) -> MultiHeadDotProductAttention {
+fn attention(num_heads: usize, dtype: Option<DType>) -> MultiHeadDotProductAttention {
     MultiHeadDotProductAttention {
         num_heads,
         kernel_init: Init::xavier_uniform(),
+        dtype,
     }
 }
 
@@ -429,6 +433,8 @@ pub struct EncoderBlock {
     pub num_heads: usize,
     /// Dropout rate.
     pub dropout: f64,
+    /// Computation type of the attention and the MLP (`dtype_mm`).
+    pub dtype_mm: DType,
 }
 
 impl Module for EncoderBlock {
@@ -440,12 +446,16 @@ impl Module for EncoderBlock {
     fn apply(&self, s: &mut Scope, (x, det): (Tensor, bool)) -> Self::Out {
         let drop = Dropout { rate: self.dropout };
         let y = s.call(&LayerNorm::default(), x.clone());
-        let sa = s.call(&attention(self.num_heads), (y.clone(), y));
+        let sa = s.call(
+            &attention(self.num_heads, Some(self.dtype_mm)),
+            (y.clone(), y),
+        );
         let x = &x + &s.call(&drop, (sa.clone(), det));
         let y = s.call(&LayerNorm::default(), x.clone());
         let mlp = MlpBlock {
             mlp_dim: self.mlp_dim,
             dropout: self.dropout,
+            dtype: Some(self.dtype_mm),
         };
         let mlp = s.call(&mlp, (y, det));
         let y = &x + &s.call(&drop, (mlp.clone(), det));
@@ -474,6 +484,8 @@ pub struct Encoder {
     pub scan: bool,
     /// Remat policy of the scanned block.
     pub remat_policy: RematPolicy,
+    /// Computation type of the blocks (`dtype_mm`).
+    pub dtype_mm: DType,
 }
 
 impl Module for Encoder {
@@ -488,6 +500,7 @@ impl Module for Encoder {
             mlp_dim: self.mlp_dim,
             num_heads: self.num_heads,
             dropout: self.dropout,
+            dtype_mm: self.dtype_mm,
         };
         if self.scan {
             let lift = ScanLift {
@@ -542,13 +555,13 @@ impl Module for MapHead {
 
     fn apply(&self, s: &mut Scope, x: Tensor) -> Tensor {
         let (n, d) = (x.shape()[0], x.shape()[2]);
-        let probe = s.param("probe", &Init::xavier_uniform(), &[1, 1, d], DType::F32);
+        let probe = s.param("probe", &Init::xavier_uniform(), &[1, 1, d], x.dtype());
         let probe = prim::broadcast_in_dim(&probe, &[n, 1, d], &[0, 1, 2]);
-        let x = s.call(&attention(self.num_heads), (probe, x));
+        let x = s.call(&attention(self.num_heads, None), (probe, x));
         let y = s.call(&LayerNorm::default(), x.clone());
         let mlp = MlpBlock {
             mlp_dim: self.mlp_dim,
-            dropout: 0.0,
+            ..MlpBlock::default()
         };
         let x = &x + &s.call(&mlp, (y, true));
         prim::reshape(&prim::slice(&x, &[0, 0, 0], &[n, 1, d], &[]), &[n, d])
@@ -568,8 +581,10 @@ impl Module for Vit {
         let stem = Conv {
             strides: vec![ph, pw],
             padding: ConvPadding::Valid,
+            dtype: Some(self.dtype_mm),
             ..Conv::new(self.width, &[ph, pw])
         };
+        let image = np::astype(&image, self.dtype_mm);
         let x = s.call_named("embedding", &stem, image);
         out.insert("stem", x.clone());
         let (n, h, w, c) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
@@ -577,14 +592,14 @@ impl Module for Vit {
         let pe = match self.posemb {
             Posemb::Learn => {
                 let init = Init::normal(1.0 / (c as f64).sqrt());
-                s.param("pos_embedding", &init, &[1, h * w, c], DType::F32)
+                s.param("pos_embedding", &init, &[1, h * w, c], x.dtype())
             }
-            Posemb::Sincos2d => posemb_sincos_2d(h, w, c),
+            Posemb::Sincos2d => np::astype(&posemb_sincos_2d(h, w, c), x.dtype()),
         };
         let mut x = &x + &pe;
         out.insert("with_posemb", x.clone());
         if self.pool == Pool::Tok {
-            let cls = s.param("cls", &Init::Zeros, &[1, 1, c], DType::F32);
+            let cls = s.param("cls", &Init::Zeros, &[1, 1, c], x.dtype());
             let cls = prim::broadcast_in_dim(&cls, &[n, 1, c], &[0, 1, 2]);
             x = prim::concatenate(&[&cls, &x], 1);
         }
@@ -596,6 +611,7 @@ impl Module for Vit {
             dropout: self.dropout,
             scan: self.scan,
             remat_policy: self.remat_policy,
+            dtype_mm: self.dtype_mm,
         };
         let (x, enc) = s.call_named("Transformer", &encoder, (x, !train));
         for (name, v) in enc {
@@ -605,7 +621,7 @@ impl Module for Vit {
         let l = x.shape()[1];
         let first =
             |t: &Tensor| prim::reshape(&prim::slice(t, &[0, 0, 0], &[n, 1, c], &[]), &[n, c]);
-        let (mut x, encoded) = match self.pool {
+        let (x, encoded) = match self.pool {
             Pool::Gap => (np::mean(&x, 1, false), x),
             Pool::First => (first(&x), x),
             Pool::Tok => (first(&x), prim::slice(&x, &[0, 1, 0], &[n, l, c], &[])),
@@ -621,7 +637,31 @@ impl Module for Vit {
         if self.pool != Pool::None {
             out.insert("head_input", x.clone());
         }
-        let mut x_2d = prim::reshape(&encoded, &[n, h, w, c]);
+        let x_2d = prim::reshape(&encoded, &[n, h, w, c]);
+        let head = Head {
+            rep_size: self.rep_size,
+            num_classes: self.num_classes,
+            zeroinit: self.head_zeroinit,
+        };
+        (head.apply(s, x, x_2d, &mut out), out)
+    }
+}
+
+/// The end of big_vision's ViT (and FlexiViT): the tanh `pre_logits` Dense, if any, then
+/// the `head` Dense, each applied to the pooled tokens and to the token grid.
+pub(crate) struct Head {
+    /// Width of the tanh `pre_logits` layer, if any.
+    pub rep_size: Option<usize>,
+    /// Classes of the head (`None`: no head).
+    pub num_classes: Option<usize>,
+    /// Zero-initialize the head kernel.
+    pub zeroinit: bool,
+}
+
+impl Head {
+    /// The logits of the pooled `x` (or its pre-logits without a head); records
+    /// `pre_logits`, `pre_logits_2d`, `logits` and `logits_2d` (of `x_2d`) in `out`.
+    pub fn apply(&self, s: &mut Scope, mut x: Tensor, mut x_2d: Tensor, out: &mut Out) -> Tensor {
         if let Some(rep) = self.rep_size {
             let hid = Dense::new(rep);
             x_2d = np::tanh(&s.call_named("pre_logits", &hid, x_2d));
@@ -631,14 +671,14 @@ impl Module for Vit {
         out.insert("pre_logits", x.clone());
         if let Some(classes) = self.num_classes {
             let mut head = Dense::new(classes);
-            if self.head_zeroinit {
+            if self.zeroinit {
                 head.kernel_init = Init::Zeros;
             }
             out.insert("logits_2d", s.call_named("head", &head, x_2d));
             x = s.call_named("head", &head, x);
             out.insert("logits", x.clone());
         }
-        (x, out)
+        x
     }
 }
 

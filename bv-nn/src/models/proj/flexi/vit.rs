@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::resample::{resample_patchemb, resample_patchemb_host, resize_posemb};
 use crate::init::Init;
-use crate::layers::{Conv, ConvPadding, Dense};
+use crate::layers::{Conv, ConvPadding};
 use crate::models::config::Cfg;
-use crate::models::vit::{posemb_sincos_2d, variant, Encoder, MapHead, Pool, Posemb};
+use crate::models::vit::{posemb_sincos_2d, variant, Encoder, Head, MapHead, Pool, Posemb};
 use crate::models::{ImageModel, ModelError, Out};
 use crate::params::Params;
 use crate::scope::{Module, Scope};
@@ -246,6 +246,7 @@ impl Module for FlexiVit {
             dropout: 0.0,
             scan: false,
             remat_policy: bv_core::autodiff::RematPolicy::NothingSaveable,
+            dtype_mm: DType::F32,
         };
         let (x, enc) = s.call_named("Transformer", &encoder, (x, true));
         for (name, v) in enc {
@@ -253,7 +254,7 @@ impl Module for FlexiVit {
         }
         out.insert("encoded", x.clone());
         let l = x.shape()[1];
-        let (mut x, encoded) = match self.pool {
+        let (x, encoded) = match self.pool {
             Pool::Map => {
                 let head = MapHead {
                     mlp_dim: self.mlp_dim,
@@ -269,18 +270,12 @@ impl Module for FlexiVit {
         };
         out.insert("head_input", x.clone());
         let x_2d = prim::reshape(&encoded, &[n, h, w, c]);
-        out.insert("pre_logits_2d", x_2d.clone());
-        out.insert("pre_logits", x.clone());
-        if let Some(classes) = self.num_classes {
-            let mut head = Dense::new(classes);
-            if self.head_zeroinit {
-                head.kernel_init = Init::Zeros;
-            }
-            out.insert("logits_2d", s.call_named("head", &head, x_2d));
-            x = s.call_named("head", &head, x);
-            out.insert("logits", x.clone());
-        }
-        (x, out)
+        let head = Head {
+            rep_size: None,
+            num_classes: self.num_classes,
+            zeroinit: self.head_zeroinit,
+        };
+        (head.apply(s, x, x_2d, &mut out), out)
     }
 }
 

@@ -160,6 +160,7 @@ impl Module for TextTransformer {
             dropout: self.dropout,
             scan: self.scan,
             remat_policy: self.remat_policy,
+            dtype_mm: DType::F32,
         };
         let (x, enc) = s.call(&encoder, (&x + &pe, !train));
         out.insert("transformed", x.clone());
