@@ -19,6 +19,12 @@
 //! processes, process 0 prepares the folder, all write their blocks, and once the
 //! coordination barrier says all are done, process 0 writes the manifest and renames.
 //!
+//! On a bucket (`gs://`, `s3://`, see [`crate::storage`]) objects are written whole but
+//! folders cannot be renamed, so the blocks go straight into `checkpoint.bv-<step>/`, then
+//! the manifest, and `checkpoint.bv-LAST` last: a checkpoint without its manifest is never
+//! loaded, and until LAST names the new one the previous one stays LAST and whole. Rewriting
+//! a step first deletes its folder, so a stale manifest never sits beside new blocks.
+//!
 //! Everything a resume trusts is checksummed (format `bv-checkpoint-3`): the manifest holds
 //! the SHA-256 of each block file, and its own SHA-256 (over its JSON with keys sorted and
 //! the `checksum` key left out), so an edited step, data position or block file is refused
@@ -37,6 +43,8 @@ use bv_core::sharding::Mesh;
 use bv_core::{Array, DType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::storage;
 
 /// The checkpoint prefix inside the workdir (`save_ckpt_path` in train.py).
 const PREFIX: &str = "checkpoint.bv-";
@@ -312,19 +320,13 @@ pub fn dir_name(step: u64, keep: bool) -> String {
     format!("{PREFIX}{step:09}{}", if keep { "" } else { "-tmp" })
 }
 
-/// Writes `bytes` to `path` through a temporary name, fsynced, then renamed.
+/// Writes `bytes` to `path` whole or not at all (see [`storage::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let tmp = path.with_extension("part");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    storage::write_atomic(path, bytes).map_err(io(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io(dir))
+    storage::sync_dir(dir).map_err(io(dir))
 }
 
 fn leaf_file(name: &str) -> Result<String, CheckpointError> {
@@ -347,9 +349,9 @@ fn block_file(name: &str, k: usize, n: usize) -> Result<String, CheckpointError>
 /// The content of `checkpoint.bv-LAST` (`000001000` or `000001000-tmp`), if any.
 fn read_pointer(workdir: &Path) -> Result<Option<String>, CheckpointError> {
     let path = workdir.join(LAST);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => {
-            let s = s.trim().to_string();
+    match storage::read_opt(&path) {
+        Ok(Some(s)) => {
+            let s = String::from_utf8_lossy(&s).trim().to_string();
             let digits = s.strip_suffix("-tmp").unwrap_or(&s);
             if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(corrupt(
@@ -359,7 +361,7 @@ fn read_pointer(workdir: &Path) -> Result<Option<String>, CheckpointError> {
             }
             Ok(Some(s))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(None) => Ok(None),
         Err(e) => Err(io(&path)(e)),
     }
 }
@@ -431,7 +433,13 @@ pub fn save_shards(
         files.push(names);
     }
     let name = dir_name(step, keep);
-    let staging = workdir.join(format!("{name}{STAGING}"));
+    let dir = workdir.join(&name);
+    // On a bucket, where folders cannot be renamed, the checkpoint is written in place.
+    let staging = if storage::is_bucket(workdir) {
+        dir.clone()
+    } else {
+        workdir.join(format!("{name}{STAGING}"))
+    };
     if lead {
         if let Some(p) = read_pointer(workdir)? {
             if p.trim_end_matches("-tmp").parse::<u64>().ok() == Some(step) {
@@ -441,10 +449,8 @@ pub fn save_shards(
                 });
             }
         }
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
-        }
-        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+        storage::remove_dir_all(&staging).map_err(io(&staging))?;
+        storage::create_dir_all(&staging).map_err(io(&staging))?;
     }
     sync("open")?;
 
@@ -488,11 +494,10 @@ pub fn save_shards(
         }
     }
 
-    let dir = workdir.join(&name);
     if lead {
         for (leaf, files) in leaves.iter().zip(&files) {
-            let missing = |f: &&String| !staging.join(f).is_file() || !sums.contains_key(*f);
-            if let Some(f) = files.iter().find(missing) {
+            let present = |f: &String| storage::is_file(&staging.join(f)).unwrap_or(false);
+            if let Some(f) = files.iter().find(|f| !present(f) || !sums.contains_key(*f)) {
                 return Err(corrupt(
                     &staging.join(f),
                     format!("no process wrote this block of leaf {:?}", leaf.name),
@@ -535,18 +540,17 @@ pub fn save_shards(
         write_atomic(&staging.join(MANIFEST), &text)?;
         sync_dir(&staging)?;
 
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        if staging != dir {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            }
+            std::fs::rename(&staging, &dir).map_err(io(&dir))?;
+            sync_dir(workdir)?;
         }
-        std::fs::rename(&staging, &dir).map_err(io(&dir))?;
-        sync_dir(workdir)?;
 
         let cur = workdir.join(CUR);
         let pointer = name.strip_prefix(PREFIX).expect("named with the prefix");
-        let mut f = std::fs::File::create(&cur).map_err(io(&cur))?;
-        f.write_all(pointer.as_bytes()).map_err(io(&cur))?;
-        f.sync_all().map_err(io(&cur))?;
-        std::fs::rename(&cur, workdir.join(LAST)).map_err(io(&cur))?;
+        storage::write_via(&cur, &workdir.join(LAST), pointer.as_bytes()).map_err(io(&cur))?;
         sync_dir(workdir)?;
 
         remove_leftovers(workdir, &name)?;
@@ -557,14 +561,14 @@ pub fn save_shards(
 
 /// Deletes every `-tmp` checkpoint but `current`, and every unfinished `.writing` folder.
 fn remove_leftovers(workdir: &Path, current: &str) -> Result<(), CheckpointError> {
-    for entry in std::fs::read_dir(workdir).map_err(io(workdir))? {
-        let entry = entry.map_err(io(workdir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for entry in storage::list(workdir).map_err(io(workdir))? {
+        let name = entry.name;
         let stale = name.starts_with(PREFIX)
             && name != current
             && (name.ends_with("-tmp") || name.ends_with(STAGING));
-        if stale && entry.path().is_dir() {
-            std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
+        if stale && entry.is_dir {
+            let path = workdir.join(&name);
+            storage::remove_dir_all(&path).map_err(io(&path))?;
         }
     }
     Ok(())
@@ -610,17 +614,10 @@ pub fn load_latest(workdir: impl AsRef<Path>) -> Result<Option<Latest>, Checkpoi
 
 /// The checkpoint folders of `workdir` (finished writes, whole or not), oldest first.
 fn checkpoint_dirs(workdir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
-    let entries = match std::fs::read_dir(workdir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(workdir)(e)),
-    };
     let mut dirs = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io(workdir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(step) = step_of_dir_name(&name).filter(|_| entry.path().is_dir()) {
-            dirs.push((step, entry.path()));
+    for entry in storage::list(workdir).map_err(io(workdir))? {
+        if let Some(step) = step_of_dir_name(&entry.name).filter(|_| entry.is_dir) {
+            dirs.push((step, workdir.join(&entry.name)));
         }
     }
     dirs.sort();
@@ -649,9 +646,14 @@ fn unusable(workdir: &Path, dir: &Path, error: CheckpointError) -> CheckpointErr
                 .to_string_lossy()
                 .into_owned();
             let pointer = name.strip_prefix(PREFIX).unwrap_or(&name).to_string();
+            let last = workdir.join(LAST).display().to_string();
+            let command = match last.split_once("://") {
+                Some(("gs", _)) => format!("echo {pointer} | gcloud storage cp - {last}"),
+                Some(("s3", _)) => format!("echo {pointer} | aws s3 cp - {last}"),
+                _ => format!("echo {pointer} > {last}"),
+            };
             format!(
-                "the newest complete checkpoint before it is {name} (step {step}); to resume from it, run: echo {pointer} > {}",
-                workdir.join(LAST).display()
+                "the newest complete checkpoint before it is {name} (step {step}); to resume from it, run: {command}"
             )
         }
         None => format!(
@@ -672,7 +674,7 @@ fn is_complete(dir: &Path) -> bool {
         m.leaves
             .iter()
             .flat_map(|l| &l.blocks)
-            .all(|b| dir.join(&b.file).is_file())
+            .all(|b| storage::is_file(&dir.join(&b.file)).unwrap_or(false))
     })
 }
 
@@ -681,7 +683,7 @@ fn is_complete(dir: &Path) -> bool {
 /// it with its path.
 fn read_manifest(dir: &Path) -> Result<(Manifest, PathBuf), CheckpointError> {
     let path = dir.join(MANIFEST);
-    let text = std::fs::read(&path).map_err(io(&path))?;
+    let text = storage::read(&path).map_err(io(&path))?;
     let invalid = |e: serde_json::Error| corrupt(&path, format!("invalid manifest: {e}"));
     let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(invalid)?;
     let manifest = match value.get("format").and_then(|f| f.as_str()) {
@@ -815,7 +817,7 @@ fn assemble(
             ));
         }
         let file = dir.join(&b.file);
-        let compressed = std::fs::read(&file).map_err(io(&file))?;
+        let compressed = storage::read(&file).map_err(io(&file))?;
         if !b.sha256.is_empty() && sha256_hex(&compressed) != b.sha256 {
             return Err(corrupt(
                 &file,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use bv_core::sharding::Mesh;
 
 use crate::checkpoint;
-use crate::config::{check_batch_divisible, check_local_path, Config, Plan};
+use crate::config::{check_batch_divisible, check_location, Config, Plan};
 use crate::evals::{self, DeviceParams};
 use crate::metrics::MetricWriter;
 use crate::train::{open_dataset, place, TrainError};
@@ -43,9 +43,9 @@ pub struct EvalSummary {
 pub fn evaluate(args: &EvalArgs) -> Result<EvalSummary, TrainError> {
     let config = Config::load(&args.config, &args.overrides)?;
     config.validate()?;
-    check_local_path("--workdir", &args.workdir)?;
+    check_location("--workdir", &args.workdir)?;
     if let Some(d) = &args.data_dir {
-        check_local_path("--data-dir", d)?;
+        check_location("--data-dir", d)?;
     }
     if config.evals.is_empty() {
         return Err(format!("{}: the config has no evals", args.config.display()).into());

@@ -26,6 +26,7 @@ pub mod pp;
 pub mod prefetch;
 pub mod progress;
 pub mod stop;
+pub mod storage;
 pub mod train;
 pub mod trainers;
 pub mod workdir;

@@ -7,9 +7,9 @@
 //! when a run starts from scratch), so a run killed and resumed any number of times logs
 //! each step once, provided a step's line is written before its checkpoint.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+
+use crate::storage::{self, Appender};
 
 /// The metrics file name in the workdir.
 pub const METRICS_FILE: &str = "big_vision_metrics.txt";
@@ -61,10 +61,11 @@ fn parse_line(line: &str) -> Result<Record, String> {
 /// short by a kill) is ignored; any other malformed line is an error naming it.
 pub fn read_metrics(path: impl AsRef<Path>) -> Result<Vec<Record>, MetricsError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| MetricsError::Io {
+    let bytes = storage::read(path).map_err(|source| MetricsError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = String::from_utf8_lossy(&bytes);
     let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
     complete
         .lines()
@@ -84,7 +85,7 @@ pub fn read_metrics(path: impl AsRef<Path>) -> Result<Vec<Record>, MetricsError>
 /// during a step, then one line at `step_end`.
 pub struct MetricWriter {
     path: PathBuf,
-    file: File,
+    file: Appender,
     step: u64,
     line: Vec<(String, f64)>,
     /// Where the lines of an earlier run went when this one started from scratch.
@@ -103,15 +104,13 @@ impl MetricWriter {
             source,
         };
         let mut backup = None;
-        if path.exists() {
-            let reader = BufReader::new(File::open(&path).map_err(io)?);
+        if let Some(text) = storage::read_opt(&path).map_err(io)? {
             let mut kept = String::new();
             let mut dropped = 0;
-            for line in reader.lines() {
-                let line = line.map_err(io)?;
-                match parse_line(&line) {
+            for line in String::from_utf8_lossy(&text).lines() {
+                match parse_line(line) {
                     Ok(r) if resume_step.is_some_and(|s| r.step <= s) => {
-                        kept.push_str(&line);
+                        kept.push_str(line);
                         kept.push('\n');
                     }
                     Ok(_) => dropped += 1,
@@ -120,23 +119,17 @@ impl MetricWriter {
             }
             if resume_step.is_none() && dropped > 0 {
                 let old = path.with_extension("txt.old");
-                std::fs::copy(&path, &old).map_err(|source| MetricsError::Io {
+                let tmp = path.with_extension("old.tmp");
+                storage::write_via(&tmp, &old, &text).map_err(|source| MetricsError::Io {
                     path: old.clone(),
                     source,
                 })?;
                 backup = Some((old, dropped));
             }
-            let tmp = path.with_extension("txt.tmp");
-            let mut f = File::create(&tmp).map_err(io)?;
-            f.write_all(kept.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            storage::write_via(&path.with_extension("txt.tmp"), &path, kept.as_bytes())
+                .map_err(io)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
+        let file = Appender::open(&path).map_err(io)?;
         Ok(MetricWriter {
             path,
             file,
@@ -175,8 +168,7 @@ impl MetricWriter {
         }
         s.push_str("}\n");
         self.file
-            .write_all(s.as_bytes())
-            .and_then(|_| self.file.flush())
+            .append(s.as_bytes())
             .map_err(|source| MetricsError::Io {
                 path: self.path.clone(),
                 source,

@@ -21,7 +21,7 @@ use bv_core::{jit, prim, Array, Aval, DType, Spec, Tensor};
 use bv_nn::models::ImageModel;
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{check_batch_divisible, check_local_path, Config, Plan};
+use crate::config::{check_batch_divisible, check_location, Config, Plan};
 use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Value};
 use crate::evals;
 use crate::losses;
@@ -89,9 +89,9 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     // 1. Config and workdir: every check runs before anything is written.
     let config = Config::load(&args.config, &args.overrides)?;
     config.validate()?;
-    check_local_path("--workdir", &args.workdir)?;
+    check_location("--workdir", &args.workdir)?;
     if let Some(d) = &args.data_dir {
-        check_local_path("--data-dir", d)?;
+        check_location("--data-dir", d)?;
     }
     let me = &args.process;
     let job = join(args)?;
@@ -595,7 +595,10 @@ fn completed_summary(workdir: &Path, step: u64, prefixes: &[&str]) -> Summary {
 pub(crate) fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDataset>, TrainError> {
     match TfdsDataset::open(name, dir) {
         Ok(ds) => Ok(Arc::new(ds)),
-        Err(e) if name == "fashion_mnist" => {
+        Err(e)
+            if name == "fashion_mnist"
+                && !crate::storage::is_bucket(&data::tfds::data_dir(dir)) =>
+        {
             eprintln!("bv-train: {e}; preparing fashion_mnist from the Debian IDX files");
             let idx = data::fashion_mnist::provide_idx_dir(None)?;
             data::fashion_mnist::prepare(&idx, &data::tfds::data_dir(dir), [None, None])?;

@@ -15,6 +15,11 @@
 //! server's lease expires (about 90 s with NFSv4). Not guaranteed: FUSE mounts of object
 //! stores (gcsfuse, s3fs) lock only within one machine, and a file system that refuses
 //! locks altogether gets a warning and no protection.
+//!
+//! A workdir in a bucket (`gs://`, `s3://`) has no lock: object stores offer no lock that
+//! a killed run gives up, and a lock object left by a SIGKILL would refuse every resume.
+//! A run there prints a note saying so; keeping one run per bucket workdir is the user's
+//! (or the job scheduler's) task, as with big_vision's own `gs://` workdirs.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -67,9 +72,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkdirError + '_ {
     }
 }
 
-/// Creates `dir` and its parents; the error names the path.
+/// Creates `dir` and its parents (nothing to do on a bucket); the error names the path.
 pub fn create_dir(dir: &Path) -> Result<(), WorkdirError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))
+    crate::storage::create_dir_all(dir).map_err(io(dir))
 }
 
 /// Who holds a lock, as written in the lock file.
@@ -109,14 +114,21 @@ fn host_name() -> String {
 /// The exclusive hold of a workdir; released when dropped or when the process exits.
 #[derive(Debug)]
 pub struct WorkdirLock {
-    /// `None` where the file system refuses locks (a warning was printed).
+    /// `None` where the file system refuses locks (a warning was printed) or on a bucket.
     _file: Option<File>,
 }
 
 impl WorkdirLock {
     /// Creates `workdir` if needed and takes its lock, or fails at once naming the run that
-    /// holds it.
+    /// holds it. A workdir in a bucket gets a note and no lock (see the module's doc).
     pub fn acquire(workdir: &Path) -> Result<WorkdirLock, WorkdirError> {
+        if crate::storage::is_bucket(workdir) {
+            eprintln!(
+                "bv-train: note: {} is in a bucket, where bv-train takes no workdir lock; make sure no other run uses it",
+                workdir.display()
+            );
+            return Ok(WorkdirLock { _file: None });
+        }
         create_dir(workdir)?;
         let path = workdir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -164,6 +176,9 @@ impl WorkdirLock {
     /// refuses rather than start over it.
     pub fn acquire_new(workdir: &Path) -> Result<WorkdirLock, WorkdirError> {
         let lock = Self::acquire(workdir)?;
+        if crate::storage::is_bucket(workdir) {
+            return Ok(lock);
+        }
         let mut found = Vec::new();
         for entry in std::fs::read_dir(workdir).map_err(io(workdir))? {
             let name = entry.map_err(io(workdir))?.file_name();

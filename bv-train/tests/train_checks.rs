@@ -113,14 +113,18 @@ fn bad_values_and_unsupported_keys_stop_the_run_before_it_writes() {
             &["--set", r#"evals.test.pp_fn="decode|resiz(3)""#],
             &["evals.test.pp_fn: pp 'decode|resiz(3)', column 8: unknown op 'resiz'"],
         ),
-        // §4: a remote workdir used to become a local folder named `gs:`.
+        // §4: a remote workdir used to become a local folder named `gs:`; gs:// and s3://
+        // are now buckets (test storage_buckets), any other scheme an error.
         (
-            &["--workdir", "gs://bucket/run"],
-            &["--workdir: \"gs://bucket/run\" is a gs:// location", "local paths only"],
+            &["--workdir", "hdfs://nn/run"],
+            &[
+                "--workdir: \"hdfs://nn/run\": hdfs:// is not supported",
+                "gs://BUCKET/PATH or s3://BUCKET/PATH",
+            ],
         ),
         (
-            &["--set", "model_init=gs://bucket/x.npz"],
-            &["model_init: \"gs://bucket/x.npz\" is a gs:// location"],
+            &["--set", "model_init=ftp://host/x.npz"],
+            &["model_init: \"ftp://host/x.npz\": ftp:// is not supported"],
         ),
         // §4: big_vision's checkpoint names used to fail with "No such file or directory".
         (
@@ -160,8 +164,8 @@ fn bad_values_and_unsupported_keys_stop_the_run_before_it_writes() {
         );
         assert!(!missing.exists(), "{extra:?}: the workdir was created");
         assert!(
-            !dir.path().join("gs:").exists(),
-            "{extra:?}: made a gs: folder"
+            !dir.path().join("hdfs:").exists() && !dir.path().join("ftp:").exists(),
+            "{extra:?}: made a scheme: folder"
         );
     }
 }

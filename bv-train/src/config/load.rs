@@ -1,6 +1,5 @@
 //! Reading a RON config, applying `dotted.path=value` overrides, writing `config.json`.
 
-use std::io::Write;
 use std::path::Path;
 
 use ron::extensions::Extensions;
@@ -78,19 +77,13 @@ impl Config {
         serde_json::to_string_pretty(&tree).expect("a JSON tree serializes")
     }
 
-    /// Writes the config as `workdir/config.json` (temporary file, fsync, rename).
+    /// Writes the config as `workdir/config.json` (locally: temporary file, fsync, rename;
+    /// on a bucket: one object).
     pub fn write_json(&self, workdir: impl AsRef<Path>) -> Result<(), ConfigError> {
         let path = workdir.as_ref().join("config.json");
         let tmp = workdir.as_ref().join("config.json.tmp");
-        let err = |source| ConfigError::Write {
-            path: path.clone(),
-            source,
-        };
-        let text = self.to_json();
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)
+        crate::storage::write_via(&tmp, &path, self.to_json().as_bytes())
+            .map_err(|source| ConfigError::Write { path, source })
     }
 }
 

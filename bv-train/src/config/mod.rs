@@ -26,7 +26,7 @@ pub use error::ConfigError;
 pub use load::ron_options;
 pub use plan::{check_batch_divisible, EvalPlan, Plan, PlanError};
 pub use steps::{itstime, Lengths, StepsError};
-pub use validate::check_local_path;
+pub use validate::check_location;
 
 use std::collections::BTreeMap;
 

@@ -40,28 +40,11 @@ fn at_least(key: &str, v: f64, min: f64, strict: bool, why: &str) -> Result<(), 
     Err(invalid(key, format!("{v} is not {relation} {min}; {why}")))
 }
 
-/// Refuses `scheme://` paths (`gs://bucket/run`): bv reads and writes local files only, and
-/// would otherwise create a folder named `gs:` in the current directory.
-pub fn check_local_path(key: &str, path: &Path) -> Result<(), PlanError> {
-    let text = path.to_string_lossy();
-    let Some((scheme, _)) = text.split_once("://") else {
-        return Ok(());
-    };
-    if scheme.is_empty()
-        || !scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '+')
-    {
-        return Ok(());
-    }
-    Err(invalid(
-        key,
-        format!(
-            "{text:?} is a {scheme}:// location; bv reads and writes local paths only: give \
-             a local path (a bucket mounted with gcsfuse is one), and copy files to or from \
-             the bucket with `gsutil -m cp -r`"
-        ),
-    ))
+/// Checks a path a config or flag names: a local path, `gs://BUCKET/...` or
+/// `s3://BUCKET/...` ([`crate::storage`]); any other `scheme://` is refused rather than taken
+/// as a local folder named `scheme:`.
+pub fn check_location(key: &str, path: &Path) -> Result<(), PlanError> {
+    crate::storage::check(path).map_err(|e| invalid(key, format!("{:?}: {e}", path.display())))
 }
 
 impl Config {
@@ -79,7 +62,7 @@ impl Config {
             ("input.data.data_dir", self.input.data.data_dir.as_deref()),
         ] {
             if let Some(p) = path {
-                check_local_path(key, Path::new(p))?;
+                check_location(key, Path::new(p))?;
             }
         }
         Ok(())
@@ -250,14 +233,21 @@ mod tests {
     use std::path::PathBuf;
 
     #[test]
-    fn remote_paths_are_refused() {
-        for p in ["gs://bucket/run", "s3://b/r", "https://x/y.npz"] {
-            let e = check_local_path("--workdir", &PathBuf::from(p)).unwrap_err();
+    fn only_local_gs_and_s3_locations_are_accepted() {
+        for p in ["hdfs://nn/run", "https://x/y.npz", "gs:///run"] {
+            let e = check_location("--workdir", &PathBuf::from(p)).unwrap_err();
             assert!(e.to_string().starts_with("--workdir: "), "{e}");
-            assert!(e.to_string().contains("local paths only"), "{e}");
+            assert!(e.to_string().contains(p), "{e}");
         }
-        for p in ["workdirs/run", "/tmp/a:b", "./x", "a//b"] {
-            check_local_path("--workdir", &PathBuf::from(p)).unwrap();
+        for p in [
+            "workdirs/run",
+            "/tmp/a:b",
+            "./x",
+            "a//b",
+            "gs://bucket/run",
+            "s3://b/r",
+        ] {
+            check_location("--workdir", &PathBuf::from(p)).unwrap();
         }
     }
 }

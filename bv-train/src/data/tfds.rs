@@ -1,5 +1,6 @@
 //! A prepared TFDS dataset directory, `$TFDS_DATA_DIR/NAME[/CONFIG]/VERSION/`, read without
-//! TensorFlow.
+//! TensorFlow. A data dir in a bucket (`gs://`, `s3://`) is read through a local copy of
+//! the dataset's folder in the bv cache ([`crate::storage::local_copy_dir`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +64,13 @@ impl TfdsDataset {
             Some((p, v)) => (p, Some(v)),
             None => (name, None),
         };
-        let base = root.join(path_part);
+        // A dataset in a bucket is read from its local copy in the bv cache.
+        let base = crate::storage::local_copy_dir(&root.join(path_part)).map_err(|source| {
+            DataError::Io {
+                path: root.join(path_part),
+                source,
+            }
+        })?;
         let not_found = |detail: String| DataError::NotFound {
             name: name.to_string(),
             data_dir: root.clone(),

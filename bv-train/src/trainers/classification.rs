@@ -129,6 +129,6 @@ pub fn load_model_init(
         }
     };
     let dont_load = super::dont_load(config, None)?;
-    let path = bv_nn::zoo::resolve(&config.model_name, &path)?;
+    let path = super::resolve_init(&config.model_name, &path)?;
     Ok(bv_nn::checkpoint::load(model, fresh, &path, &dont_load)?)
 }

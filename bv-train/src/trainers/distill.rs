@@ -326,7 +326,7 @@ impl Trainer for Distill {
             .and_then(|v| v.as_str())
             .ok_or("student_init: expected the path of an .npz or a checkpoint name")?;
         let name = config.student_name.clone().unwrap_or_default();
-        let path = bv_nn::zoo::resolve(&name, init).map_err(|e| format!("student_init: {e}"))?;
+        let path = super::resolve_init(&name, init).map_err(|e| format!("student_init: {e}"))?;
         let dont_load = dont_load_in("student_load", config.student_load.as_ref())?;
         Ok(
             bv_nn::checkpoint::load(self.student.as_ref(), fresh, &path, &dont_load)
@@ -353,7 +353,7 @@ impl Trainer for Distill {
             let fresh = jit(move |k: Tensor| model.init(&k, &image)).call(&key)?;
             let fresh = bv_nn::checkpoint::to_host(&fresh)?;
             let path =
-                bv_nn::zoo::resolve(&t.spec.name, init).map_err(|e| format!("{what}: {e}"))?;
+                super::resolve_init(&t.spec.name, init).map_err(|e| format!("{what}: {e}"))?;
             let dont_load = dont_load_in(&format!("teachers.{}.load", t.name), Some(&t.spec.load))?;
             let loaded = bv_nn::checkpoint::load(t.model.as_ref(), &fresh, &path, &dont_load)
                 .map_err(|e| format!("{what}: teacher {:?} ({}): {e}", t.name, t.spec.name))?;

@@ -256,6 +256,17 @@ pub fn apply_gradients(
     )
 }
 
+/// The local `.npz` a `model_init`-like key names for a `model_name` model: an object in
+/// a bucket (`gs://`, `s3://`) through its copy in the bv cache, else a path or one of
+/// big_vision's checkpoint names ([`bv_nn::zoo::resolve`]).
+pub fn resolve_init(model_name: &str, init: &str) -> Result<std::path::PathBuf, String> {
+    if crate::storage::is_bucket(std::path::Path::new(init)) {
+        return crate::storage::local_copy(std::path::Path::new(init))
+            .map_err(|e| format!("{init}: {e}"));
+    }
+    bv_nn::zoo::resolve(model_name, init).map_err(|e| e.to_string())
+}
+
 /// `model_load.<key>.dont_load` (a list of regexes), empty when absent.
 pub fn dont_load(config: &Config, key: Option<&str>) -> Result<Vec<String>, TrainError> {
     let kw = match key {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod buckets;
 pub mod golden;
 pub mod golden_steps;
 pub mod train;
