@@ -22,6 +22,10 @@ const CASES: &[&str] = &[
     "momentum_hp_linear",
     "adafactor_rsqrt_frozen",
     "sgd_stair_groups",
+    "lion_bf16_cosine",
+    "lion_f32_frozen",
+    "trace_nesterov",
+    "trace_bf16",
 ];
 
 fn golden() -> PathBuf {

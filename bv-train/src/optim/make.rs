@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adafactor::ScaleByAdafactor;
 use super::adam::ScaleByAdam;
+use super::lion::ScaleByLion;
 use super::momentum::MomentumHp;
 use super::scale::{
     AddDecayedWeights, ClipByGlobalNorm, Identity, Scale, ScaleBySchedule, SetToZero,
@@ -30,9 +31,13 @@ use super::schedule::{ScheduleError, ScheduleGroups};
 use super::transform::{chain, masked, Chain, Transform};
 use crate::config::{Config, Dict, Plan};
 
-/// Optimizer cores `optax_name` can name.
+/// Optimizer cores `optax_name` can name. As in big_vision, AdamW is `scale_by_adam` with
+/// `wd` (decoupled weight decay, added after the learning rate), SGD with momentum is
+/// `trace` (or `big_vision.momentum_hp`), plain SGD is `big_vision.sgd`.
 pub const OPTIMIZERS: &[&str] = &[
     "scale_by_adam",
+    "scale_by_lion",
+    "trace",
     "big_vision.momentum_hp",
     "big_vision.scale_by_adafactor",
     "big_vision.sgd",
@@ -94,7 +99,7 @@ pub enum OptimError {
 /// Builds big_vision's chain for `spec`, schedule `groups` and the parameter `names`.
 ///
 /// State entries are `<stage>/<field>/<param>`; stages are `clip`, the core (`adam`,
-/// `momentum`, `adafactor`, `sgd`), `lr`, `lr_mults_<i>`, `wd_<i>`, `schedule_<j>` (one
+/// `lion`, `momentum`, `adafactor`, `sgd`), `lr`, `lr_mults_<i>`, `wd_<i>`, `schedule_<j>` (one
 /// per non-frozen group, each with its own `count`), `frozen`, `negate`; absent when unused.
 pub fn make<S: AsRef<str>>(
     spec: &OptimSpec,
@@ -250,6 +255,23 @@ struct AdamArgs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct LionArgs {
+    b1: Option<f64>,
+    b2: Option<f64>,
+    mu_dtype: Option<String>,
+}
+
+/// `optax.trace`'s arguments (`decay` has no default there).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceArgs {
+    decay: f64,
+    nesterov: Option<bool>,
+    accumulator_dtype: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MomentumArgs {
     momentum: Option<f64>,
     dtype: Option<String>,
@@ -289,16 +311,37 @@ fn core(name: &str, optax: &Dict) -> Result<(&'static str, Box<dyn Transform>), 
             };
             ("adam", Box::new(core))
         }
+        "scale_by_lion" => {
+            let a: LionArgs = args(name, optax)?;
+            let d = ScaleByLion::default();
+            let core = ScaleByLion {
+                b1: a.b1.unwrap_or(d.b1),
+                b2: a.b2.unwrap_or(d.b2),
+                mu_dtype: a.mu_dtype.map(|s| dtype_arg(name, &s)).transpose()?,
+            };
+            ("lion", Box::new(core))
+        }
+        "trace" => {
+            let a: TraceArgs = args(name, optax)?;
+            let core = MomentumHp {
+                momentum: a.decay,
+                dtype: a
+                    .accumulator_dtype
+                    .map(|s| dtype_arg(name, &s))
+                    .transpose()?,
+                nesterov: a.nesterov.unwrap_or(false),
+            };
+            ("momentum", Box::new(core))
+        }
         "big_vision.momentum_hp" => {
             let a: MomentumArgs = args(name, optax)?;
             let d = MomentumHp::default();
             let core = MomentumHp {
                 momentum: a.momentum.unwrap_or(d.momentum),
-                dtype: a
-                    .dtype
-                    .map(|s| dtype_arg(name, &s))
-                    .transpose()?
-                    .unwrap_or(d.dtype),
+                dtype: match a.dtype {
+                    Some(s) => Some(dtype_arg(name, &s)?),
+                    None => d.dtype,
+                },
                 nesterov: a.nesterov.unwrap_or(d.nesterov),
             };
             ("momentum", Box::new(core))
@@ -377,6 +420,22 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("unknown dtype \"half\""), "{e}");
+        let e = make(
+            &spec(r#"{"optax_name": "trace", "optax": {"nesterov": true}, "lr": 0.1}"#),
+            &groups,
+            names,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("missing field `decay`"), "{e}");
+        let e = make(
+            &spec(r#"{"optax_name": "scale_by_lion", "optax": {"mode": "smooth"}, "lr": 0.1}"#),
+            &groups,
+            names,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("unknown field `mode`"), "{e}");
         let e = make(
             &spec(r#"{"optax_name": "big_vision.sgd", "lr": 0.1, "lr_mults": [["a/.*", 0.0]]}"#),
             &groups,

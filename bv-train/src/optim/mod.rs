@@ -3,6 +3,7 @@
 pub mod adafactor;
 pub mod adam;
 pub mod gsam;
+pub mod lion;
 pub mod make;
 pub mod momentum;
 pub mod scale;

@@ -1,4 +1,5 @@
-//! `big_vision.momentum_hp`: SGD momentum with a half-precision accumulator (`optax.trace`).
+//! `optax.trace` (SGD momentum), and `big_vision.momentum_hp`: the same with a bfloat16
+//! accumulator by default.
 
 use bv_core::trace::Aval;
 use bv_core::{numpy as np, DType};
@@ -6,12 +7,13 @@ use bv_core::{numpy as np, DType};
 use super::transform::{take, Params, State, Transform};
 
 /// `tr = g + momentum · tr`; the update is `tr` (nesterov: `g + momentum · tr`). State:
-/// `trace/<param>` in `dtype`.
+/// `trace/<param>` in `dtype` (`None`: the parameter's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MomentumHp {
     pub momentum: f64,
-    /// The accumulator's dtype (big_vision: bfloat16).
-    pub dtype: DType,
+    /// The accumulator's dtype (`big_vision.momentum_hp`: bfloat16; `optax.trace`'s
+    /// `accumulator_dtype`: the parameter's when `None`).
+    pub dtype: Option<DType>,
     pub nesterov: bool,
 }
 
@@ -19,7 +21,7 @@ impl Default for MomentumHp {
     fn default() -> Self {
         MomentumHp {
             momentum: 0.9,
-            dtype: DType::BF16,
+            dtype: Some(DType::BF16),
             nesterov: false,
         }
     }
@@ -29,7 +31,10 @@ impl Transform for MomentumHp {
     fn init(&self, params: &Params) -> State {
         params
             .iter()
-            .map(|(k, p)| (format!("trace/{k}"), np::zeros(p.shape(), self.dtype)))
+            .map(|(k, p)| {
+                let dtype = self.dtype.unwrap_or(p.dtype());
+                (format!("trace/{k}"), np::zeros(p.shape(), dtype))
+            })
             .collect()
     }
 
@@ -38,7 +43,8 @@ impl Transform for MomentumHp {
         let mut new = State::new();
         for (k, g) in updates {
             let key = format!("trace/{k}");
-            let prev = take(&mut state, &key, Aval::new(g.shape(), self.dtype));
+            let dtype = self.dtype.unwrap_or(g.dtype());
+            let prev = take(&mut state, &key, Aval::new(g.shape(), dtype));
             // As optax writes it: `g + decay * t`, the constant in the accumulator's dtype.
             let tr = &g + &prev * self.momentum;
             let u = if self.nesterov {
@@ -46,7 +52,7 @@ impl Transform for MomentumHp {
             } else {
                 tr.clone()
             };
-            new.insert(key, np::astype(&tr, self.dtype));
+            new.insert(key, np::astype(&tr, dtype));
             out.insert(k, u);
         }
         (out, new)

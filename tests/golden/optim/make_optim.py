@@ -55,6 +55,23 @@ CASES = {
                       ["frozen/.*", None],
                       [".*", {"decay_type": "stair", "steps": [2, 4],
                               "mults": [0.5, 0.1]}]]}, 6),
+    "lion_bf16_cosine": (
+        {"optax_name": "scale_by_lion",
+         "optax": {"b1": 0.9, "b2": 0.99, "mu_dtype": "bfloat16"},
+         "lr": 0.001, "wd": 0.01, "grad_clip_norm": 1.0,
+         "schedule": {"warmup_steps": 2, "decay_type": "cosine"}}, 8),
+    "lion_f32_frozen": (
+        {"optax_name": "scale_by_lion", "optax": {"b1": 0.95, "b2": 0.98},
+         "lr": 0.002, "wd": 0.001, "lr_mults": [["a/.*", 0.5]],
+         "schedule": [["frozen/.*", None],
+                      [".*", {"decay_type": "linear", "warmup_steps": 1}]]}, 6),
+    "trace_nesterov": (
+        {"optax_name": "trace", "optax": {"decay": 0.8, "nesterov": True},
+         "lr": 0.05, "wd": 0.0001, "grad_clip_norm": 2.0,
+         "schedule": {"decay_type": "cosine", "warmup_steps": 1}}, 6),
+    "trace_bf16": (
+        {"optax_name": "trace", "optax": {"decay": 0.9, "accumulator_dtype": "bfloat16"},
+         "lr": 0.1, "schedule": {"decay_type": "stair", "steps": [3], "mults": [0.5]}}, 6),
 }
 
 

@@ -105,6 +105,33 @@ class Adafactor:
     return upd.astype(F32)
 
 
+class Trace:
+  def __init__(self, decay, nesterov=False, accumulator_dtype=None):
+    self.m, self.nesterov, self.tr = decay, nesterov, {}
+    self.bf16 = accumulator_dtype == "bfloat16"
+
+  def update(self, k, g, t):
+    del t
+    m = bf16(self.m) if self.bf16 else F32(self.m)
+    tr = fma(self.tr.get(k, np.zeros_like(g)), m, g)
+    self.tr[k] = bf16(tr) if self.bf16 else tr
+    return g + F32(self.m) * tr if self.nesterov else tr
+
+
+class Lion:
+  def __init__(self, b1=0.9, b2=0.99, mu_dtype=None):
+    self.b1, self.b2, self.bf16, self.mu = b1, b2, mu_dtype == "bfloat16", {}
+
+  def update(self, k, g, t):
+    del t
+    mu = self.mu.get(k, np.zeros_like(g))
+    b1, b2 = (bf16(self.b1), bf16(self.b2)) if self.bf16 else (F32(self.b1), F32(self.b2))
+    upd = np.sign(fma(mu, b1, F32(1 - self.b1) * g))
+    mu = fma(mu, b2, F32(1 - self.b2) * g)
+    self.mu[k] = bf16(mu) if self.bf16 else mu
+    return upd
+
+
 class Identity:
   def update(self, k, g, t):
     del k, t
@@ -112,7 +139,8 @@ class Identity:
 
 
 OPTIMIZERS = {"scale_by_adam": Adam, "big_vision.momentum_hp": MomentumHP,
-              "big_vision.scale_by_adafactor": Adafactor, "big_vision.sgd": Identity}
+              "big_vision.scale_by_adafactor": Adafactor, "big_vision.sgd": Identity,
+              "trace": Trace, "scale_by_lion": Lion}
 
 
 def run(cfg, groups, schedules, params0, grads):
