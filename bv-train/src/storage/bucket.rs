@@ -55,10 +55,12 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// The stores built so far, by (scheme, bucket).
+type Stores = Mutex<HashMap<(String, String), Arc<dyn ObjectStore>>>;
+
 /// The store of a bucket, built once per process from the environment.
 fn store(scheme: &str, bucket: &str) -> io::Result<Arc<dyn ObjectStore>> {
-    static STORES: OnceLock<Mutex<HashMap<(String, String), Arc<dyn ObjectStore>>>> =
-        OnceLock::new();
+    static STORES: OnceLock<Stores> = OnceLock::new();
     let mut stores = STORES
         .get_or_init(Default::default)
         .lock()
