@@ -1,10 +1,9 @@
 //! Workdirs, TFDS data and `model_init` files in buckets, against local emulators (moto for
-//! s3://, fake-gcs-server for gs://; see `common/buckets.rs`): a run killed with SIGKILL
-//! and resumed from an s3:// bucket ends bit for bit where an uninterrupted local run ends
-//! and logs the same steps; a dataset put in an s3:// or gs:// bucket reads as the local
-//! one; a `model_init` in either is what the run starts from; a checkpoint in a bucket whose
-//! manifest is missing is never loaded. gs:// workdirs are not run: the GCS emulator does
-//! not take object_store's uploads (`common/buckets.rs` says which request fails).
+//! s3://, fake-gcs-server for gs://; see `common/buckets.rs`), each test for both schemes:
+//! a run killed with SIGKILL and resumed from a bucket workdir ends bit for bit where an
+//! uninterrupted local run ends and logs the same steps; a dataset put in a bucket reads as
+//! the local one; a `model_init` in a bucket is what the run starts from; a checkpoint in a
+//! bucket whose manifest is missing is never loaded.
 
 mod common;
 
@@ -17,7 +16,7 @@ use bv_train::checkpoint::{self, Checkpoint, CheckpointError};
 use bv_train::data::TfdsDataset;
 use bv_train::metrics::Record;
 use bv_train::storage;
-use common::buckets::{emulators, forget_cached, Emulators};
+use common::buckets::{emulators, forget_cached, upload_dir, Emulators};
 use common::train::*;
 
 /// What the uninterrupted local run leaves, shared by the tests of this file.
@@ -132,8 +131,8 @@ fn kill_and_resume(emu: &Emulators, workdir: &str, data_dir: &Path) {
 
 /// The TFDS fixture put under `data` (a bucket URL) reads as the local one, record for
 /// record.
-fn assert_bucket_dataset(emu: &Emulators, data: &Path) {
-    emu.upload_dir(&common::fixture_dir(), data);
+fn assert_bucket_dataset(data: &Path) {
+    upload_dir(&common::fixture_dir(), data);
     let local = TfdsDataset::open("fashion_mnist", Some(&common::fixture_dir())).unwrap();
     let remote = TfdsDataset::open("fashion_mnist", Some(data)).unwrap();
     for split in ["train", "test"] {
@@ -149,26 +148,28 @@ fn assert_bucket_dataset(emu: &Emulators, data: &Path) {
     }
 }
 
-#[test]
-fn s3_workdir_and_data_killed_and_resumed() {
-    let Some(emu) = emulators() else { return };
-    let bucket = emu.bucket("s3", "train");
+/// A dataset in a `scheme` bucket reads as the local one; a run with its workdir in that
+/// bucket and this data is killed and resumed; deleting the data's prefix empties it.
+fn workdir_and_data_killed_and_resumed(emu: &Emulators, scheme: &str) {
+    let bucket = emu.bucket(scheme, "train");
     let data = PathBuf::from(format!("{bucket}/tfds"));
-    assert_bucket_dataset(emu, &data);
+    assert_bucket_dataset(&data);
     kill_and_resume(emu, &format!("{bucket}/w"), &data);
+    storage::remove_dir_all(&data).unwrap();
+    assert_eq!(storage::list(&data).unwrap(), vec![]);
     forget_cached(&bucket);
 }
 
 #[test]
-fn gs_data_reads_as_local() {
+fn s3_workdir_and_data_killed_and_resumed() {
     let Some(emu) = emulators() else { return };
-    let bucket = emu.bucket("gs", "data");
-    let data = PathBuf::from(format!("{bucket}/tfds"));
-    assert_bucket_dataset(emu, &data);
-    // Deleting, the one write the emulator takes from object_store, empties the prefix.
-    storage::remove_dir_all(&data).unwrap();
-    assert_eq!(storage::list(&data).unwrap(), vec![]);
-    forget_cached(&bucket);
+    workdir_and_data_killed_and_resumed(emu, "s3");
+}
+
+#[test]
+fn gs_workdir_and_data_killed_and_resumed() {
+    let Some(emu) = emulators() else { return };
+    workdir_and_data_killed_and_resumed(emu, "gs");
 }
 
 /// The L2 norm of every array of an `.npz` of float32 arrays, in float64.
@@ -201,7 +202,7 @@ fn model_init_is_read_from(emu: &Emulators, scheme: &str) {
     );
     let bucket = emu.bucket(scheme, "init");
     let init = format!("{bucket}/models/trained.npz");
-    emu.put(Path::new(&init), &std::fs::read(&npz).unwrap());
+    storage::write_atomic(Path::new(&init), &std::fs::read(&npz).unwrap()).unwrap();
 
     // With lr and wd 0 the parameters stay those loaded, so the first logged l2_params is the
     // norm of the uploaded file's arrays (computed here in float64); a fresh init's differs.
@@ -260,8 +261,8 @@ fn tiny_checkpoint(step: u64) -> Checkpoint {
 #[test]
 fn a_bucket_checkpoint_without_its_manifest_is_not_trusted() {
     let Some(emu) = emulators() else { return };
-    {
-        let bucket = emu.bucket("s3", "manifest");
+    for scheme in ["s3", "gs"] {
+        let bucket = emu.bucket(scheme, "manifest");
         let w = PathBuf::from(format!("{bucket}/w"));
         checkpoint::save(&w, &tiny_checkpoint(3), true).unwrap();
         let second = checkpoint::save(&w, &tiny_checkpoint(6), false).unwrap();

@@ -11,12 +11,10 @@
 //! processes the tests start.
 //!
 //! fake-gcs-server (1.54, as bundled) serves the XML API requests of object_store's GCS
-//! client that read and delete (`GET`/`HEAD`/`DELETE /BUCKET/KEY`, `GET
-//! /BUCKET?list-type=2`; its XML routes match on the Host header, hence `-public-host`),
-//! but not its upload: `PUT /BUCKET/KEY` without an `uploadType` query is answered 400
-//! "invalid uploadType" (the XML API's PUT Object, fsouza/fake-gcs-server#331, is not
-//! implemented). So gs:// objects are put there through the emulator's JSON upload API
-//! ([`Emulators::put`]), and nothing that bv writes to gs:// (a workdir) is run here.
+//! client that read, list and delete (its XML routes match on the Host header, hence
+//! `-public-host`), but not its upload, `PUT /BUCKET/KEY`; the adapter of
+//! [`super::gcs_xml_put`], in front of it, turns that one request into the emulator's JSON
+//! upload and passes every other on unchanged.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,7 +27,7 @@ use std::time::{Duration, Instant};
 pub struct Emulators {
     /// moto's `HOST:PORT`.
     pub s3: String,
-    /// fake-gcs-server's `HOST:PORT`.
+    /// The `HOST:PORT` of fake-gcs-server behind its upload adapter.
     pub gcs: String,
     pub env: Vec<(String, String)>,
 }
@@ -115,18 +113,6 @@ fn ok(response: &str) -> bool {
     response.lines().next().is_some_and(|l| l.contains(" 200 "))
 }
 
-/// `text` for a URL query value: bytes other than ASCII letters, digits and `-._~` as `%XX`.
-fn query_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn wait_listening(addr: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(addr).is_err() {
@@ -146,7 +132,8 @@ pub fn emulators() -> Option<&'static Emulators> {
         let (moto_bin, gcs_bin) = emulator_bins()?;
         let logs = std::env::temp_dir().join(format!("bv-emulators-{}", std::process::id()));
         std::fs::create_dir_all(&logs).unwrap();
-        let (s3, gcs) = (free_addr(), free_addr());
+        let (s3, fake_gcs_addr) = (free_addr(), free_addr());
+        let gcs = super::gcs_xml_put::start(&fake_gcs_addr);
         let mut moto = Command::new(moto_bin);
         moto.args(["-H", "127.0.0.1", "-p", port(&s3)]);
         spawn_tied(moto, &logs.join("moto.log"));
@@ -159,10 +146,10 @@ pub fn emulators() -> Option<&'static Emulators> {
             "-host",
             "127.0.0.1",
         ]);
-        fake_gcs.args(["-port", port(&gcs), "-public-host", &gcs]);
+        fake_gcs.args(["-port", port(&fake_gcs_addr), "-public-host", &gcs]);
         spawn_tied(fake_gcs, &logs.join("fake-gcs-server.log"));
         wait_listening(&s3, &logs.join("moto.log"));
-        wait_listening(&gcs, &logs.join("fake-gcs-server.log"));
+        wait_listening(&fake_gcs_addr, &logs.join("fake-gcs-server.log"));
         let env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL", format!("http://{s3}")),
             ("AWS_ACCESS_KEY_ID", "test".into()),
@@ -198,39 +185,17 @@ impl Emulators {
         assert!(ok(&response), "creating {scheme}://{bucket}: {response}");
         format!("{scheme}://{bucket}")
     }
+}
 
-    /// Puts `bytes` at `url`: through bv's storage for s3://, through the emulator's JSON
-    /// upload API for gs:// (it does not take object_store's uploads; see the module doc).
-    pub fn put(&self, url: &Path, bytes: &[u8]) {
-        let text = url.to_str().unwrap();
-        let Some(rest) = text.strip_prefix("gs://") else {
-            return bv_train::storage::write_atomic(url, bytes).unwrap();
-        };
-        let (bucket, key) = rest.split_once('/').unwrap();
-        let path = format!(
-            "/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}",
-            query_escape(key)
-        );
-        let response = http(
-            &self.gcs,
-            "POST",
-            &path,
-            Some("application/octet-stream"),
-            bytes,
-        );
-        assert!(ok(&response), "uploading {text}: {response}");
-    }
-
-    /// Puts every file under `local` at `url` (same relative names).
-    pub fn upload_dir(&self, local: &Path, url: &Path) {
-        for e in std::fs::read_dir(local).unwrap() {
-            let p = e.unwrap().path();
-            let dest = url.join(p.file_name().unwrap());
-            if p.is_dir() {
-                self.upload_dir(&p, &dest);
-            } else {
-                self.put(&dest, &std::fs::read(&p).unwrap());
-            }
+/// Puts every file under `local` at `url` (same relative names), through bv's storage.
+pub fn upload_dir(local: &Path, url: &Path) {
+    for e in std::fs::read_dir(local).unwrap() {
+        let p = e.unwrap().path();
+        let dest = url.join(p.file_name().unwrap());
+        if p.is_dir() {
+            upload_dir(&p, &dest);
+        } else {
+            bv_train::storage::write_atomic(&dest, &std::fs::read(&p).unwrap()).unwrap();
         }
     }
 }
