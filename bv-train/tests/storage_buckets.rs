@@ -1,9 +1,9 @@
-//! Workdirs, TFDS data and `model_init` files in `s3://` buckets, against a local emulator
-//! (moto; see `common/buckets.rs`, which says why gs:// is not run): a run
-//! killed with SIGKILL and resumed from the bucket ends bit for bit where an uninterrupted
-//! local run ends and logs the same steps; a dataset uploaded to a bucket reads as the local
-//! one; a `model_init` in a bucket is what the run starts from; a checkpoint in a bucket
-//! whose manifest is missing is never loaded.
+//! Workdirs, TFDS data and `model_init` files in buckets, against local emulators (moto for
+//! s3://, fake-gcs-server for gs://; see `common/buckets.rs`), each test for both schemes:
+//! a run killed with SIGKILL and resumed from a bucket workdir ends bit for bit where an
+//! uninterrupted local run ends and logs the same steps; a dataset put in a bucket reads as
+//! the local one; a `model_init` in a bucket is what the run starts from; a checkpoint in a
+//! bucket whose manifest is missing is never loaded.
 
 mod common;
 
@@ -129,16 +129,12 @@ fn kill_and_resume(emu: &Emulators, workdir: &str, data_dir: &Path) {
     assert_eq!(names, want, "{workdir}");
 }
 
-#[test]
-fn s3_workdir_and_data_killed_and_resumed() {
-    let Some(emu) = emulators() else { return };
-    let bucket = emu.bucket("train");
-    let data = PathBuf::from(format!("{bucket}/tfds"));
-    upload_dir(&common::fixture_dir(), &data);
-
-    // The dataset read from the bucket is the local one, record for record.
+/// The TFDS fixture put under `data` (a bucket URL) reads as the local one, record for
+/// record.
+fn assert_bucket_dataset(data: &Path) {
+    upload_dir(&common::fixture_dir(), data);
     let local = TfdsDataset::open("fashion_mnist", Some(&common::fixture_dir())).unwrap();
-    let remote = TfdsDataset::open("fashion_mnist", Some(&data)).unwrap();
+    let remote = TfdsDataset::open("fashion_mnist", Some(data)).unwrap();
     for split in ["train", "test"] {
         let records = |ds: &TfdsDataset| -> Vec<Vec<u8>> {
             let reads = ds.reads(&ds.ranges(split).unwrap());
@@ -148,11 +144,32 @@ fn s3_workdir_and_data_killed_and_resumed() {
         };
         let (a, b) = (records(&local), records(&remote));
         assert_eq!(a.len(), if split == "train" { 1000 } else { 200 });
-        assert!(a == b, "{split}: records differ");
+        assert!(a == b, "{}: {split}: records differ", data.display());
     }
+}
 
+/// A dataset in a `scheme` bucket reads as the local one; a run with its workdir in that
+/// bucket and this data is killed and resumed; deleting the data's prefix empties it.
+fn workdir_and_data_killed_and_resumed(emu: &Emulators, scheme: &str) {
+    let bucket = emu.bucket(scheme, "train");
+    let data = PathBuf::from(format!("{bucket}/tfds"));
+    assert_bucket_dataset(&data);
     kill_and_resume(emu, &format!("{bucket}/w"), &data);
+    storage::remove_dir_all(&data).unwrap();
+    assert_eq!(storage::list(&data).unwrap(), vec![]);
     forget_cached(&bucket);
+}
+
+#[test]
+fn s3_workdir_and_data_killed_and_resumed() {
+    let Some(emu) = emulators() else { return };
+    workdir_and_data_killed_and_resumed(emu, "s3");
+}
+
+#[test]
+fn gs_workdir_and_data_killed_and_resumed() {
+    let Some(emu) = emulators() else { return };
+    workdir_and_data_killed_and_resumed(emu, "gs");
 }
 
 /// The L2 norm of every array of an `.npz` of float32 arrays, in float64.
@@ -171,9 +188,8 @@ fn l2_of_npz(path: &Path) -> f64 {
     sum.sqrt()
 }
 
-#[test]
-fn model_init_is_read_from_a_bucket() {
-    let Some(emu) = emulators() else { return };
+/// A run with `model_init` in a `scheme` bucket starts from that file's parameters.
+fn model_init_is_read_from(emu: &Emulators, scheme: &str) {
     let reference = reference();
     let dir = tempfile::tempdir().unwrap();
     let npz = dir.path().join("trained.npz");
@@ -184,7 +200,7 @@ fn model_init_is_read_from_a_bucket() {
             .arg("--out")
             .arg(&npz),
     );
-    let bucket = emu.bucket("init");
+    let bucket = emu.bucket(scheme, "init");
     let init = format!("{bucket}/models/trained.npz");
     storage::write_atomic(Path::new(&init), &std::fs::read(&npz).unwrap()).unwrap();
 
@@ -221,6 +237,18 @@ fn model_init_is_read_from_a_bucket() {
     forget_cached(&bucket);
 }
 
+#[test]
+fn model_init_is_read_from_s3() {
+    let Some(emu) = emulators() else { return };
+    model_init_is_read_from(emu, "s3");
+}
+
+#[test]
+fn model_init_is_read_from_gs() {
+    let Some(emu) = emulators() else { return };
+    model_init_is_read_from(emu, "gs");
+}
+
 fn tiny_checkpoint(step: u64) -> Checkpoint {
     let a = bv_core::io::HostArray::from_slice(&[step as f32; 6], &[2, 3]).unwrap();
     Checkpoint {
@@ -233,8 +261,8 @@ fn tiny_checkpoint(step: u64) -> Checkpoint {
 #[test]
 fn a_bucket_checkpoint_without_its_manifest_is_not_trusted() {
     let Some(emu) = emulators() else { return };
-    {
-        let bucket = emu.bucket("manifest");
+    for scheme in ["s3", "gs"] {
+        let bucket = emu.bucket(scheme, "manifest");
         let w = PathBuf::from(format!("{bucket}/w"));
         checkpoint::save(&w, &tiny_checkpoint(3), true).unwrap();
         let second = checkpoint::save(&w, &tiny_checkpoint(6), false).unwrap();

