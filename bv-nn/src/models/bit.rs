@@ -11,7 +11,7 @@ use crate::init::Init;
 use crate::layers::{Conv, ConvPadding, Dense, GroupNorm};
 use crate::models::config::Cfg;
 use crate::models::{ImageModel, ModelError, Out};
-use crate::params::Params;
+use crate::Params;
 use crate::scope::{Module, Scope};
 
 /// Units per stage for a named depth (`get_block_desc`; no 18/34).

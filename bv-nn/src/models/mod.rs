@@ -26,7 +26,7 @@ use bv_core::io::HostArray;
 use bv_core::{numpy as np, DType, Spec, Tensor};
 use serde_json::Value;
 
-use crate::params::Params;
+use crate::Params;
 use crate::scope::{Module, Scope};
 
 /// Intermediate values by big_vision's `out` names (`pre_logits`, `logits`, `stage1`, ...).

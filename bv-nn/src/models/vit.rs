@@ -19,7 +19,7 @@ use crate::layers::{
 };
 use crate::models::config::Cfg;
 use crate::models::{ImageModel, ModelError, Out};
-use crate::params::Params;
+use crate::Params;
 use crate::scope::{Module, ScanLift, Scope};
 
 /// Position embedding of the patch tokens.

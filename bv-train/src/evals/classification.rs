@@ -9,7 +9,7 @@ use super::{Context, DeviceParams, Evaluator};
 use crate::config::Eval;
 use crate::data::EvalConfig;
 use crate::losses;
-use crate::optim::Params;
+use bv_core::tree::Params;
 use crate::train::TrainError;
 use crate::trainers::Predict;
 

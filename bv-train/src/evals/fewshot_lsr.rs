@@ -30,7 +30,7 @@ use bv_core::{jit, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::{Data, Eval};
 use crate::data::{EvalConfig, FeatureKind};
-use crate::optim::Params;
+use bv_core::tree::Params;
 use crate::train::TrainError;
 
 /// The bias feature's value: large, so that the bias is almost unregularized.

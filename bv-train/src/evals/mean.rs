@@ -10,7 +10,7 @@ use bv_core::{jit, DType, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator};
 use crate::config::Eval;
 use crate::data::EvalConfig;
-use crate::optim::Params;
+use bv_core::tree::Params;
 use crate::train::TrainError;
 
 /// The predict fns `mean` calls (`pred`, default `loss`): `loss` is train.py's

@@ -14,7 +14,7 @@ use bv_core::{jit, Array, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::Eval;
 use crate::data::{EvalConfig, Value};
-use crate::optim::Params;
+use bv_core::tree::Params;
 use crate::train::TrainError;
 
 /// `(params, image, {input: value}, mask) -> ({output}, {input}, mask)`, replicated.

@@ -11,7 +11,8 @@ use bv_nn::models::{self, ImageModel};
 use super::{Measurements, StepInputs, TrainState, Trainer};
 use crate::config::Config;
 use crate::data::Batch;
-use crate::optim::{Params, Transform};
+use bv_core::tree::Params;
+use crate::optim::Transform;
 use crate::train::{batch_spec, init_params, update_step, TrainError, Update};
 
 /// The classification trainer.

@@ -24,7 +24,8 @@ use super::{
 };
 use crate::config::Config;
 use crate::data::Batch;
-use crate::optim::{Params, Transform};
+use bv_core::tree::Params;
+use crate::optim::Transform;
 use crate::train::{batch_spec, init_params, TrainError};
 
 /// The per-step choice of `flexi.seqhw`.

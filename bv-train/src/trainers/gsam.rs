@@ -21,7 +21,8 @@ use crate::config::{Config, Plan};
 use crate::data::Batch;
 use crate::optim::gsam::Gsam;
 use crate::optim::schedule::Schedule;
-use crate::optim::{Params, Transform};
+use bv_core::tree::Params;
+use crate::optim::Transform;
 use crate::train::{batch_spec, init_params, TrainError};
 
 /// The GSAM trainer.

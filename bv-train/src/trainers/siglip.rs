@@ -19,7 +19,8 @@ use bv_nn::models::ImageModel;
 use super::{apply_gradients, Measurements, StepInputs, TrainState, Trainer};
 use crate::config::Config;
 use crate::data::Batch;
-use crate::optim::{Params, Transform};
+use bv_core::tree::Params;
+use crate::optim::Transform;
 use crate::train::{batch_spec, TrainError};
 use bv_core::numpy::log_sigmoid;
 
@@ -163,10 +164,9 @@ impl Siglip {
         text: &Tensor,
         rngs: &[(String, Tensor)],
     ) -> (Tensor, (Tensor, Option<Tensor>)) {
-        let p: bv_nn::Params<Tensor> = params.into_iter().collect();
         let (zimg, ztxt, out) = self
             .towers
-            .apply_both(&p, Some(image), Some(text), true, rngs);
+            .apply_both(&params, Some(image), Some(text), true, rngs);
         let (zimg, ztxt) = (
             zimg.expect("an image was given"),
             ztxt.expect("a text was given"),

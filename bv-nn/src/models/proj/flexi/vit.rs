@@ -16,7 +16,7 @@ use crate::layers::{Conv, ConvPadding};
 use crate::models::config::Cfg;
 use crate::models::vit::{posemb_sincos_2d, variant, Encoder, Head, MapHead, Pool, Posemb};
 use crate::models::{ImageModel, ModelError, Out};
-use crate::params::Params;
+use crate::Params;
 use crate::scope::{Module, Scope};
 
 /// `proj.flexi.vit.Model`'s hyperparameters; `seqhw` is the token grid side used when a

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::text_transformer::TextTransformer;
 use crate::models::config::Cfg;
 use crate::models::{self, ImageModel, ModelError, Out, Root};
-use crate::params::Params;
+use crate::Params;
 use crate::scope::{Module, Scope};
 
 /// `two_towers.Model`.
