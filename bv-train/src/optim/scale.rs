@@ -23,7 +23,8 @@ impl Transform for Scale {
     }
 }
 
-/// `u = u + f32(rate) · θ` (`optax.add_decayed_weights`); mask it to pick the parameters.
+/// `u = u + f32(rate) · θ` (`optax.add_decayed_weights`; a zero rate leaves `u` as it is);
+/// mask it to pick the parameters.
 pub struct AddDecayedWeights(pub f64);
 
 impl Transform for AddDecayedWeights {
@@ -31,6 +32,9 @@ impl Transform for AddDecayedWeights {
         State::new()
     }
     fn update_leaves(&self, updates: Params, state: State, params: &Params) -> (Params, State) {
+        if self.0 == 0.0 {
+            return (updates, state);
+        }
         let u = updates
             .into_iter()
             .map(|(k, u)| {
