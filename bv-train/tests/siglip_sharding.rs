@@ -144,7 +144,7 @@ fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays)
         state = s;
     }
     assert_eq!(step.stats().compiles, 1);
-    (measured, state.0)
+    (measured, state.0.into_iter().collect())
 }
 
 fn check(strategy: &'static str) {
