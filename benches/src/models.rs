@@ -11,8 +11,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bv_core::autodiff::value_and_grad;
 use bv_core::numpy as np;
 use bv_core::random::Key;
-use bv_core::{jit, Array, DType, Spec, Tensor};
 use bv_core::tree::Params;
+use bv_core::{jit, Array, DType, Spec, Tensor};
 use bv_train::optim::{apply_updates, make, OptimSpec, Optimizer, ScheduleGroups, State};
 use serde_json::json;
 
@@ -111,9 +111,7 @@ pub fn probe(variant: &str, dtype: &str) -> Result<(), Box<dyn Error>> {
         state = s;
     }
     let m = model.clone();
-    let forward = jit(move |(p, x): (Params, Tensor)| {
-        m.apply(&p, &x, false, &[]).0
-    });
+    let forward = jit(move |(p, x): (Params, Tensor)| m.apply(&p, &x, false, &[]).0);
     forward
         .call(&(state.0.clone(), x.clone()))?
         .block_until_ready()?;

@@ -21,7 +21,7 @@ pub mod models;
 pub mod scope;
 pub mod zoo;
 
-pub use init::Init;
 /// The parameter tree, shared with the optimizers and trainers.
 pub use bv_core::tree::Params;
+pub use init::Init;
 pub use scope::{apply, init, Module, Scope};

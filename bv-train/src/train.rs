@@ -26,7 +26,6 @@ use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Val
 use crate::evals;
 use crate::losses;
 use crate::metrics::MetricWriter;
-use bv_core::tree::{Params, Tree};
 use crate::optim::{self, Optimizer, Transform};
 use crate::pp::{Pipeline, OPS};
 use crate::prefetch::Ahead;
@@ -34,6 +33,7 @@ use crate::progress::Progress;
 use crate::stop::{self, Interrupted, StopPoint};
 use crate::trainers::{self, StepInputs, TrainState, Trainer};
 use crate::workdir::{self, WorkdirLock};
+use bv_core::tree::{Params, Tree};
 
 /// Anything that stops a run; the message says what to change.
 pub type TrainError = Box<dyn std::error::Error + Send + Sync>;

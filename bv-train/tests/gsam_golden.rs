@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use bv_core::io::{read_npz, HostArray};
 use bv_core::numpy as np;
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_train::losses;
 use bv_train::optim::gsam::Gsam;
-use bv_core::tree::Params;
 use serde_json::Value;
 
 fn dir(case: &str) -> PathBuf {

@@ -292,7 +292,9 @@ fn optax_optimizer(meta: &Value) -> Chain {
         }
         v => v.as_f64().unwrap().into(),
     };
-    let mask = kw.get("mask").map(|m| Mask::regex(m.as_str().unwrap()).unwrap());
+    let mask = kw
+        .get("mask")
+        .map(|m| Mask::regex(m.as_str().unwrap()).unwrap());
     let adam_options = |d: AdamOptions| AdamOptions {
         b1: num("b1", d.b1),
         b2: num("b2", d.b2),
@@ -384,12 +386,10 @@ fn optax_optimizer_functions_match_optax_on_a_nested_tree() {
         let t = tx.clone();
         let init = jit(move |p: Nested<Tensor>| t.init(&p));
         let t = tx.clone();
-        let step = jit(
-            move |(p, g, s): (Nested<Tensor>, Nested<Tensor>, State)| {
-                let (u, s) = t.update(&g, s, &p);
-                (apply_updates(&p, &u), u, s)
-            },
-        );
+        let step = jit(move |(p, g, s): (Nested<Tensor>, Nested<Tensor>, State)| {
+            let (u, s) = t.update(&g, s, &p);
+            (apply_updates(&p, &u), u, s)
+        });
         let mut params = nest(params0.clone());
         let mut state = init.call(&params).unwrap();
         let (mut worst_p, mut worst_u) = (0.0f64, 0.0f64);
@@ -415,7 +415,11 @@ fn optax_optimizer_functions_match_optax_on_a_nested_tree() {
             }
             (params, state) = (p, s);
         }
-        assert_eq!(step.stats().compiles, 1, "{name}: one executable for 6 steps");
+        assert_eq!(
+            step.stats().compiles,
+            1,
+            "{name}: one executable for 6 steps"
+        );
         println!("{name}: params max |diff| {worst_p:.3e}, updates {worst_u:.3e}");
     }
 }

@@ -11,9 +11,9 @@ use bv_core::pjrt::Client;
 use bv_core::random::Key;
 
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::tree::Params;
 use bv_core::{jit, set_default_client, Array, DType, Spec, Tensor};
 use bv_nn::models::{build, ImageModel};
-use bv_core::tree::Params;
 use bv_train::optim::{apply_updates, make, OptimSpec, Optimizer, ScheduleGroups, State};
 use bv_train::train::{layout_rule, update_rule};
 use serde_json::json;

@@ -10,10 +10,10 @@ use bv_core::pjrt::Client;
 use bv_core::random::Key;
 
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::tree::Params;
 use bv_core::{jit, set_default_client, Array, Spec, Tensor};
 use bv_train::config::{Config, Plan};
 use bv_train::data::{Batch, Example};
-use bv_core::tree::Params;
 use bv_train::optim::{make_for_config, Optimizer, State, Transform};
 use bv_train::train::{layout_rule, update_rule};
 use bv_train::trainers::siglip::Siglip;

@@ -228,6 +228,12 @@ mod tests {
             unflatten(&def, leaves.into_iter().map(|(_, l)| l).collect()).unwrap();
         assert_eq!(back.0, p);
         let wrong: Result<Params<Spec>, _> = unflatten(&TreeDef::Leaf, vec![s(1)]);
-        assert!(matches!(wrong, Err(TreeError::Mismatch { expected: "a parameter map", .. })));
+        assert!(matches!(
+            wrong,
+            Err(TreeError::Mismatch {
+                expected: "a parameter map",
+                ..
+            })
+        ));
     }
 }

@@ -3,8 +3,8 @@
 //! optional `clip_by_block_rms`, then an undebiased momentum EMA in low precision.
 
 use bv_core::trace::Aval;
-use bv_core::{numpy as np, DType, Tensor};
 use bv_core::tree::Params;
+use bv_core::{numpy as np, DType, Tensor};
 
 use super::scale::next_count;
 use super::transform::{take, zero_count, State, Transform};

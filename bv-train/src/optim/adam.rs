@@ -1,8 +1,8 @@
 //! `optax.scale_by_adam`, with a low-precision first moment (`mu_dtype`) and nesterov.
 
 use bv_core::trace::Aval;
-use bv_core::{numpy as np, DType, Tensor};
 use bv_core::tree::Params;
+use bv_core::{numpy as np, DType, Tensor};
 
 use super::scale::next_count;
 use super::transform::{take, zero_count, State, Transform};

@@ -6,8 +6,8 @@
 
 use bv_core::autodiff::value_and_grad;
 use bv_core::numpy as np;
-use bv_core::Tensor;
 use bv_core::tree::Params;
+use bv_core::Tensor;
 use serde_json::Value;
 
 use super::global_norm;
@@ -141,7 +141,10 @@ impl Gsam {
             (&g_clean, &g_robust)
         };
         let n = global_norm(toward);
-        let unit: Params = toward.iter().map(|(k, g)| (k.to_string(), g / &n)).collect();
+        let unit: Params = toward
+            .iter()
+            .map(|(k, g)| (k.to_string(), g / &n))
+            .collect();
         let mut proj: Option<Tensor> = None;
         for (k, u) in &unit {
             let d = np::sum(&(u * &along[k]), np::Axes::All, false);

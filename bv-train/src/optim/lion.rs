@@ -2,8 +2,8 @@
 //! Chen et al. 2023), with a low-precision momentum (`mu_dtype`).
 
 use bv_core::trace::Aval;
-use bv_core::{numpy as np, DType};
 use bv_core::tree::Params;
+use bv_core::{numpy as np, DType};
 
 use super::scale::next_count;
 use super::transform::{take, zero_count, State, Transform};

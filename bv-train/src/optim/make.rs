@@ -125,11 +125,17 @@ pub fn make<S: AsRef<str>>(
         .collect();
     let mut stages: Vec<(String, Box<dyn Transform>)> = Vec::new();
     if let Some(c) = spec.grad_clip_norm.filter(|c| *c != 0.0) {
-        let clip = masked(Box::new(ClipByGlobalNorm(c)), Mask::names(trainable.clone()));
+        let clip = masked(
+            Box::new(ClipByGlobalNorm(c)),
+            Mask::names(trainable.clone()),
+        );
         stages.push(("clip".into(), Box::new(clip)));
     }
     let (core_name, core) = core(&spec.optax_name, &spec.optax)?;
-    stages.push((core_name.into(), Box::new(masked(core, Mask::names(trainable)))));
+    stages.push((
+        core_name.into(),
+        Box::new(masked(core, Mask::names(trainable))),
+    ));
     stages.push(("lr".into(), Box::new(Scale(spec.lr))));
     let lr_mults = spec.lr_mults.as_deref().unwrap_or_default();
     if let Some((pattern, mult)) = lr_mults.iter().find(|(_, m)| *m <= 0.0) {
@@ -167,7 +173,10 @@ pub fn make<S: AsRef<str>>(
             .filter(|(_, gi)| **gi == g)
             .map(|(n, _)| n.clone())
             .collect();
-        let stage = masked(Box::new(ScaleBySchedule(schedule.clone())), Mask::names(mask));
+        let stage = masked(
+            Box::new(ScaleBySchedule(schedule.clone())),
+            Mask::names(mask),
+        );
         stages.push((format!("schedule_{j}"), Box::new(stage)));
     }
     if !frozen.is_empty() {

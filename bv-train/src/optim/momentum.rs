@@ -2,8 +2,8 @@
 //! accumulator by default.
 
 use bv_core::trace::Aval;
-use bv_core::{numpy as np, DType};
 use bv_core::tree::Params;
+use bv_core::{numpy as np, DType};
 
 use super::transform::{take, State, Transform};
 

@@ -4,8 +4,8 @@
 //! `scale_by_learning_rate` and `scale_by_trust_ratio` (the optimizers of [`super::alias`]).
 
 use bv_core::trace::Aval;
-use bv_core::{numpy as np, DType, Tensor};
 use bv_core::tree::Params;
+use bv_core::{numpy as np, DType, Tensor};
 
 use super::schedule::Schedule;
 use super::transform::{global_norm, increment, take, zero_count, State, Transform};

@@ -370,14 +370,28 @@ mod tests {
         let x = |v: f32| Array::from_slice(&[v, v], &[2]).unwrap();
         let p = Net {
             layers: vec![
-                Dense { kernel: x(1.0), bias: Some(x(2.0)) },
-                Dense { kernel: x(3.0), bias: None },
+                Dense {
+                    kernel: x(1.0),
+                    bias: Some(x(2.0)),
+                },
+                Dense {
+                    kernel: x(3.0),
+                    bias: None,
+                },
             ],
         };
         let (new, norm, s) = f.call(&p).unwrap();
         // kernels: θ + (θ + 2), biases: θ + (θ + 1).
         assert_eq!(new.layers[0].kernel.to_vec::<f32>().unwrap(), [4.0, 4.0]);
-        assert_eq!(new.layers[0].bias.as_ref().unwrap().to_vec::<f32>().unwrap(), [5.0, 5.0]);
+        assert_eq!(
+            new.layers[0]
+                .bias
+                .as_ref()
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            [5.0, 5.0]
+        );
         assert_eq!(new.layers[1].kernel.to_vec::<f32>().unwrap(), [8.0, 8.0]);
         assert!(new.layers[1].bias.is_none());
         // Updates 3, 3, 3, 3, 5, 5 (f64 reference: sqrt(4·9 + 2·25)).
@@ -396,7 +410,10 @@ mod tests {
         let fine = BTreeMap::from([("a".to_string(), leaf("b")), ("c".to_string(), leaf("d"))]);
         assert!(f.call(&fine).is_ok());
         // `a` + `b/c` and `a/b` + `c` both flatten to `a/b/c`.
-        let clash = BTreeMap::from([("a".to_string(), leaf("b/c")), ("a/b".to_string(), leaf("c"))]);
+        let clash = BTreeMap::from([
+            ("a".to_string(), leaf("b/c")),
+            ("a/b".to_string(), leaf("c")),
+        ]);
         let e = f.call(&clash).err().unwrap().to_string();
         assert!(e.contains("unique leaf names"), "{e}");
     }

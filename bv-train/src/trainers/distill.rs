@@ -32,9 +32,9 @@ use crate::config::{Config, Teacher};
 use crate::data::Batch;
 use crate::evals::distance::Distance;
 use crate::losses;
-use bv_core::tree::Params;
 use crate::optim::Transform;
 use crate::train::{batch_spec, init_params, TrainError};
+use bv_core::tree::Params;
 
 /// One teacher: its name, model and config entry.
 struct TeacherModel {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use super::golden_steps::arrays as npz;
 use bv_core::random::Key;
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_train::config::ScheduleConfig;
-use bv_core::tree::Params;
 use bv_train::optim::{make, Chain, OptimSpec, Optimizer, ScheduleGroups};
 use bv_train::train::{update_step, Update};
 use bv_train::trainers::TrainState;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bv_core::io::{read_npz, HostArray};
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_train::config::{Config, Plan};
 use bv_train::data::{self, Batch, Example, Value};
-use bv_core::tree::Params;
 use bv_train::optim::{make_for_config, Optimizer, State, Transform};
 use bv_train::trainers::{self, StepInputs, Trainer};
 use serde_json::Value as Json;

@@ -14,8 +14,8 @@ use super::towers;
 use crate::config::Eval;
 use crate::data::EvalConfig;
 use crate::evals::{Context, DeviceParams, Evaluator};
-use bv_core::tree::Params;
 use crate::train::TrainError;
+use bv_core::tree::Params;
 
 /// `(params, image, labels, mask) -> (correct, loss, count)` sums, replicated.
 type SumsFn = Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;
