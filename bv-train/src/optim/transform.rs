@@ -73,16 +73,12 @@ pub trait Optimizer {
 
 impl<X: Transform + ?Sized> Optimizer for X {
     fn init<T: Tree<Leaf = Tensor>>(&self, params: &T) -> State {
-        self.init_leaves(&named_leaves(params).1)
+        self.init_leaves(&named_leaves(params).2)
     }
 
     fn update<T: Tree<Leaf = Tensor>>(&self, updates: &T, state: State, params: &T) -> (T, State) {
-        let (def, flat) = named_leaves(updates);
-        let order: Vec<(String, Aval)> = flat
-            .iter()
-            .map(|(n, u)| (n.to_string(), Aval::new(u.shape(), u.dtype())))
-            .collect();
-        let (out, state) = self.update_leaves(flat, state, &named_leaves(params).1);
+        let (def, order, flat) = named_leaves(updates);
+        let (out, state) = self.update_leaves(flat, state, &named_leaves(params).2);
         let leaves = order.into_iter().map(|(name, aval)| match out.get(&name) {
             Some(u) => u.clone(),
             None => {
@@ -94,9 +90,14 @@ impl<X: Transform + ?Sized> Optimizer for X {
     }
 }
 
-/// The structure of `t` and its leaves by name; two leaves of one name are a trace error.
-fn named_leaves<T: Tree<Leaf = Tensor>>(t: &T) -> (TreeDef, Params) {
+/// The structure of `t`, the name and aval of each leaf in order, and the leaves by name;
+/// two leaves of one name are a trace error.
+fn named_leaves<T: Tree<Leaf = Tensor>>(t: &T) -> (TreeDef, Vec<(String, Aval)>, Params) {
     let (def, flat) = tree::flatten(t);
+    let order = flat
+        .iter()
+        .map(|(n, l)| (n.clone(), Aval::new(l.shape(), l.dtype())))
+        .collect();
     let mut named = Params::new();
     for (name, leaf) in flat {
         let leaf = if named.contains_key(&name) {
@@ -110,7 +111,7 @@ fn named_leaves<T: Tree<Leaf = Tensor>>(t: &T) -> (TreeDef, Params) {
         };
         named.insert(name, leaf);
     }
-    (def, named)
+    (def, order, named)
 }
 
 /// A `T` from its own structure and leaves (cannot fail: `def` came from flattening a `T`).
@@ -248,7 +249,7 @@ impl Transform for Masked {
 /// by name, and a leaf without an update is kept.
 pub fn apply_updates<T: Tree<Leaf = Tensor>>(params: &T, updates: &T) -> T {
     let (def, flat) = tree::flatten(params);
-    let updates = named_leaves(updates).1;
+    let updates = named_leaves(updates).2;
     let new = flat.into_iter().map(|(k, p)| match updates.get(&k) {
         Some(u) => np::astype(&(&p + u), p.dtype()),
         None => p,
