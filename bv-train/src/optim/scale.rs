@@ -190,7 +190,7 @@ impl Transform for ScaleByTrustRatio {
                     return (k, u);
                 };
                 let (pn, un) = (norm(p), norm(&u));
-                let zero = np::logical_or(&np::equal(&pn, 0.0), &np::equal(&un, 0.0));
+                let zero = np::logical_or(np::equal(&pn, 0.0), np::equal(&un, 0.0));
                 let ratio = np::where_(&zero, np::full(&[], 1.0, p.dtype()), &pn / &un);
                 (k, &u * &ratio)
             })
