@@ -11,8 +11,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bv_core::autodiff::value_and_grad;
 use bv_core::numpy as np;
 use bv_core::random::Key;
+use bv_core::tree::Params;
 use bv_core::{jit, Array, DType, Spec, Tensor};
-use bv_train::optim::{apply_updates, make, OptimSpec, Params, ScheduleGroups, State, Transform};
+use bv_train::optim::{apply_updates, make, OptimSpec, Optimizer, ScheduleGroups, State};
 use serde_json::json;
 
 use crate::report::{machine, median, write_section};
@@ -63,9 +64,9 @@ pub fn probe(variant: &str, dtype: &str) -> Result<(), Box<dyn Error>> {
     )?;
     let spec = Spec::new([BATCH, 224, 224, 3], DType::F32);
     let m = model.clone();
-    let init = jit(move |key: Tensor| -> Params { m.init(&key, &spec).into_iter().collect() });
+    let init = jit(move |key: Tensor| m.init(&key, &spec).sorted());
     let params = init.call(&Key::from_seed(0).to_array()?)?;
-    let names: Vec<String> = params.keys().cloned().collect();
+    let names: Vec<&str> = params.names().collect();
     let optim: OptimSpec = serde_json::from_value(json!({
         "optax_name": "scale_by_adam", "optax": {"mu_dtype": "bfloat16"},
         "lr": 0.001, "wd": 0.0001, "grad_clip_norm": 1.0}))?;
@@ -77,7 +78,6 @@ pub fn probe(variant: &str, dtype: &str) -> Result<(), Box<dyn Error>> {
     let m = model.clone();
     let step = jit(move |((p, s), x, y): ((Params, State), Tensor, Tensor)| {
         let loss = |p: Params| {
-            let p: bv_nn::Params<Tensor> = p.into_iter().collect();
             let (logits, _) = m.apply(&p, &x, true, &[]);
             np::mean(
                 &-np::sum(&(np::log_softmax(&logits, -1) * &y), -1, false),
@@ -86,7 +86,7 @@ pub fn probe(variant: &str, dtype: &str) -> Result<(), Box<dyn Error>> {
             )
         };
         let (l, g) = value_and_grad(loss)(&p);
-        let (u, s) = tx.update(g, s, &p);
+        let (u, s) = tx.update(&g, s, &p);
         ((apply_updates(&p, &u), s), l)
     })
     .donate_argnums(&[0]);
@@ -111,10 +111,7 @@ pub fn probe(variant: &str, dtype: &str) -> Result<(), Box<dyn Error>> {
         state = s;
     }
     let m = model.clone();
-    let forward = jit(move |(p, x): (Params, Tensor)| {
-        let p: bv_nn::Params<Tensor> = p.into_iter().collect();
-        m.apply(&p, &x, false, &[]).0
-    });
+    let forward = jit(move |(p, x): (Params, Tensor)| m.apply(&p, &x, false, &[]).0);
     forward
         .call(&(state.0.clone(), x.clone()))?
         .block_until_ready()?;

@@ -18,8 +18,14 @@
 //! let names: Vec<&str> = leaves.iter().map(|(n, _)| n.as_str()).collect();
 //! assert_eq!(names, ["kernel", "bias"]);
 //! ```
+//!
+//! [`Params`] is the flat parameter map of models, optimizers and checkpoints; a user struct
+//! with [`impl_tree!`](crate::impl_tree) serves as well wherever a `Tree` is taken.
 
 use std::collections::BTreeMap;
+
+mod params;
+pub use params::Params;
 
 use crate::trace::{Spec, Tensor};
 

@@ -12,7 +12,7 @@ use bv_core::{Array, DType};
 use regex::Regex;
 
 use crate::models::ImageModel;
-use crate::params::Params;
+use crate::Params;
 
 /// Why a checkpoint could not be read, merged or written.
 #[derive(Debug)]

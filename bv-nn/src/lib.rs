@@ -18,10 +18,10 @@ pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod models;
-pub mod params;
 pub mod scope;
 pub mod zoo;
 
+/// The parameter tree, shared with the optimizers and trainers.
+pub use bv_core::tree::Params;
 pub use init::Init;
-pub use params::Params;
 pub use scope::{apply, init, Module, Scope};

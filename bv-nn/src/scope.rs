@@ -23,7 +23,7 @@ use bv_core::{random, DType, Tensor};
 use sha1::{Digest, Sha1};
 
 use crate::init::Init;
-use crate::params::Params;
+use crate::Params;
 
 /// A layer or model: its fields are hyperparameters; `apply` creates or reads its
 /// parameters through the scope.

@@ -26,13 +26,14 @@ use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Val
 use crate::evals;
 use crate::losses;
 use crate::metrics::MetricWriter;
-use crate::optim::{self, Params, Transform};
+use crate::optim::{self, Optimizer, Transform};
 use crate::pp::{Pipeline, OPS};
 use crate::prefetch::Ahead;
 use crate::progress::Progress;
 use crate::stop::{self, Interrupted, StopPoint};
 use crate::trainers::{self, StepInputs, TrainState, Trainer};
 use crate::workdir::{self, WorkdirLock};
+use bv_core::tree::{Params, Tree};
 
 /// Anything that stops a run; the message says what to change.
 pub type TrainError = Box<dyn std::error::Error + Send + Sync>;
@@ -70,8 +71,10 @@ pub struct Summary {
     pub evals: BTreeMap<String, f64>,
 }
 
-/// The training state on devices.
-type Arrays = BTreeMap<String, Array>;
+/// The training state on devices: parameters, in name order (as a fresh run, a restored
+/// checkpoint and `model_init` all give them, so each compiles the same step), and optimizer
+/// state.
+type DeviceState = (Params<Array>, BTreeMap<String, Array>);
 
 /// The traced arguments of the update step: state, loop key, step, image, labels, the
 /// trainer's other batch features and its fixed parameters.
@@ -82,7 +85,7 @@ type StepArgs = (
 );
 
 /// What a checkpoint gives back: the state, the input position and the chrono.
-type Restored = ((Arrays, Arrays), Option<data::Position>, Chrono);
+type Restored = (DeviceState, Option<data::Position>, Chrono);
 
 /// Runs (or resumes) the training job of `args`.
 pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
@@ -163,7 +166,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let trainer = trainers::build(&config, &probe, mesh.size(), &plan)?;
     let model = trainer.model();
     // Teachers: loaded once, on devices, neither trained nor checkpointed.
-    let fixed: Arrays = trainer
+    let fixed: Params<Array> = trainer
         .fixed(&config)?
         .iter()
         .map(|(name, h)| {
@@ -197,14 +200,14 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let init = {
         let t = trainer.clone();
         let rule = layout_rule(&strategy, &mesh, "params");
-        jit(move |key: Tensor| t.init(&key))
+        jit(move |key: Tensor| t.init(&key).sorted())
             .named("init")
             .sharded(mesh.clone(), move |p, a| rule(p, a))
     };
     let shapes = init.lower(&Key::spec())?;
-    let param_specs = out_specs(&shapes)?;
+    let param_specs: Params<Spec> = out_specs(&shapes)?;
     check_layouts(&strategy, &mesh, "params", &param_specs)?;
-    let names: Vec<String> = param_specs.keys().cloned().collect();
+    let names: Vec<String> = param_specs.names().map(str::to_string).collect();
     let tx = Arc::new(optim::make_for_config(&config, &plan, &names)?);
     let frozen: Vec<String> = frozen_names(&plan, &names)?;
     let opt_init = {
@@ -218,7 +221,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         &strategy,
         &mesh,
         "opt",
-        &out_specs(&opt_init.lower(&param_specs)?)?,
+        &out_specs::<BTreeMap<String, Spec>>(&opt_init.lower(&param_specs)?)?,
     )?;
 
     // 6. The update step: forward, backward and optimizer in one donating executable (one
@@ -355,7 +358,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         ..Summary::default()
     };
     let mut run_evals = |step: u64,
-                         params: &Arrays,
+                         params: &Params<Array>,
                          metrics: &mut MetricWriter,
                          summary: &mut Summary,
                          first: bool|
@@ -393,7 +396,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         let batch = batch?;
         let x = to_array(&batch, "image", &mesh, &batch_axis)?;
         let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
-        let features: Arrays = feature_keys
+        let features: Params<Array> = feature_keys
             .iter()
             .map(|k| Ok((k.clone(), to_array(&batch, k, &mesh, &batch_axis)?)))
             .collect::<Result<_, TrainError>>()?;
@@ -716,15 +719,15 @@ pub(crate) fn init_params(
     image: &Spec,
     head_bias: Option<f64>,
 ) -> Params {
-    let mut params: Params = model.init(key, image).into_iter().collect();
+    let mut params = model.init(key, image);
     if let (Some(b), Some(bias)) = (head_bias, params.get("head/bias").cloned()) {
-        params.insert("head/bias".into(), np::full(bias.shape(), b, bias.dtype()));
+        params.insert("head/bias", np::full(bias.shape(), b, bias.dtype()));
     }
     params
 }
 
 /// The outputs of a lowered function returning a dict, by name.
-fn out_specs(lowered: &bv_core::Lowered) -> Result<BTreeMap<String, Spec>, TrainError> {
+fn out_specs<T: Tree<Leaf = Spec>>(lowered: &bv_core::Lowered) -> Result<T, TrainError> {
     let specs: Vec<Spec> = lowered
         .out_avals
         .iter()
@@ -740,10 +743,11 @@ fn check_layouts(
     strategy: &[(String, String)],
     mesh: &Mesh,
     prefix: &str,
-    specs: &BTreeMap<String, Spec>,
+    specs: &impl Tree<Leaf = Spec>,
 ) -> Result<(), TrainError> {
-    let named: Vec<(String, Vec<i64>, DType)> = specs
-        .iter()
+    let named: Vec<(String, Vec<i64>, DType)> = bv_core::tree::flatten(specs)
+        .1
+        .into_iter()
         .map(|(n, s)| {
             let shape = s.shape.iter().map(|&d| d as i64).collect();
             (format!("{prefix}/{n}"), shape, s.dtype)
@@ -848,7 +852,7 @@ pub(crate) fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tens
 fn save(
     workdir: &Path,
     step: u64,
-    state: &(Arrays, Arrays),
+    state: &DeviceState,
     position: Option<&data::Position>,
     chrono: &Chrono,
     keep: bool,
@@ -856,11 +860,10 @@ fn save(
 ) -> Result<(), TrainError> {
     let owned = checkpoint::owned_devices(mesh, me.process_id, me.num_processes)?;
     let mut leaves = Vec::new();
-    for (prefix, tree) in [("params", &state.0), ("opt", &state.1)] {
-        for (name, a) in tree {
-            let name = format!("{prefix}/{name}");
-            leaves.push(checkpoint::LeafShards::of_array(&name, a, &owned)?);
-        }
+    let params = state.0.iter().map(|(n, a)| (format!("params/{n}"), a));
+    let opt = state.1.iter().map(|(n, a)| (format!("opt/{n}"), a));
+    for (name, a) in params.chain(opt) {
+        leaves.push(checkpoint::LeafShards::of_array(&name, a, &owned)?);
     }
     let extra = serde_json::json!({ "position": position, "chrono": chrono });
     let peers = kv.map(|kv| checkpoint::Peers {
@@ -878,20 +881,22 @@ fn restore(
     mesh: &Mesh,
     strategy: &[(String, String)],
 ) -> Result<Restored, TrainError> {
-    let mut params = Arrays::new();
-    let mut opt = Arrays::new();
+    let mut params = Params::new();
+    let mut opt = BTreeMap::new();
     for (name, h) in &c.leaves {
         let (prefix, rest) = name
             .split_once('/')
             .ok_or_else(|| format!("checkpoint leaf {name:?} is neither params/ nor opt/"))?;
         let a = place(h, prefix, rest, mesh, strategy)?;
         match prefix {
-            "params" => params.insert(rest.to_string(), a),
-            "opt" => opt.insert(rest.to_string(), a),
+            "params" => params.insert(rest, a),
+            "opt" => {
+                opt.insert(rest.to_string(), a);
+            }
             other => {
                 return Err(format!("checkpoint leaf {name:?} has unknown prefix {other:?}").into())
             }
-        };
+        }
     }
     let bad =
         |what: &str, e: serde_json::Error| format!("checkpoint of step {}: {what}: {e}", c.step);
@@ -902,24 +907,25 @@ fn restore(
         v => serde_json::from_value(v.clone()).map_err(|e| bad("chrono", e))?,
     };
     chrono.train_secs_base = chrono.train_secs;
-    Ok(((params, opt), position, chrono))
+    Ok(((params.sorted(), opt), position, chrono))
 }
 
 /// `model_init`: parameters from big_vision npz files, merged with the fresh ones by the
 /// trainer's loader (`dont_load`, posemb resampling), laid out like the fresh ones.
 fn load_model_init(
     trainer: &dyn Trainer,
-    fresh: Arrays,
+    fresh: Params<Array>,
     config: &Config,
     mesh: &Mesh,
     strategy: &[(String, String)],
-) -> Result<Arrays, TrainError> {
-    let init_host = bv_nn::checkpoint::to_host(&fresh.into_iter().collect())?;
+) -> Result<Params<Array>, TrainError> {
+    let init_host = bv_nn::checkpoint::to_host(&fresh)?;
     let loaded = trainer.load(&init_host, config)?;
-    loaded
+    let placed: Params<Array> = loaded
         .iter()
         .map(|(name, h)| Ok((name.to_string(), place(h, "params", name, mesh, strategy)?)))
-        .collect()
+        .collect::<Result<_, TrainError>>()?;
+    Ok(placed.sorted())
 }
 
 /// A host array on the mesh, laid out as `sharding_strategy` lays out `prefix/name`.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use bv_core::random::Key;
 use bv_core::sharding::Mesh;
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_nn::models::ImageModel;
 use bv_train::config::{Config, Plan};
@@ -26,16 +27,13 @@ fn vit() -> Arc<dyn ImageModel> {
     bv_nn::models::build("vit", &kw).unwrap()
 }
 
-fn init(model: &Arc<dyn ImageModel>, seed: i64) -> BTreeMap<String, Array> {
+fn init(model: &Arc<dyn ImageModel>, seed: i64) -> Params<Array> {
     let (m, spec) = (
         model.clone(),
         bv_core::Spec::new([4, 28, 28, 1], bv_core::DType::F32),
     );
     let f = jit(move |k: Tensor| m.init(&k, &spec));
-    f.call(&Key::from_seed(seed).to_array().unwrap())
-        .unwrap()
-        .into_iter()
-        .collect()
+    f.call(&Key::from_seed(seed).to_array().unwrap()).unwrap()
 }
 
 #[test]
@@ -52,7 +50,7 @@ fn distances_over_a_padded_split_match_float64() {
     let (student, teacher) = (vit(), vit());
     let ps = init(&student, 1);
     let pt = init(&teacher, 2);
-    let fixed: BTreeMap<String, Array> = pt
+    let fixed: Params<Array> = pt
         .iter()
         .map(|(k, v)| (format!("prof/{k}"), v.clone()))
         .collect();
@@ -88,10 +86,7 @@ fn distances_over_a_padded_split_match_float64() {
         .unwrap();
     let logits = |m: &Arc<dyn ImageModel>| {
         let m = m.clone();
-        jit(move |(p, x): (BTreeMap<String, Tensor>, Tensor)| {
-            let p: bv_nn::Params<Tensor> = p.into_iter().collect();
-            m.apply(&p, &x, false, &[]).0
-        })
+        jit(move |(p, x): (Params, Tensor)| m.apply(&p, &x, false, &[]).0)
     };
     let (fs, ft) = (logits(&student), logits(&teacher));
     let (mut kl, mut eu, mut agree) = (Vec::new(), Vec::new(), Vec::new());

@@ -84,8 +84,8 @@ fn distance_config_errors_name_the_key() {
 use std::sync::Arc;
 
 use bv_core::autodiff::value_and_grad_aux;
+use bv_core::tree::Params;
 use bv_train::config::Config;
-use bv_train::optim::Params;
 use bv_train::trainers::distill::Distill;
 use bv_train::trainers::Trainer;
 use common::golden_steps::{self as gs, Steps};

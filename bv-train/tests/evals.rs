@@ -170,13 +170,8 @@ fn evaluators_run_from_the_config_and_bv_train_eval_reproduces_them() {
                             "num_heads": 2, "pool_type": "gap", "num_classes": 10}),
     )
     .unwrap();
-    let f = jit(
-        move |(p, x): (std::collections::BTreeMap<String, Tensor>, Tensor)| {
-            let p: bv_nn::Params<Tensor> = p.into_iter().collect();
-            model.apply(&p, &x, false, &[]).0
-        },
-    );
-    let p = params
+    let f = jit(move |(p, x): (bv_nn::Params, Tensor)| model.apply(&p, &x, false, &[]).0);
+    let p: bv_nn::Params<Array> = params
         .iter()
         .map(|l| {
             let a = Array::from_bytes(&l.3, bv_core::DType::F32, &l.2).unwrap();

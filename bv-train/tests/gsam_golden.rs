@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use bv_core::io::{read_npz, HostArray};
 use bv_core::numpy as np;
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_train::losses;
 use bv_train::optim::gsam::Gsam;
-use bv_train::optim::Params;
 use serde_json::Value;
 
 fn dir(case: &str) -> PathBuf {
@@ -47,13 +47,12 @@ fn gradient_at_init(case: &str) {
     let lr = m["grads_init_lr"].as_f64().unwrap();
     let model = bv_nn::models::build("vit", &model_kw(case)).unwrap();
     let inputs = npz(dir("").join("inputs.npz"));
-    let params: BTreeMap<String, Array> = npz(dir(case).join("params_init.npz"))
+    let params: Params<Array> = npz(dir(case).join("params_init.npz"))
         .iter()
         .map(|(k, h)| (k.clone(), device(h)))
         .collect();
     let f = jit(move |(p, x, y): (Params, Tensor, Tensor)| {
         let loss = |p: Params| {
-            let p: bv_nn::Params<Tensor> = p.into_iter().collect();
             let (logits, _) = model.apply(&p, &x, true, &[]);
             np::mean(&losses::sigmoid_xent(&logits, &y), np::Axes::All, false)
         };

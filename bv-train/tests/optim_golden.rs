@@ -3,16 +3,23 @@
 //! and the optimizer state after steps 1 and 6, with each step ONE jitted executable.
 //! Tolerances from the golden README: parameters and updates atol 1e-6 + rtol 1e-6;
 //! bfloat16 state exact or 1 bf16 ulp; float32 state atol 1e-6 + rtol 1e-5; counts exact.
+//! The `optax_*` and `bv_adafactor` cases are Optax's optimizer functions (`optax.adamw`,
+//! ...) against ours ([`adamw`], ...), on a nested map rather than a flat one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bv_core::io::read_npz;
-use bv_core::{jit, Array, DType};
+use bv_core::tree::{self, Params};
+use bv_core::{jit, Array, DType, Tensor};
 use bv_train::config::ScheduleConfig;
+use bv_train::optim::adafactor::ScaleByAdafactor;
+use bv_train::optim::schedule::ScheduleSpec;
 use bv_train::optim::{
-    apply_updates, make, Chain, OptimSpec, Params, ScheduleGroups, State, Transform,
+    adafactor, adam, adamw, apply_updates, lamb, lion, make, sgd, AdafactorOptions, AdamOptions,
+    AdamWOptions, Chain, LambOptions, LearningRate, LionOptions, Mask, OptimSpec, Optimizer,
+    Schedule, ScheduleGroups, SgdOptions, State,
 };
 use half::bf16;
 use serde_json::Value;
@@ -137,12 +144,12 @@ fn case(name: &str) -> Case {
     Case { meta, tx }
 }
 
-/// Our state entry for a golden opt_state path `<chain index>/inner_state/[<sub index>/]rest`.
-fn our_key(tx: &Chain, has_clip: bool, path: &str) -> String {
+/// Our state entry for a golden opt_state path `<chain index>/inner_state/[<sub index>/]rest`;
+/// `skipped` stages of the golden chain (big_vision's identity clip) are not in ours.
+fn our_key(tx: &Chain, skipped: usize, path: &str) -> String {
     let (index, rest) = path.split_once('/').unwrap();
     let rest = rest.strip_prefix("inner_state/").unwrap_or(rest);
-    // big_vision's chain always has a clip stage (identity when grad_clip_norm is unset).
-    let index: usize = index.parse::<usize>().unwrap() - usize::from(!has_clip);
+    let index: usize = index.parse::<usize>().unwrap() - skipped;
     let stage = tx.stage_names().nth(index).unwrap();
     // Adafactor is itself a chain (factored rms, clip, ema): drop its index.
     let rest = match rest.split_once('/') {
@@ -159,7 +166,11 @@ fn compare_state(
     state: &BTreeMap<String, Array>,
     want: &BTreeMap<String, Array>,
 ) {
-    let has_clip = tx.stage_names().any(|s| s == "clip");
+    // big_vision's chain always has a clip stage (identity when grad_clip_norm is unset).
+    let skipped = match name.starts_with("optax_") || name.starts_with("bv_") {
+        true => 0,
+        false => usize::from(!tx.stage_names().any(|s| s == "clip")),
+    };
     let mut seen = std::collections::BTreeSet::new();
     let (mut bf16_off, mut worst) = (0, 0.0f64);
     for (path, w) in under(want, &format!("step{step}/")) {
@@ -167,7 +178,7 @@ fn compare_state(
             Some(p) => (p.to_string(), true),
             None => (path, false),
         };
-        let key = our_key(tx, has_clip, &path);
+        let key = our_key(tx, skipped, &path);
         let what = format!("{name} step {step} state {key} ({path})");
         let Some(got) = state.get(&key) else {
             // optax keeps (1,)-shaped zero placeholders for the unused adafactor moments.
@@ -208,14 +219,14 @@ fn big_vision_chains_match_golden_in_one_executable_per_step() {
         let init = jit(move |p: Params| t.init(&p));
         let t = tx.clone();
         let step = jit(move |(p, g, s): (Params, Params, State)| {
-            let (u, s) = t.update(g, s, &p);
+            let (u, s) = t.update(&g, s, &p);
             (apply_updates(&p, &u), u, s)
         });
-        let mut params = params0.clone();
+        let mut params: Params<Array> = params0.clone().into_iter().collect();
         let mut state = init.call(&params).unwrap();
         let (mut worst_p, mut worst_u) = (0.0f64, 0.0f64);
         for t in 1..=6 {
-            let g = under(&grads, &format!("step{t}/"));
+            let g: Params<Array> = under(&grads, &format!("step{t}/")).into_iter().collect();
             let (p, u, s) = step
                 .call(&(params, g, state))
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -251,5 +262,164 @@ fn big_vision_chains_match_golden_in_one_executable_per_step() {
             "{name}: params max |diff| {worst_p:.3e}, updates {worst_u:.3e} (numpy re-impl. {})",
             meta["numpy_reference_max_abs_dev"]
         );
+    }
+}
+
+const OPTAX_CASES: &[&str] = &[
+    "optax_adamw_mask",
+    "optax_adam_nesterov_cosine",
+    "optax_sgd",
+    "optax_sgd_nesterov",
+    "optax_lion",
+    "optax_lamb",
+    "bv_adafactor",
+];
+
+/// The optimizer of an Optax case's `meta.json` (`optimizer`, `kwargs`, `total_steps`),
+/// built by our function of the same name; absent keywords take our defaults, which are
+/// Optax's.
+fn optax_optimizer(meta: &Value) -> Chain {
+    let kw = meta["kwargs"].as_object().unwrap();
+    let total = meta["total_steps"].as_u64().unwrap();
+    let num = |k: &str, default: f64| kw.get(k).map_or(default, |v| v.as_f64().unwrap());
+    let lr: LearningRate = match &kw["learning_rate"] {
+        Value::Object(m) => {
+            let mut m = m.clone();
+            let peak = m.remove("peak").unwrap().as_f64();
+            let mut spec: ScheduleSpec = serde_json::from_value(Value::Object(m)).unwrap();
+            spec.mult = peak;
+            Schedule::new(&spec, total, None, None).unwrap().into()
+        }
+        v => v.as_f64().unwrap().into(),
+    };
+    let mask = kw
+        .get("mask")
+        .map(|m| Mask::regex(m.as_str().unwrap()).unwrap());
+    let adam_options = |d: AdamOptions| AdamOptions {
+        b1: num("b1", d.b1),
+        b2: num("b2", d.b2),
+        eps: num("eps", d.eps),
+        nesterov: kw.get("nesterov").is_some_and(|v| v.as_bool().unwrap()),
+        ..d
+    };
+    match meta["optimizer"].as_str().unwrap() {
+        "adam" => adam(lr, adam_options(AdamOptions::default())),
+        "adamw" => {
+            let d = AdamWOptions::default();
+            let o = AdamWOptions {
+                adam: adam_options(d.adam),
+                weight_decay: num("weight_decay", d.weight_decay),
+                mask,
+            };
+            adamw(lr, o)
+        }
+        "sgd" => {
+            let o = SgdOptions {
+                momentum: kw.get("momentum").map(|v| v.as_f64().unwrap()),
+                nesterov: kw.get("nesterov").is_some_and(|v| v.as_bool().unwrap()),
+                accumulator_dtype: None,
+            };
+            sgd(lr, o)
+        }
+        "lion" => {
+            let d = LionOptions::default();
+            let o = LionOptions {
+                b1: num("b1", d.b1),
+                b2: num("b2", d.b2),
+                weight_decay: num("weight_decay", d.weight_decay),
+                mask,
+                ..d
+            };
+            lion(lr, o)
+        }
+        "lamb" => {
+            let d = LambOptions::default();
+            let o = LambOptions {
+                weight_decay: num("weight_decay", d.weight_decay),
+                mask,
+                ..d
+            };
+            lamb(lr, o)
+        }
+        "adafactor" => {
+            let o = AdafactorOptions {
+                core: ScaleByAdafactor {
+                    clipping_threshold: kw.get("clipping_threshold").map(|v| v.as_f64().unwrap()),
+                    ..ScaleByAdafactor::default()
+                },
+                weight_decay: num("weight_decay", 0.0),
+                mask,
+            };
+            adafactor(lr, o)
+        }
+        other => panic!("no optimizer {other}"),
+    }
+}
+
+/// Parameters as the Optax script holds them: `{"a": {"bias": .., "kernel": ..}, ...}`.
+type Nested<L> = BTreeMap<String, BTreeMap<String, L>>;
+
+fn nest(flat: BTreeMap<String, Array>) -> Nested<Array> {
+    let mut out = Nested::new();
+    for (k, v) in flat {
+        let (outer, inner) = k.split_once('/').unwrap();
+        out.entry(outer.to_string())
+            .or_default()
+            .insert(inner.to_string(), v);
+    }
+    out
+}
+
+#[test]
+fn optax_optimizer_functions_match_optax_on_a_nested_tree() {
+    let params0 = npz(golden().join("params_init.npz"));
+    let grads = npz(golden().join("grads.npz"));
+    for name in OPTAX_CASES {
+        let meta: Value = serde_json::from_str(
+            &std::fs::read_to_string(golden().join(name).join("meta.json")).unwrap(),
+        )
+        .unwrap();
+        let tx = Arc::new(optax_optimizer(&meta));
+        let want_params = npz(golden().join(name).join("params.npz"));
+        let want_updates = npz(golden().join(name).join("updates.npz"));
+        let want_state = npz(golden().join(name).join("opt_state.npz"));
+        let t = tx.clone();
+        let init = jit(move |p: Nested<Tensor>| t.init(&p));
+        let t = tx.clone();
+        let step = jit(move |(p, g, s): (Nested<Tensor>, Nested<Tensor>, State)| {
+            let (u, s) = t.update(&g, s, &p);
+            (apply_updates(&p, &u), u, s)
+        });
+        let mut params = nest(params0.clone());
+        let mut state = init.call(&params).unwrap();
+        let (mut worst_p, mut worst_u) = (0.0f64, 0.0f64);
+        for t in 1..=6 {
+            let g = nest(under(&grads, &format!("step{t}/")));
+            let (p, u, s) = step
+                .call(&(params, g, state))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (got_p, got_u) = (tree::flatten(&p).1, tree::flatten(&u).1);
+            for (what, got, want, worst) in [
+                ("params", &got_p, &want_params, &mut worst_p),
+                ("update", &got_u, &want_updates, &mut worst_u),
+            ] {
+                let want = under(want, &format!("step{t}/"));
+                assert_eq!(got.len(), want.len(), "{name} step {t} {what}: leaves");
+                for (k, g) in got {
+                    let what = format!("{name} step {t} {what} {k}");
+                    *worst = worst.max(check(&what, g, &want[k], 1e-6, 1e-6));
+                }
+            }
+            if t == 1 || t == 6 {
+                compare_state(name, &tx, t, &s, &want_state);
+            }
+            (params, state) = (p, s);
+        }
+        assert_eq!(
+            step.stats().compiles,
+            1,
+            "{name}: one executable for 6 steps"
+        );
+        println!("{name}: params max |diff| {worst_p:.3e}, updates {worst_u:.3e}");
     }
 }

@@ -11,9 +11,10 @@ use bv_core::pjrt::Client;
 use bv_core::random::Key;
 
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::tree::Params;
 use bv_core::{jit, set_default_client, Array, DType, Spec, Tensor};
 use bv_nn::models::{build, ImageModel};
-use bv_train::optim::{apply_updates, make, OptimSpec, Params, ScheduleGroups, State, Transform};
+use bv_train::optim::{apply_updates, make, OptimSpec, Optimizer, ScheduleGroups, State};
 use bv_train::train::{layout_rule, update_rule};
 use serde_json::json;
 
@@ -63,7 +64,7 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
     let m = model();
     let spec = Spec::new([BATCH, 28, 28, 1], DType::F32);
     let mi = m.clone();
-    let init = jit(move |key: Tensor| -> Params { mi.init(&key, &spec).into_iter().collect() });
+    let init = jit(move |key: Tensor| mi.init(&key, &spec).sorted());
     let names: Vec<String> = {
         let lowered = init.lower(&Key::spec()).unwrap();
         let specs: Vec<Spec> = lowered
@@ -71,9 +72,8 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
             .iter()
             .map(|a| Spec::new(a.shape.clone(), a.dtype))
             .collect();
-        let tree: BTreeMap<String, Spec> =
-            bv_core::tree::unflatten(&lowered.out_def, specs).unwrap();
-        tree.into_keys().collect()
+        let tree: Params<Spec> = bv_core::tree::unflatten(&lowered.out_def, specs).unwrap();
+        tree.names().map(str::to_string).collect()
     };
     let spec: OptimSpec = serde_json::from_value(json!({"optax_name": "big_vision.momentum_hp", "lr": 0.1, "wd": 0.001, "grad_clip_norm": 1.0})).unwrap();
     let groups = ScheduleGroups::new(None, 10, None, None).unwrap();
@@ -83,7 +83,6 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
     let t = tx.clone();
     let step = jit(move |((p, s), x, y): ((Params, State), Tensor, Tensor)| {
         let loss = |p: Params| {
-            let p: bv_nn::Params<Tensor> = p.into_iter().collect();
             let (logits, _) = m.apply(&p, &x, true, &[]);
             np::mean(
                 &-np::sum(&(np::log_softmax(&logits, -1) * &y), -1, false),
@@ -92,7 +91,7 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
             )
         };
         let (l, g) = value_and_grad(loss)(&p);
-        let (u, s) = t.update(g, s, &p);
+        let (u, s) = t.update(&g, s, &p);
         ((apply_updates(&p, &u), s), l)
     })
     .donate_argnums(&[0]);
@@ -132,7 +131,7 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
         state = s;
     }
     assert_eq!(step.stats().compiles, 1);
-    (losses, state.0, state.1)
+    (losses, state.0.into_iter().collect(), state.1)
 }
 
 fn f32s(a: &Array) -> Vec<f32> {

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use bv_core::autodiff::value_and_grad;
 use bv_core::random::Key;
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_train::config::Config;
 use bv_train::data::{Batch, Example};
-use bv_train::optim::Params;
 use bv_train::trainers::siglip::Siglip;
 use bv_train::trainers::Trainer;
 use common::golden_steps::{self as gs, Steps};

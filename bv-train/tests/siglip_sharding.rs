@@ -10,10 +10,11 @@ use bv_core::pjrt::Client;
 use bv_core::random::Key;
 
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::tree::Params;
 use bv_core::{jit, set_default_client, Array, Spec, Tensor};
 use bv_train::config::{Config, Plan};
 use bv_train::data::{Batch, Example};
-use bv_train::optim::{make_for_config, Params, State, Transform};
+use bv_train::optim::{make_for_config, Optimizer, State, Transform};
 use bv_train::train::{layout_rule, update_rule};
 use bv_train::trainers::siglip::Siglip;
 use bv_train::trainers::{StepInputs, Trainer};
@@ -143,7 +144,7 @@ fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays)
         state = s;
     }
     assert_eq!(step.stats().compiles, 1);
-    (measured, state.0)
+    (measured, state.0.into_iter().collect())
 }
 
 fn check(strategy: &'static str) {

@@ -11,8 +11,8 @@ use crate::init::Init;
 use crate::layers::{Conv, ConvPadding, Dense, GroupNorm};
 use crate::models::config::Cfg;
 use crate::models::{ImageModel, ModelError, Out};
-use crate::params::Params;
 use crate::scope::{Module, Scope};
+use crate::Params;
 
 /// Units per stage for a named depth (`get_block_desc`; no 18/34).
 pub fn block_desc(depth: usize) -> Option<Vec<usize>> {

@@ -26,8 +26,8 @@ use bv_core::io::HostArray;
 use bv_core::{numpy as np, DType, Spec, Tensor};
 use serde_json::Value;
 
-use crate::params::Params;
 use crate::scope::{Module, Scope};
+use crate::Params;
 
 /// Intermediate values by big_vision's `out` names (`pre_logits`, `logits`, `stage1`, ...).
 pub type Out = Params<Tensor>;

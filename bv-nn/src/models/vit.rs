@@ -19,8 +19,8 @@ use crate::layers::{
 };
 use crate::models::config::Cfg;
 use crate::models::{ImageModel, ModelError, Out};
-use crate::params::Params;
 use crate::scope::{Module, ScanLift, Scope};
+use crate::Params;
 
 /// Position embedding of the patch tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

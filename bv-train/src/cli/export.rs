@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use bv_core::tree::Params;
+
 use crate::checkpoint;
 
 /// The flags of `bv-train export`.
@@ -32,7 +34,7 @@ impl ExportArgs {
             }
         };
         let ckpt = checkpoint::load(&dir)?;
-        let params: bv_nn::Params<_> = ckpt
+        let params: Params<_> = ckpt
             .leaves
             .iter()
             .filter_map(|(name, a)| Some((name.strip_prefix("params/")?.to_string(), a.clone())))

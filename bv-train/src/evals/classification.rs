@@ -9,9 +9,9 @@ use super::{Context, DeviceParams, Evaluator};
 use crate::config::Eval;
 use crate::data::EvalConfig;
 use crate::losses;
-use crate::optim::Params;
 use crate::train::TrainError;
 use crate::trainers::Predict;
+use bv_core::tree::Params;
 
 /// The jitted per-batch sums: `(params, image, labels, mask) -> (correct, loss, count)`.
 type SumsFn = Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;

@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::Eval;
 use crate::data::EvalConfig;
-use crate::optim::Params;
 use crate::train::TrainError;
 use crate::trainers::{Predict, PredictFn};
+use bv_core::tree::Params;
 
 /// One distance between student and teacher outputs, per example (the feature axis is the
 /// last).

@@ -30,8 +30,8 @@ use bv_core::{jit, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::{Data, Eval};
 use crate::data::{EvalConfig, FeatureKind};
-use crate::optim::Params;
 use crate::train::TrainError;
+use bv_core::tree::Params;
 
 /// The bias feature's value: large, so that the bias is almost unregularized.
 const BIAS: f64 = 100.0;

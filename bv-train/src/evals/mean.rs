@@ -10,8 +10,8 @@ use bv_core::{jit, DType, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator};
 use crate::config::Eval;
 use crate::data::EvalConfig;
-use crate::optim::Params;
 use crate::train::TrainError;
+use bv_core::tree::Params;
 
 /// The predict fns `mean` calls (`pred`, default `loss`): `loss` is train.py's
 /// `eval_loss_fn` (`{"loss"}`); `classify` gives `{"loss", "prec@1"}` as `classification`

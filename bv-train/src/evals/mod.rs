@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bv_core::sharding::{Mesh, PartitionSpec};
+use bv_core::tree::Params;
 use bv_core::{Array, Tensor};
 use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 use bv_nn::models::ImageModel;
@@ -26,7 +27,7 @@ use crate::train::TrainError;
 use crate::trainers::{Predict, PredictFn};
 
 /// Parameters on devices, by name.
-pub type DeviceParams = BTreeMap<String, Array>;
+pub type DeviceParams = Params<Array>;
 
 /// One evaluator, built once and run whenever it is due.
 pub trait Evaluator {
@@ -350,11 +351,10 @@ pub fn replicated(_: &str, _: &bv_core::Aval) -> PartitionSpec {
 /// `model.apply` in eval mode on the parameters as a jitted function receives them.
 pub fn apply(
     model: &dyn ImageModel,
-    params: BTreeMap<String, Tensor>,
+    params: Params,
     image: &Tensor,
 ) -> (Tensor, bv_nn::models::Out) {
-    let p: bv_nn::Params<Tensor> = params.into_iter().collect();
-    model.apply(&p, image, false, &[])
+    model.apply(&params, image, false, &[])
 }
 
 /// The batches of an eval pipeline, each checked.

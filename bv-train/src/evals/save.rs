@@ -14,8 +14,8 @@ use bv_core::{jit, Array, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::Eval;
 use crate::data::{EvalConfig, Value};
-use crate::optim::Params;
 use crate::train::TrainError;
+use bv_core::tree::Params;
 
 /// `(params, image, {input: value}, mask) -> ({output}, {input}, mask)`, replicated.
 type SaveFn = Jit<

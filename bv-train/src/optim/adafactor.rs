@@ -3,10 +3,11 @@
 //! optional `clip_by_block_rms`, then an undebiased momentum EMA in low precision.
 
 use bv_core::trace::Aval;
+use bv_core::tree::Params;
 use bv_core::{numpy as np, DType, Tensor};
 
 use super::scale::next_count;
-use super::transform::{take, zero_count, Params, State, Transform};
+use super::transform::{take, zero_count, State, Transform};
 
 /// State: `count`; `v_row/<param>` and `v_col/<param>` for factored parameters, `v/<param>`
 /// for the others; `ema/<param>` in `dtype_momentum` if `momentum` is set.
@@ -64,7 +65,7 @@ fn expand(x: &Tensor, axis: usize) -> Tensor {
 }
 
 impl Transform for ScaleByAdafactor {
-    fn init(&self, params: &Params) -> State {
+    fn init_leaves(&self, params: &Params) -> State {
         let mut s = State::from([("count".to_string(), zero_count())]);
         for (k, p) in params {
             match factored_dims(p.shape(), self.min_dim_size_to_factor) {
@@ -86,7 +87,7 @@ impl Transform for ScaleByAdafactor {
         s
     }
 
-    fn update(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
+    fn update_leaves(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
         let (count, next) = next_count(&mut state);
         // `_decay_rate_pow(count - offset)` in float32.
         let t = np::astype(&(&count - self.decay_offset), DType::F32) + 1.0;

@@ -1,10 +1,11 @@
 //! `optax.scale_by_adam`, with a low-precision first moment (`mu_dtype`) and nesterov.
 
 use bv_core::trace::Aval;
+use bv_core::tree::Params;
 use bv_core::{numpy as np, DType, Tensor};
 
 use super::scale::next_count;
-use super::transform::{take, zero_count, Params, State, Transform};
+use super::transform::{take, zero_count, State, Transform};
 
 /// Adam's preconditioning (no learning rate). State: `count`, `mu/<param>` (in `mu_dtype`),
 /// `nu/<param>` (in the parameter's dtype).
@@ -41,7 +42,7 @@ fn bias_correction(decay: f64, count: &Tensor) -> Tensor {
 }
 
 impl Transform for ScaleByAdam {
-    fn init(&self, params: &Params) -> State {
+    fn init_leaves(&self, params: &Params) -> State {
         let mut s = State::from([("count".to_string(), zero_count())]);
         for (k, p) in params {
             let mu = self.mu_dtype.unwrap_or(p.dtype());
@@ -51,7 +52,7 @@ impl Transform for ScaleByAdam {
         s
     }
 
-    fn update(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
+    fn update_leaves(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
         let (_, count) = next_count(&mut state);
         let bc1 = bias_correction(self.b1, &count);
         let bc2 = bias_correction(self.b2, &count);

@@ -6,10 +6,11 @@
 
 use bv_core::autodiff::value_and_grad;
 use bv_core::numpy as np;
+use bv_core::tree::Params;
 use bv_core::Tensor;
 use serde_json::Value;
 
-use super::{global_norm, Params};
+use super::global_norm;
 
 /// big_vision's `config.gsam` (the keyword arguments of `gsam_gradient` besides the loss,
 /// parameters and learning rate).
@@ -128,7 +129,7 @@ impl Gsam {
         };
         let param_sam: Params = params
             .iter()
-            .map(|(k, p)| (k.clone(), step(p, &g_clean[k])))
+            .map(|(k, p)| (k.to_string(), step(p, &g_clean[k])))
             .collect();
         let (_, g_robust) = vg(&param_sam);
         // GSAM: g_robust minus alpha times the part of g_clean orthogonal to g_robust;
@@ -140,7 +141,10 @@ impl Gsam {
             (&g_clean, &g_robust)
         };
         let n = global_norm(toward);
-        let unit: Params = toward.iter().map(|(k, g)| (k.clone(), g / &n)).collect();
+        let unit: Params = toward
+            .iter()
+            .map(|(k, g)| (k.to_string(), g / &n))
+            .collect();
         let mut proj: Option<Tensor> = None;
         for (k, u) in &unit {
             let d = np::sum(&(u * &along[k]), np::Axes::All, false);
@@ -156,7 +160,7 @@ impl Gsam {
                 } else {
                     &toward[k] + residual * self.alpha
                 };
-                (k.clone(), g)
+                (k.to_string(), g)
             })
             .collect();
         (l_clean, g_gsam)

@@ -2,10 +2,11 @@
 //! Chen et al. 2023), with a low-precision momentum (`mu_dtype`).
 
 use bv_core::trace::Aval;
+use bv_core::tree::Params;
 use bv_core::{numpy as np, DType};
 
 use super::scale::next_count;
-use super::transform::{take, zero_count, Params, State, Transform};
+use super::transform::{take, zero_count, State, Transform};
 
 /// `u = sign((1 - b1) g + b1 mu)`, then `mu = (1 - b2) g + b2 mu` (no learning rate).
 /// State: `count`, `mu/<param>` (in `mu_dtype`).
@@ -28,7 +29,7 @@ impl Default for ScaleByLion {
 }
 
 impl Transform for ScaleByLion {
-    fn init(&self, params: &Params) -> State {
+    fn init_leaves(&self, params: &Params) -> State {
         let mut s = State::from([("count".to_string(), zero_count())]);
         for (k, p) in params {
             let mu = self.mu_dtype.unwrap_or(p.dtype());
@@ -37,7 +38,7 @@ impl Transform for ScaleByLion {
         s
     }
 
-    fn update(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
+    fn update_leaves(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
         let (_, count) = next_count(&mut state);
         let mut out = Params::new();
         let mut new = State::from([("count".to_string(), count)]);

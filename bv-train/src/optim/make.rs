@@ -28,7 +28,7 @@ use super::scale::{
     AddDecayedWeights, ClipByGlobalNorm, Identity, Scale, ScaleBySchedule, SetToZero,
 };
 use super::schedule::{ScheduleError, ScheduleGroups};
-use super::transform::{chain, masked, Chain, Transform};
+use super::transform::{chain, masked, Chain, Mask, Transform};
 use crate::config::{Config, Dict, Plan};
 
 /// Optimizer cores `optax_name` can name. As in big_vision, AdamW is `scale_by_adam` with
@@ -125,11 +125,17 @@ pub fn make<S: AsRef<str>>(
         .collect();
     let mut stages: Vec<(String, Box<dyn Transform>)> = Vec::new();
     if let Some(c) = spec.grad_clip_norm.filter(|c| *c != 0.0) {
-        let clip = masked(Box::new(ClipByGlobalNorm(c)), trainable.clone());
+        let clip = masked(
+            Box::new(ClipByGlobalNorm(c)),
+            Mask::names(trainable.clone()),
+        );
         stages.push(("clip".into(), Box::new(clip)));
     }
     let (core_name, core) = core(&spec.optax_name, &spec.optax)?;
-    stages.push((core_name.into(), Box::new(masked(core, trainable))));
+    stages.push((
+        core_name.into(),
+        Box::new(masked(core, Mask::names(trainable))),
+    ));
     stages.push(("lr".into(), Box::new(Scale(spec.lr))));
     let lr_mults = spec.lr_mults.as_deref().unwrap_or_default();
     if let Some((pattern, mult)) = lr_mults.iter().find(|(_, m)| *m <= 0.0) {
@@ -142,7 +148,7 @@ pub fn make<S: AsRef<str>>(
         .into_iter()
         .enumerate()
     {
-        let stage = masked(Box::new(Scale(mult)), mask);
+        let stage = masked(Box::new(Scale(mult)), Mask::names(mask));
         stages.push((format!("lr_mults_{i}"), Box::new(stage)));
     }
     if let Some(wd) = spec.wd.filter(|wd| *wd != 0.0) {
@@ -152,7 +158,7 @@ pub fn make<S: AsRef<str>>(
             .into_iter()
             .enumerate()
         {
-            let stage = masked(Box::new(AddDecayedWeights(wd * mult)), mask);
+            let stage = masked(Box::new(AddDecayedWeights(wd * mult)), Mask::names(mask));
             stages.push((format!("wd_{i}"), Box::new(stage)));
         }
     }
@@ -167,13 +173,16 @@ pub fn make<S: AsRef<str>>(
             .filter(|(_, gi)| **gi == g)
             .map(|(n, _)| n.clone())
             .collect();
-        let stage = masked(Box::new(ScaleBySchedule(schedule.clone())), mask);
+        let stage = masked(
+            Box::new(ScaleBySchedule(schedule.clone())),
+            Mask::names(mask),
+        );
         stages.push((format!("schedule_{j}"), Box::new(stage)));
     }
     if !frozen.is_empty() {
         stages.push((
             "frozen".into(),
-            Box::new(masked(Box::new(SetToZero), frozen)),
+            Box::new(masked(Box::new(SetToZero), Mask::names(frozen))),
         ));
     }
     stages.push(("negate".into(), Box::new(Scale(-1.0))));

@@ -2,9 +2,10 @@
 //! accumulator by default.
 
 use bv_core::trace::Aval;
+use bv_core::tree::Params;
 use bv_core::{numpy as np, DType};
 
-use super::transform::{take, Params, State, Transform};
+use super::transform::{take, State, Transform};
 
 /// `tr = g + momentum · tr`; the update is `tr` (nesterov: `g + momentum · tr`). State:
 /// `trace/<param>` in `dtype` (`None`: the parameter's).
@@ -28,7 +29,7 @@ impl Default for MomentumHp {
 }
 
 impl Transform for MomentumHp {
-    fn init(&self, params: &Params) -> State {
+    fn init_leaves(&self, params: &Params) -> State {
         params
             .iter()
             .map(|(k, p)| {
@@ -38,7 +39,7 @@ impl Transform for MomentumHp {
             .collect()
     }
 
-    fn update(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
+    fn update_leaves(&self, updates: Params, mut state: State, _: &Params) -> (Params, State) {
         let mut out = Params::new();
         let mut new = State::new();
         for (k, g) in updates {

@@ -32,8 +32,9 @@ use crate::config::{Config, Teacher};
 use crate::data::Batch;
 use crate::evals::distance::Distance;
 use crate::losses;
-use crate::optim::{Params, Transform};
+use crate::optim::Transform;
 use crate::train::{batch_spec, init_params, TrainError};
+use bv_core::tree::Params;
 
 /// One teacher: its name, model and config entry.
 struct TeacherModel {
@@ -203,7 +204,6 @@ impl Distill {
         student_key: &Tensor,
     ) -> (Tensor, Measurements) {
         let student = self.student_at(variant);
-        let p: bv_nn::Params<Tensor> = p.into_iter().collect();
         let x = &data[image_key_of(data, "student")];
         let rngs = [("dropout".to_string(), student_key.clone())];
         let (logits, _) = student.apply(&p, x, true, &rngs);
@@ -266,7 +266,7 @@ impl Trainer for Distill {
         let mut data: BTreeMap<String, Tensor> = inputs
             .features
             .iter()
-            .map(|(k, v)| (k.clone(), np::astype(v, DType::F32)))
+            .map(|(k, v)| (k.to_string(), np::astype(v, DType::F32)))
             .collect();
         data.insert("image".into(), np::astype(inputs.image, DType::F32));
         data.insert("labels".into(), inputs.labels.clone());
@@ -292,7 +292,7 @@ impl Trainer for Distill {
             .enumerate()
             .map(|(i, t)| {
                 let prefix = format!("{}/", t.name);
-                let p: bv_nn::Params<Tensor> = inputs
+                let p: Params = inputs
                     .fixed
                     .iter()
                     .filter_map(|(k, v)| {

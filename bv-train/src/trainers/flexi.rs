@@ -24,8 +24,9 @@ use super::{
 };
 use crate::config::Config;
 use crate::data::Batch;
-use crate::optim::{Params, Transform};
+use crate::optim::Transform;
 use crate::train::{batch_spec, init_params, TrainError};
+use bv_core::tree::Params;
 
 /// The per-step choice of `flexi.seqhw`.
 #[derive(Clone, Debug)]

@@ -21,8 +21,9 @@ use crate::config::{Config, Plan};
 use crate::data::Batch;
 use crate::optim::gsam::Gsam;
 use crate::optim::schedule::Schedule;
-use crate::optim::{Params, Transform};
+use crate::optim::Transform;
 use crate::train::{batch_spec, init_params, TrainError};
+use bv_core::tree::Params;
 
 /// The GSAM trainer.
 pub struct GsamTrain {

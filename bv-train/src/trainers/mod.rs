@@ -28,8 +28,9 @@ use bv_nn::models::ImageModel;
 
 use crate::config::{Config, Plan};
 use crate::data::Batch;
-use crate::optim::{apply_updates, global_norm, Params, State, Transform};
+use crate::optim::{apply_updates, global_norm, Optimizer, State, Transform};
 use crate::train::TrainError;
+use bv_core::tree::Params;
 
 /// The training state inside the step: parameters and optimizer state by name.
 pub type TrainState = (Params, State);
@@ -140,11 +141,7 @@ impl Predict {
 
     /// The parameters this predict function reads: the trained ones, or the fixed ones
     /// under its prefix (prefix removed).
-    pub fn params<T: Clone>(
-        &self,
-        trained: &BTreeMap<String, T>,
-        fixed: &BTreeMap<String, T>,
-    ) -> BTreeMap<String, T> {
+    pub fn params<T: Clone>(&self, trained: &Params<T>, fixed: &Params<T>) -> Params<T> {
         match &self.fixed_prefix {
             None => trained.clone(),
             Some(p) => fixed
@@ -237,11 +234,11 @@ pub fn apply_gradients(
 ) -> (TrainState, Measurements) {
     let trainable: Params = grads
         .iter()
-        .filter(|(n, _)| !frozen.contains(n))
-        .map(|(n, g)| (n.clone(), g.clone()))
+        .filter(|(n, _)| !frozen.iter().any(|f| f == n))
+        .map(|(n, g)| (n.to_string(), g.clone()))
         .collect();
     let l2_grads = global_norm(&trainable);
-    let (updates, opt) = tx.update(grads, opt, &params);
+    let (updates, opt) = tx.update(&grads, opt, &params);
     let l2_updates = global_norm(&updates);
     let params = apply_updates(&params, &updates);
     let l2_params = global_norm(&params);
@@ -354,8 +351,7 @@ pub fn classifier_loss(
     loss_name: &str,
     rngs: &[(String, Tensor)],
 ) -> Tensor {
-    let p: bv_nn::Params<Tensor> = params.into_iter().collect();
-    let (logits, _) = model.apply(&p, x, true, rngs);
+    let (logits, _) = model.apply(&params, x, true, rngs);
     let per_example = crate::losses::per_example(loss_name, &logits, y).unwrap_or(logits);
     bv_core::numpy::mean(&per_example, bv_core::numpy::Axes::All, false)
 }

@@ -19,9 +19,10 @@ use bv_nn::models::ImageModel;
 use super::{apply_gradients, Measurements, StepInputs, TrainState, Trainer};
 use crate::config::Config;
 use crate::data::Batch;
-use crate::optim::{Params, Transform};
+use crate::optim::Transform;
 use crate::train::{batch_spec, TrainError};
 use bv_core::numpy::log_sigmoid;
+use bv_core::tree::Params;
 
 /// The contrastive loss (`loss_fn`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,10 +164,9 @@ impl Siglip {
         text: &Tensor,
         rngs: &[(String, Tensor)],
     ) -> (Tensor, (Tensor, Option<Tensor>)) {
-        let p: bv_nn::Params<Tensor> = params.into_iter().collect();
-        let (zimg, ztxt, out) = self
-            .towers
-            .apply_both(&p, Some(image), Some(text), true, rngs);
+        let (zimg, ztxt, out) =
+            self.towers
+                .apply_both(&params, Some(image), Some(text), true, rngs);
         let (zimg, ztxt) = (
             zimg.expect("an image was given"),
             ztxt.expect("a text was given"),

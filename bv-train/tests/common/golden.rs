@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use super::golden_steps::arrays as npz;
 use bv_core::random::Key;
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_train::config::ScheduleConfig;
-use bv_train::optim::{make, Chain, OptimSpec, Params, ScheduleGroups, Transform};
+use bv_train::optim::{make, Chain, OptimSpec, Optimizer, ScheduleGroups};
 use bv_train::train::{update_step, Update};
 use bv_train::trainers::TrainState;
 use serde_json::Value;
@@ -44,7 +45,7 @@ fn f32s(a: &Array) -> Vec<f32> {
 }
 
 /// big_vision's optimizer chain for `meta.json`'s `optimizer` over `names`.
-fn optimizer<'a>(meta: &Value, names: impl Iterator<Item = &'a String>) -> Chain {
+fn optimizer<'a>(meta: &Value, names: impl Iterator<Item = &'a str>) -> Chain {
     let opt = &meta["optimizer"];
     let mut config = opt["config"].clone();
     let schedule = config.as_object_mut().unwrap().remove("schedule");
@@ -83,7 +84,7 @@ pub fn check_training_steps(set: &str, case: &str, model: &str, dropped: &[u64],
         serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
     let model = bv_nn::models::build(model, &meta["model_kwargs"]).unwrap();
     let mut params = npz(&dir.join("params_init.npz"));
-    let tx = Arc::new(optimizer(&meta, params.keys()));
+    let tx = Arc::new(optimizer(&meta, params.names()));
     let loss_name = meta["loss"].as_str().unwrap().to_string();
     let inputs = npz(&dir.join("inputs.npz"));
     let (image, labels) = (inputs["image"].clone(), inputs["labels_onehot"].clone());
@@ -147,8 +148,8 @@ pub fn check_training_steps(set: &str, case: &str, model: &str, dropped: &[u64],
         }
         let want = npz(&dir.join(format!("params_step{k}.npz")));
         assert_eq!(
-            want.keys().collect::<Vec<_>>(),
-            params.keys().collect::<Vec<_>>(),
+            want.names().collect::<Vec<_>>(),
+            params.names().collect::<Vec<_>>(),
             "{case}: parameter names"
         );
         let atol = (tol.params_atol)(k);

@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bv_core::io::{read_npz, HostArray};
+use bv_core::tree::Params;
 use bv_core::{jit, Array, Tensor};
 use bv_train::config::{Config, Plan};
 use bv_train::data::{self, Batch, Example, Value};
-use bv_train::optim::{make_for_config, Params, State, Transform};
+use bv_train::optim::{make_for_config, Optimizer, State, Transform};
 use bv_train::trainers::{self, StepInputs, Trainer};
 use serde_json::Value as Json;
 
-/// Device arrays by name.
-pub type Arrays = BTreeMap<String, Array>;
+/// Device arrays by name, in name order.
+pub type Arrays = Params<Array>;
 
 /// `tests/golden/<set>`.
 pub fn golden(set: &str) -> PathBuf {
@@ -29,7 +30,7 @@ pub fn arrays(path: &Path) -> Arrays {
         .iter()
         .map(|(k, h)| {
             (
-                k.clone(),
+                k.to_string(),
                 Array::from_bytes(h.bytes(), h.dtype(), h.shape()).unwrap(),
             )
         })
@@ -101,7 +102,7 @@ pub struct Steps<'a> {
 /// each step's measurements and parameters.
 pub fn run(s: Steps<'_>) -> Vec<(BTreeMap<String, f64>, Arrays)> {
     let plan = Plan::new(s.config, 4).unwrap();
-    let tx = Arc::new(make_for_config(s.config, &plan, s.params.keys()).unwrap());
+    let tx = Arc::new(make_for_config(s.config, &plan, s.params.names()).unwrap());
     let t = tx.clone();
     let opt = jit(move |p: Params| t.init(&p)).call(&s.params).unwrap();
     let step = |variant: usize| {

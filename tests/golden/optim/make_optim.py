@@ -74,6 +74,70 @@ CASES = {
          "lr": 0.1, "schedule": {"decay_type": "stair", "steps": [3], "mults": [0.5]}}, 6),
 }
 
+# Optax's optimizers as functions (and big_vision's adafactor in the same shape), each with
+# its keyword arguments. `learning_rate` is a number, or a big_vision schedule dict
+# (`create_learning_rate_schedule(total_steps, base=peak, **dict)`, key `peak`); `mask` a
+# regex the decayed leaves' names fullmatch. Stored like the cases above, with the optax
+# state's leaves by path (chain index / field / name).
+OPTAX_CASES = {
+    "optax_adamw_mask": (
+        "adamw", {"learning_rate": 0.01, "b1": 0.9, "b2": 0.99, "weight_decay": 0.01,
+                  "mask": ".*/kernel"}, 6),
+    "optax_adam_nesterov_cosine": (
+        "adam", {"learning_rate": {"peak": 0.01, "decay_type": "cosine", "warmup_steps": 2},
+                 "nesterov": True}, 8),
+    "optax_sgd": ("sgd", {"learning_rate": 0.1}, 6),
+    "optax_sgd_nesterov": (
+        "sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}, 6),
+    "optax_lion": ("lion", {"learning_rate": 0.001, "b1": 0.95, "weight_decay": 0.01}, 6),
+    "optax_lamb": ("lamb", {"learning_rate": 0.01, "weight_decay": 0.01, "mask": ".*/kernel"}, 6),
+    "bv_adafactor": (
+        "adafactor", {"learning_rate": 0.01, "weight_decay": 0.001, "clipping_threshold": 1.0},
+        6),
+}
+
+
+def optax_optimizer(fn, kw, total):
+  """The Optax chain of an OPTAX_CASES entry."""
+  kw = dict(kw)
+  lr = kw.pop("learning_rate")
+  if isinstance(lr, dict):
+    lr = dict(lr)
+    lr = u.create_learning_rate_schedule(total_steps=total, base=lr.pop("peak"), **lr)
+  if "mask" in kw:
+    regex = u.check_and_compile_patterns([kw.pop("mask")])[0]
+    kw["mask"] = lambda params: jax.tree_util.tree_map_with_path(
+        lambda path, _: bool(regex.fullmatch(_path_str(path))), params)
+  if fn == "adafactor":
+    wd = kw.pop("weight_decay")
+    return optax.chain(bv_optax.scale_by_adafactor(**kw), optax.add_decayed_weights(wd),
+                       optax.scale_by_learning_rate(lr))
+  return getattr(optax, fn)(lr, **kw)
+
+
+def one_optax_case(name, fn, kw, total, params0, grads, outdir):
+  tx = optax_optimizer(fn, kw, total)
+  params = nest(params0)
+  opt = jax.jit(tx.init)(params)
+
+  @jax.jit
+  def step(params, opt, g):
+    updates, opt = tx.update(g, opt, params)
+    return optax.apply_updates(params, updates), updates, opt
+
+  saved = {"params": {}, "updates": {}, "opt_state": {}}
+  for t, g in enumerate(grads, 1):
+    params, updates, opt = step(params, opt, nest(g))
+    saved["params"].update({f"step{t}/{k}": v for k, v in flat(params).items()})
+    saved["updates"].update({f"step{t}/{k}": v for k, v in flat(updates).items()})
+    if t in SAVED_STATE_STEPS:
+      saved["opt_state"].update(state_arrays(opt, f"step{t}"))
+  os.makedirs(os.path.join(outdir, name), exist_ok=True)
+  for f, arrays in saved.items():
+    np.savez(os.path.join(outdir, name, f"{f}.npz"), **arrays)
+  write_json(os.path.join(outdir, name, "meta.json"),
+             {"optimizer": fn, "kwargs": kw, "total_steps": total})
+
 
 def make_data():
   """default_rng(0): params normal(0, 1) per name (sorted), then per step t the gradient
@@ -224,6 +288,8 @@ def main():
   })
   for name, (cfg, total) in CASES.items():
     one_case(name, cfg, total, params0, grads, out)
+  for name, (fn, kw, total) in OPTAX_CASES.items():
+    one_optax_case(name, fn, kw, total, params0, grads, out)
   print("wrote", out)
 
 

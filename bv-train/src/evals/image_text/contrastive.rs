@@ -14,8 +14,8 @@ use super::towers;
 use crate::config::Eval;
 use crate::data::EvalConfig;
 use crate::evals::{Context, DeviceParams, Evaluator};
-use crate::optim::Params;
 use crate::train::TrainError;
+use bv_core::tree::Params;
 
 /// `(params, image, labels, mask) -> (correct, loss, count)` sums, replicated.
 type SumsFn = Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;
@@ -81,8 +81,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     };
     let sums = jit(
         move |(params, x, y, mask): (Params, Tensor, Tensor, Tensor)| {
-            let p: bv_nn::Params<Tensor> = params.into_iter().collect();
-            let (zimg, ztxt, out) = towers.apply_both(&p, Some(&x), Some(&y), false, &[]);
+            let (zimg, ztxt, out) = towers.apply_both(&params, Some(&x), Some(&y), false, &[]);
             let (zimg, ztxt) = (zimg.unwrap_or(x.clone()), ztxt.unwrap_or(x));
             let t = out
                 .get("t")

@@ -18,8 +18,8 @@ use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 use super::{Context, DeviceParams};
 use crate::data::batch::stack_examples;
 use crate::data::{Array, Batch, Example, Value};
-use crate::optim::Params;
 use crate::train::TrainError;
+use bv_core::tree::Params;
 
 /// The run's two-tower model, or an error saying which trainer and model an image-text
 /// evaluator needs.
@@ -50,10 +50,9 @@ pub enum Tower {
 pub fn embedder(towers: &Arc<TwoTowers>, tower: Tower, mesh: &Mesh, name: &str) -> EmbedFn {
     let m = towers.clone();
     jit(move |(params, x, mask): (Params, Tensor, Tensor)| {
-        let p: bv_nn::Params<Tensor> = params.into_iter().collect();
         let (zimg, ztxt, _) = match tower {
-            Tower::Image => m.apply_both(&p, Some(&x), None, false, &[]),
-            Tower::Text => m.apply_both(&p, None, Some(&x), false, &[]),
+            Tower::Image => m.apply_both(&params, Some(&x), None, false, &[]),
+            Tower::Text => m.apply_both(&params, None, Some(&x), false, &[]),
         };
         (zimg.or(ztxt).unwrap_or(x), mask)
     })

@@ -16,8 +16,8 @@ use crate::layers::{Conv, ConvPadding};
 use crate::models::config::Cfg;
 use crate::models::vit::{posemb_sincos_2d, variant, Encoder, Head, MapHead, Pool, Posemb};
 use crate::models::{ImageModel, ModelError, Out};
-use crate::params::Params;
 use crate::scope::{Module, Scope};
+use crate::Params;
 
 /// `proj.flexi.vit.Model`'s hyperparameters; `seqhw` is the token grid side used when a
 /// call does not give one (`None`: the stored patch size).

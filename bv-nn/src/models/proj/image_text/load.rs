@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::two_towers::TwoTowers;
 use crate::checkpoint::{self, CheckpointError};
-use crate::params::Params;
+use crate::Params;
 
 /// big_vision's `two_towers.VANITY_NAMES`: paper checkpoints by short name.
 pub const VANITY_NAMES: [(&str, &str); 26] = [

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use super::text_transformer::TextTransformer;
 use crate::models::config::Cfg;
 use crate::models::{self, ImageModel, ModelError, Out, Root};
-use crate::params::Params;
 use crate::scope::{Module, Scope};
+use crate::Params;
 
 /// `two_towers.Model`.
 #[derive(Clone, Debug)]
