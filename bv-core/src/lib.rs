@@ -8,6 +8,7 @@ pub mod compile_cache;
 pub mod control;
 pub mod distributed;
 pub mod dtype;
+pub mod eager;
 pub mod emit;
 pub mod io;
 pub mod jit;
@@ -22,6 +23,7 @@ pub mod tree;
 
 pub use array::{Array, ArrayError};
 pub use dtype::{DType, Element};
+pub use eager::EagerError;
 pub use jit::{
     default_client, jit, jit_static, set_default_client, Jit, JitError, JitStats, Lowered,
 };
