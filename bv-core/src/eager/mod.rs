@@ -51,7 +51,9 @@ use crate::emit::{self, ModuleOptions};
 use crate::jit::{default_client, JitStats};
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
 use crate::prim::Primitive;
-use crate::trace::{self, aval, CallSite, Concrete, Func, Graph, Node, Tensor, TraceError, ValueDef};
+use crate::trace::{
+    self, aval, CallSite, Concrete, Func, Graph, Node, Tensor, TraceError, ValueDef,
+};
 use crate::tree::{self, Tree};
 use crate::Aval;
 
@@ -254,8 +256,8 @@ fn executable(text: &str) -> Result<Arc<LoadedExecutable>, pjrt::Error> {
         }
     }
     let first = client.addressable_devices().first().map(|d| d.id());
-    let options =
-        CompileOptions::default().with_device_assignment(first.map(i64::from).into_iter().collect());
+    let options = CompileOptions::default()
+        .with_device_assignment(first.map(i64::from).into_iter().collect());
     let t0 = Instant::now();
     let (exe, outcome) = compile_cache::compile(&client, text, &options)?;
     count(|s| {
@@ -330,11 +332,6 @@ pub(crate) fn run<O: Tree<Leaf = Tensor>>(xs: Vec<Tensor>, f: impl FnOnce(Vec<Te
         }
     };
     tree::unflatten(&out_def, results).expect("a structure rebuilt from its own flattening")
-}
-
-/// The tensors of a tree, in leaf order.
-pub(crate) fn leaves<T: Tree<Leaf = Tensor>>(t: &T) -> Vec<Tensor> {
-    tree::flatten(t).1.into_iter().map(|(_, x)| x).collect()
 }
 
 impl From<Array> for Tensor {

@@ -114,7 +114,11 @@ fn scalar(e: Elem) -> String {
             let a = x.abs();
             if a != 0.0 && !(1e-4..1e16).contains(&a) {
                 let (m, e) = shortest_sci(x, single);
-                format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs())
+                format!(
+                    "{m}e{}{:02}",
+                    if e < 0 { '-' } else { '+' },
+                    e.unsigned_abs()
+                )
             } else {
                 let s = shortest(x, single);
                 if s.contains('.') {
@@ -232,7 +236,11 @@ impl Format {
 
     fn float(vals: &[f64], single: bool) -> Format {
         let finite: Vec<f64> = vals.iter().copied().filter(|x| x.is_finite()).collect();
-        let nonzero: Vec<f64> = finite.iter().map(|x| x.abs()).filter(|&a| a != 0.0).collect();
+        let nonzero: Vec<f64> = finite
+            .iter()
+            .map(|x| x.abs())
+            .filter(|&a| a != 0.0)
+            .collect();
         let exp = match (
             nonzero.iter().copied().reduce(f64::max),
             nonzero.iter().copied().reduce(f64::min),
@@ -393,8 +401,7 @@ impl Layout<'_> {
             words.extend((n - trail..n).map(|i| self.fmt.apply(self.elems[index(i)])));
             let last = words.len().saturating_sub(1);
             for (k, word) in words.iter().enumerate() {
-                let needs_wrap =
-                    line.len() + word.len() > elem_width && line.len() > hanging.len();
+                let needs_wrap = line.len() + word.len() > elem_width && line.len() > hanging.len();
                 if needs_wrap {
                     s.push_str(line.trim_end());
                     s.push('\n');
