@@ -176,8 +176,8 @@ fn positional(x: f64, single: bool) -> String {
     s
 }
 
-/// `x` in scientific form: mantissa with at most [`PRECISION`] fractional digits, as
-/// `(int part, fraction digits, exponent)`.
+/// `x` in scientific form with its shortest digits, the mantissa rounded to at most
+/// [`PRECISION`] fractional digits: `(int part, fraction digits, exponent)`.
 fn scientific(x: f64, single: bool) -> (String, String, i32) {
     let (mut m, mut e) = shortest_sci(x, single);
     if m.split_once('.').is_some_and(|(_, f)| f.len() > PRECISION) {
@@ -317,10 +317,12 @@ impl Format {
                     return format!("{:>width$}", non_finite(x));
                 }
                 if exp {
-                    let (i, mut f, e) = scientific(x, single);
-                    while f.len() < pad_right {
-                        f.push('0');
-                    }
+                    // Every mantissa gets `pad_right` digits of the exact value (numpy's
+                    // `min_digits`), so 1e-5 in float32 prints as 9.9999997e-06.
+                    let s = format!("{x:.pad_right$e}");
+                    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+                    let e: i32 = e.parse().unwrap_or(0);
+                    let (i, f) = m.split_once('.').unwrap_or((m, ""));
                     let sign = if e < 0 { '-' } else { '+' };
                     let digits = format!("{:0exp_digits$}", e.unsigned_abs());
                     format!("{i:>pad_left$}.{f}e{sign}{digits}")
