@@ -8,7 +8,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use bv_core::autodiff::{grad, jvp, value_and_grad, vjp};
+use bv_core::autodiff::{grad, jvp, value_and_grad, value_and_grad_aux, vjp};
 use bv_core::batching::vmap;
 use bv_core::control::{cond, fori_loop, scan, while_loop};
 use bv_core::io::read_npz;
@@ -329,6 +329,14 @@ fn transformations_of_concrete_inputs_match_finite_differences() {
         f(w.clone()).item::<f64>().unwrap()
     );
     assert_eq!(values(&g2), values(&g));
+
+    let ((v3, z), g3) = value_and_grad_aux(|w: Tensor| (f(w.clone()), x.matmul(&w)))(&w);
+    let xw: Vec<f64> = (0..4)
+        .map(|i| (0..3).map(|k| xv[i * 3 + k] * wv[k]).sum())
+        .collect();
+    assert_close("aux", &values(&z), &xw, 1e-12, 1e-15);
+    assert_eq!(values(&v3), values(&v));
+    assert_eq!(values(&g3), values(&g));
 
     let dir = tensor(&[0.3, -0.2, 0.5], &[3], DType::F64);
     let (out, tangent) = jvp(f, &w, &dir);

@@ -169,22 +169,48 @@ where
     (rebuild(&out_def, values), pullback)
 }
 
+/// The auxiliary output of a [`value_and_grad_aux`] function: a tree of tensors, or `()`.
+pub trait Aux: Sized {
+    /// The tensors, in order.
+    fn aux_leaves(&self) -> Vec<Tensor>;
+    /// The same structure holding `leaves` instead.
+    fn with_leaves(&self, leaves: Vec<Tensor>) -> Self;
+}
+
+impl<T: Tree<Leaf = Tensor>> Aux for T {
+    fn aux_leaves(&self) -> Vec<Tensor> {
+        leaves(self).1
+    }
+    fn with_leaves(&self, l: Vec<Tensor>) -> Self {
+        rebuild(&tree::flatten(self).0, l)
+    }
+}
+
+impl Aux for () {
+    fn aux_leaves(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
+    fn with_leaves(&self, _: Vec<Tensor>) -> Self {}
+}
+
 /// `value_and_grad` with an auxiliary output: `f` returns `(loss, aux)`; the result maps
 /// inputs to `((loss, aux), gradient)`. `loss` must be a floating-point scalar.
 #[track_caller]
 pub fn value_and_grad_aux<I, A>(f: impl Fn(I) -> (Tensor, A)) -> impl Fn(&I) -> ((Tensor, A), I)
 where
     I: Tree<Leaf = Tensor>,
-    A: Tree<Leaf = Tensor>,
+    A: Aux,
 {
     let site = CallSite::here();
     move |x: &I| {
         let (def, xs) = leaves(x);
-        eager::run(xs, |xs| {
-            let mut aux = None;
+        let mut aux = None;
+        let (loss, g, aux_leaves) = eager::run(xs, |xs| {
+            let mut aux_leaves = Vec::new();
             let (loss, pb) = vjp(
                 |x: I| {
                     let (l, a) = f(x);
+                    aux_leaves = a.aux_leaves();
                     aux = Some(a);
                     l
                 },
@@ -198,11 +224,15 @@ where
                 trace::record("grad", reason, &[loss.aval()], site);
             }
             let g = pb.pullback(&fill(loss.aval(), 1.0));
-            match aux {
-                Some(a) => ((loss, a), g),
-                None => unreachable!("the function passed to vjp runs before it returns"),
+            (loss, g, aux_leaves)
+        });
+        match aux {
+            Some(a) => {
+                let a = a.with_leaves(aux_leaves);
+                ((loss, a), g)
             }
-        })
+            None => unreachable!("the function passed to vjp runs before it returns"),
+        }
     }
 }
 
@@ -212,9 +242,9 @@ pub fn value_and_grad<I>(f: impl Fn(I) -> Tensor) -> impl Fn(&I) -> (Tensor, I)
 where
     I: Tree<Leaf = Tensor>,
 {
-    let g = value_and_grad_aux(move |x| (f(x), None::<Tensor>));
+    let g = value_and_grad_aux(move |x| (f(x), ()));
     move |x: &I| {
-        let ((v, _), d) = g(x);
+        let ((v, ()), d) = g(x);
         (v, d)
     }
 }
