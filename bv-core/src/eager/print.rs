@@ -275,7 +275,7 @@ impl Format {
         };
         if finite.len() != vals.len() {
             // Room for `nan`, `inf` and `-inf` beside the finite values.
-            let neg_inf = vals.iter().any(|&x| x == f64::NEG_INFINITY);
+            let neg_inf = vals.contains(&f64::NEG_INFINITY);
             let offset = if exp {
                 pad_right + exp_digits + 3
             } else {
