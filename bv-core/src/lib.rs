@@ -1,5 +1,6 @@
 //! bv-core: a JAX-style array library. Rust code is traced into StableHLO, compiled by XLA
-//! and run through PJRT plugins for CPU, GPU and TPU.
+//! and run through PJRT plugins for CPU, GPU and TPU. Outside `jit`, ops run at once on
+//! concrete tensors ([`eager`]).
 
 pub mod array;
 pub mod autodiff;

@@ -16,7 +16,7 @@
 //!
 //! Transformations and control flow called on concrete tensors (`grad`, `jvp`, `vjp`,
 //! `vmap`, `scan`, `while_loop`, `cond`, `custom_vjp`, ...) trace their function into a
-//! graph and run that graph op by op ([`run`]), as un-jitted JAX does. A concrete tensor
+//! graph and run that graph op by op, as un-jitted JAX does. A concrete tensor
 //! used inside a trace (a `jit` body, say) is closed over: it becomes a parameter of the
 //! program, passed its value at each call. That is the graph's existing mechanism for
 //! captured values (a body's captures become parameters), and unlike a literal constant it
