@@ -96,7 +96,7 @@ fn errors(like: &[Tensor], e: &TraceError) -> Vec<Tensor> {
 
 /// Evaluates `f` at `primals` and returns its outputs with the pullback (JAX's `jax.vjp`).
 /// On concrete primals outside any trace, `f` is traced once and run now; each pullback
-/// runs its derivative.
+/// runs its derivative (recomputing the forward pass, op by op).
 #[track_caller]
 pub fn vjp<I, O>(f: impl FnOnce(I) -> O, primals: &I) -> (O, Vjp<I, O>)
 where
