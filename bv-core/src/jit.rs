@@ -101,6 +101,9 @@ pub struct Lowered {
     pub aliases: Vec<Option<usize>>,
     /// For each output leaf, its layout over the mesh (`None` when not partitioned).
     pub out_shardings: Vec<Option<NamedSharding>>,
+    /// The concrete arrays the function closes over: the program's arguments after the
+    /// inputs, passed at every call.
+    pub consts: Vec<Array>,
 }
 
 struct Compiled {
@@ -299,11 +302,23 @@ where
         c: &Compiled,
         leaves: &[(String, Array)],
     ) -> Result<O::With<Array>, JitError> {
+        let with_consts: Vec<(String, Array)>;
+        let leaves = if c.lowered.consts.is_empty() {
+            leaves
+        } else {
+            let consts = c.lowered.consts.iter().enumerate();
+            with_consts = leaves
+                .iter()
+                .cloned()
+                .chain(consts.map(|(k, a)| (format!("<closed-over constant {k}>"), a.clone())))
+                .collect();
+            &with_consts
+        };
         let devices = c.positions.len();
         let mut per_device: Vec<Vec<Arc<pjrt::Buffer>>> =
             vec![Vec::with_capacity(leaves.len()); devices];
         for (i, (path, a)) in leaves.iter().enumerate() {
-            let bufs = if c.lowered.aliases[i].is_some() {
+            let bufs = if c.lowered.aliases.get(i).is_some_and(Option::is_some) {
                 a.donate(&self.name)
             } else {
                 a.buffers()
@@ -404,6 +419,12 @@ where
         if let Some(e) = tr.error.clone() {
             return Err(e.into());
         }
+        // Every closed-over tensor holds a value: one holding an error fails the trace.
+        let consts: Vec<Array> = tr
+            .constants()
+            .iter()
+            .filter_map(|t| t.to_array().ok())
+            .collect();
         let (out_def, out_leaves) = tree::flatten(&out);
         let mut ids = Vec::with_capacity(out_leaves.len());
         for (path, t) in &out_leaves {
@@ -470,6 +491,7 @@ where
             out_avals,
             aliases,
             out_shardings,
+            consts,
         })
     }
 

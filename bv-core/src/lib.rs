@@ -1,5 +1,6 @@
 //! bv-core: a JAX-style array library. Rust code is traced into StableHLO, compiled by XLA
-//! and run through PJRT plugins for CPU, GPU and TPU.
+//! and run through PJRT plugins for CPU, GPU and TPU. Outside `jit`, ops run at once on
+//! concrete tensors ([`eager`]).
 
 pub mod array;
 pub mod autodiff;
@@ -8,6 +9,7 @@ pub mod compile_cache;
 pub mod control;
 pub mod distributed;
 pub mod dtype;
+pub mod eager;
 pub mod emit;
 pub mod io;
 pub mod jit;
@@ -22,6 +24,7 @@ pub mod tree;
 
 pub use array::{Array, ArrayError};
 pub use dtype::{DType, Element};
+pub use eager::EagerError;
 pub use jit::{
     default_client, jit, jit_static, set_default_client, Jit, JitError, JitStats, Lowered,
 };

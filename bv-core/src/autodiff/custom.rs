@@ -191,26 +191,30 @@ where
 {
     let site = trace::CallSite::here();
     move |x: I| {
-        if policy == RematPolicy::EverythingSaveable {
-            return f(x);
-        }
         let (def, xs) = leaves(&x);
-        let (func, caps, out_def) = trace_tree(&f, &def, &xs);
-        let Some(out_def) = out_def else {
-            trace::record(
-                "checkpoint",
-                "the function returned a tensor it did not compute from its inputs or captures"
-                    .into(),
-                &[],
-                site,
-            );
-            return f(x);
-        };
-        let mut args = xs;
-        args.extend(caps);
-        let refs: Vec<&Tensor> = args.iter().collect();
-        let outs = bind_rc(Rc::new(Remat { func }), &refs);
-        tree::unflatten(&out_def, outs).expect("outputs of the traced function's own structure")
+        crate::eager::run(xs, |xs| {
+            let x: I = tree::unflatten(&def, xs).expect("its own structure");
+            if policy == RematPolicy::EverythingSaveable {
+                return f(x);
+            }
+            let (def, xs) = leaves(&x);
+            let (func, caps, out_def) = trace_tree(&f, &def, &xs);
+            let Some(out_def) = out_def else {
+                trace::record(
+                    "checkpoint",
+                    "the function returned a tensor it did not compute from its inputs or captures"
+                        .into(),
+                    &[],
+                    site,
+                );
+                return f(x);
+            };
+            let mut args = xs;
+            args.extend(caps);
+            let refs: Vec<&Tensor> = args.iter().collect();
+            let outs = bind_rc(Rc::new(Remat { func }), &refs);
+            tree::unflatten(&out_def, outs).expect("outputs of the traced function's own structure")
+        })
     }
 }
 
@@ -322,43 +326,47 @@ where
     let bwd = Rc::new(bwd);
     move |x: I| {
         let (def, xs) = leaves(&x);
-        let mut res_def = None;
-        let (func, caps, out_def) = trace_tree(
-            |x: I| {
-                let (o, r) = fwd(x);
-                let (od, mut ol) = leaves(&o);
-                let (rd, rl) = leaves(&r);
-                res_def = Some((od, rd, ol.len()));
-                ol.extend(rl);
-                ol
-            },
-            &def,
-            &xs,
-        );
-        let (Some(_), Some((od, rd, n_out))) = (out_def, res_def) else {
-            trace::record("custom_vjp", "the forward function returned a tensor it did not compute from its inputs or captures".into(), &[], site);
-            return fwd(x).0;
-        };
-        let bwd = bwd.clone();
-        let (od2, rd2) = (od.clone(), rd.clone());
-        let rule = move |res: &[Tensor], cts: &[Tensor]| -> Vec<Tensor> {
-            let r: R = tree::unflatten(&rd2, res.to_vec()).expect("residual structure");
-            let c: O = tree::unflatten(&od2, cts.to_vec()).expect("output structure");
-            leaves(&bwd(&r, &c)).1
-        };
-        let n_in = xs.len();
-        let mut args = xs;
-        args.extend(caps);
-        let refs: Vec<&Tensor> = args.iter().collect();
-        let prim = CustomVjp {
-            func,
-            n_out,
-            n_in,
-            bwd: Rc::new(rule),
-        };
-        let mut outs = bind_rc(Rc::new(prim), &refs);
-        outs.truncate(n_out);
-        tree::unflatten(&od, outs).expect("outputs of the forward function's own structure")
+        crate::eager::run(xs, |xs| {
+            let x: I = tree::unflatten(&def, xs).expect("its own structure");
+            let (def, xs) = leaves(&x);
+            let mut res_def = None;
+            let (func, caps, out_def) = trace_tree(
+                |x: I| {
+                    let (o, r) = fwd(x);
+                    let (od, mut ol) = leaves(&o);
+                    let (rd, rl) = leaves(&r);
+                    res_def = Some((od, rd, ol.len()));
+                    ol.extend(rl);
+                    ol
+                },
+                &def,
+                &xs,
+            );
+            let (Some(_), Some((od, rd, n_out))) = (out_def, res_def) else {
+                trace::record("custom_vjp", "the forward function returned a tensor it did not compute from its inputs or captures".into(), &[], site);
+                return fwd(x).0;
+            };
+            let bwd = bwd.clone();
+            let (od2, rd2) = (od.clone(), rd.clone());
+            let rule = move |res: &[Tensor], cts: &[Tensor]| -> Vec<Tensor> {
+                let r: R = tree::unflatten(&rd2, res.to_vec()).expect("residual structure");
+                let c: O = tree::unflatten(&od2, cts.to_vec()).expect("output structure");
+                leaves(&bwd(&r, &c)).1
+            };
+            let n_in = xs.len();
+            let mut args = xs;
+            args.extend(caps);
+            let refs: Vec<&Tensor> = args.iter().collect();
+            let prim = CustomVjp {
+                func,
+                n_out,
+                n_in,
+                bwd: Rc::new(rule),
+            };
+            let mut outs = bind_rc(Rc::new(prim), &refs);
+            outs.truncate(n_out);
+            tree::unflatten(&od, outs).expect("outputs of the forward function's own structure")
+        })
     }
 }
 
@@ -509,34 +517,38 @@ where
     let jvp = Rc::new(jvp);
     move |x: I| {
         let (def, xs) = leaves(&x);
-        let (func, caps, out_def) = trace_tree(&f, &def, &xs);
-        let Some(od) = out_def else {
-            trace::record(
-                "custom_jvp",
-                "the function returned a tensor it did not compute from its inputs or captures"
-                    .into(),
-                &[],
-                site,
-            );
-            return f(x);
-        };
-        let (jvp, id, od2) = (jvp.clone(), def.clone(), od.clone());
-        let rule = move |xs: &[Tensor], ys: &[Tensor], ts: &[Tensor]| -> Vec<Tensor> {
-            let x: I = tree::unflatten(&id, xs.to_vec()).expect("input structure");
-            let y: O = tree::unflatten(&od2, ys.to_vec()).expect("output structure");
-            let t: I = tree::unflatten(&id, ts.to_vec()).expect("input structure");
-            leaves(&jvp(&x, &y, &t)).1
-        };
-        let n_in = xs.len();
-        let mut args = xs;
-        args.extend(caps);
-        let refs: Vec<&Tensor> = args.iter().collect();
-        let prim = CustomJvp {
-            func,
-            n_in,
-            rule: Rc::new(rule),
-        };
-        let outs = bind_rc(Rc::new(prim), &refs);
-        tree::unflatten(&od, outs).expect("outputs of the function's own structure")
+        crate::eager::run(xs, |xs| {
+            let x: I = tree::unflatten(&def, xs).expect("its own structure");
+            let (def, xs) = leaves(&x);
+            let (func, caps, out_def) = trace_tree(&f, &def, &xs);
+            let Some(od) = out_def else {
+                trace::record(
+                    "custom_jvp",
+                    "the function returned a tensor it did not compute from its inputs or captures"
+                        .into(),
+                    &[],
+                    site,
+                );
+                return f(x);
+            };
+            let (jvp, id, od2) = (jvp.clone(), def.clone(), od.clone());
+            let rule = move |xs: &[Tensor], ys: &[Tensor], ts: &[Tensor]| -> Vec<Tensor> {
+                let x: I = tree::unflatten(&id, xs.to_vec()).expect("input structure");
+                let y: O = tree::unflatten(&od2, ys.to_vec()).expect("output structure");
+                let t: I = tree::unflatten(&id, ts.to_vec()).expect("input structure");
+                leaves(&jvp(&x, &y, &t)).1
+            };
+            let n_in = xs.len();
+            let mut args = xs;
+            args.extend(caps);
+            let refs: Vec<&Tensor> = args.iter().collect();
+            let prim = CustomJvp {
+                func,
+                n_in,
+                rule: Rc::new(rule),
+            };
+            let outs = bind_rc(Rc::new(prim), &refs);
+            tree::unflatten(&od, outs).expect("outputs of the function's own structure")
+        })
     }
 }

@@ -24,7 +24,7 @@ mod util;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-pub use api::{grad, jvp, value_and_grad, value_and_grad_aux, vjp, Vjp};
+pub use api::{grad, jvp, value_and_grad, value_and_grad_aux, vjp, Aux, Vjp};
 pub use custom::{
     checkpoint, custom_jvp, custom_vjp, optimization_barrier, stop_gradient, RematPolicy,
 };

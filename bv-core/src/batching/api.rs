@@ -160,65 +160,71 @@ where
     let site = CallSite::here();
     let (in_axes, out_axes) = (in_axes.into(), out_axes.into());
     move |x: &I| {
-        let (in_def, named) = tree::flatten(x);
-        let fail = |reason: String, xs: &[Tensor]| {
-            let avals: Vec<&crate::Aval> = xs.iter().map(|t| t.aval()).collect();
-            trace::record("vmap", reason, &avals, site);
-        };
-        let xs: Vec<Tensor> = named.iter().map(|(_, t)| t.clone()).collect();
-        let dims = match in_dims(&in_axes, &in_def, &named) {
-            Ok(d) => d,
-            Err(e) => {
-                fail(e, &xs);
-                return f(tree::unflatten(&in_def, xs).expect("its own structure"));
-            }
-        };
-        let out_def = RefCell::new(None);
-        let body = |p: &[Tensor]| -> Vec<Tensor> {
-            let input: I = tree::unflatten(&in_def, p.to_vec()).expect("its own structure");
-            let (def, leaves) = tree::flatten(&f(input));
-            *out_def.borrow_mut() = Some(def);
-            leaves.into_iter().map(|(_, t)| t).collect()
-        };
-        let (outs, od) = vmap_flat(&body, &xs, &dims);
-        let n = crate::batching::size(&xs, &dims);
-        let Some(out_def) = out_def.into_inner() else {
-            unreachable!("the body runs while it is traced")
-        };
-        let placed = out_axes.resolve(&out_def).and_then(|axes| {
-            let names: Vec<String> = tree::flatten(
-                &tree::unflatten::<O>(&out_def, outs.clone()).map_err(|e| e.to_string())?,
-            )
-            .1
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-            outs.iter()
-                .zip(&od)
-                .zip(axes)
-                .zip(&names)
-                .map(|(((o, &d), a), path)| match a.0 {
-                    Some(a) => {
-                        let to = normalize(
-                            a,
-                            o.rank() + usize::from(d.is_none()),
-                            path,
-                            "out_axes entry",
-                        )?;
-                        Ok(batch_at(o, d, n, to))
-                    }
-                    None if d.is_none() => Ok(o.clone()),
-                    None => Err(format!(
-                        "out_axes is None for output '{path}', which varies over the batch"
-                    )),
-                })
-                .collect::<Result<Vec<Tensor>, String>>()
-        });
-        let outs = placed.unwrap_or_else(|e| {
-            fail(e, &outs);
-            outs
-        });
-        tree::unflatten(&out_def, outs).expect("its own structure")
+        let (def, leaves) = tree::flatten(x);
+        let xs: Vec<Tensor> = leaves.into_iter().map(|(_, t)| t).collect();
+        crate::eager::run(xs, |xs| {
+            let x: I = tree::unflatten(&def, xs).expect("its own structure");
+            let x = &x;
+            let (in_def, named) = tree::flatten(x);
+            let fail = |reason: String, xs: &[Tensor]| {
+                let avals: Vec<&crate::Aval> = xs.iter().map(|t| t.aval()).collect();
+                trace::record("vmap", reason, &avals, site);
+            };
+            let xs: Vec<Tensor> = named.iter().map(|(_, t)| t.clone()).collect();
+            let dims = match in_dims(&in_axes, &in_def, &named) {
+                Ok(d) => d,
+                Err(e) => {
+                    fail(e, &xs);
+                    return f(tree::unflatten(&in_def, xs).expect("its own structure"));
+                }
+            };
+            let out_def = RefCell::new(None);
+            let body = |p: &[Tensor]| -> Vec<Tensor> {
+                let input: I = tree::unflatten(&in_def, p.to_vec()).expect("its own structure");
+                let (def, leaves) = tree::flatten(&f(input));
+                *out_def.borrow_mut() = Some(def);
+                leaves.into_iter().map(|(_, t)| t).collect()
+            };
+            let (outs, od) = vmap_flat(&body, &xs, &dims);
+            let n = crate::batching::size(&xs, &dims);
+            let Some(out_def) = out_def.into_inner() else {
+                unreachable!("the body runs while it is traced")
+            };
+            let placed = out_axes.resolve(&out_def).and_then(|axes| {
+                let names: Vec<String> = tree::flatten(
+                    &tree::unflatten::<O>(&out_def, outs.clone()).map_err(|e| e.to_string())?,
+                )
+                .1
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+                outs.iter()
+                    .zip(&od)
+                    .zip(axes)
+                    .zip(&names)
+                    .map(|(((o, &d), a), path)| match a.0 {
+                        Some(a) => {
+                            let to = normalize(
+                                a,
+                                o.rank() + usize::from(d.is_none()),
+                                path,
+                                "out_axes entry",
+                            )?;
+                            Ok(batch_at(o, d, n, to))
+                        }
+                        None if d.is_none() => Ok(o.clone()),
+                        None => Err(format!(
+                            "out_axes is None for output '{path}', which varies over the batch"
+                        )),
+                    })
+                    .collect::<Result<Vec<Tensor>, String>>()
+            });
+            let outs = placed.unwrap_or_else(|e| {
+                fail(e, &outs);
+                outs
+            });
+            tree::unflatten(&out_def, outs).expect("its own structure")
+        })
     }
 }
 

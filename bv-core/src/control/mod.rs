@@ -300,6 +300,26 @@ where
 {
     assert!(!branches.is_empty(), "switch needs at least one branch");
     let site = CallSite::here();
+    let (def, mut xs) = leaves(&operands);
+    xs.insert(0, index.clone());
+    crate::eager::run(xs, |mut xs| {
+        let index = xs.remove(0);
+        let operands = tree::unflatten(&def, xs).expect("its own structure");
+        switch_traced(&index, branches, operands, site)
+    })
+}
+
+/// [`switch`] inside a trace.
+fn switch_traced<I, O>(
+    index: &Tensor,
+    branches: &[&dyn Fn(I) -> O],
+    operands: I,
+    site: CallSite,
+) -> O
+where
+    I: Tree<Leaf = Tensor>,
+    O: Tree<Leaf = Tensor>,
+{
     let (in_def, ops) = leaves(&operands);
     let out_def: RefCell<Option<TreeDef>> = RefCell::new(None);
     type Flat<'a> = Box<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
@@ -350,6 +370,18 @@ where
 {
     let site = CallSite::here();
     let (def, xs) = leaves(&init);
+    crate::eager::run(xs, |xs| {
+        let init = tree::unflatten(&def, xs).expect("its own structure");
+        while_traced(cond, body, init, site)
+    })
+}
+
+/// [`while_loop`] inside a trace.
+fn while_traced<C>(cond: impl Fn(&C) -> Tensor, body: impl Fn(C) -> C, init: C, site: CallSite) -> C
+where
+    C: Tree<Leaf = Tensor>,
+{
+    let (def, xs) = leaves(&init);
     let out = while_flat(
         &|s: &[Tensor]| match rebuild::<C>(&def, s.to_vec(), "while_loop", site) {
             Some(c) => cond(&c),
@@ -372,6 +404,24 @@ where
     C: Tree<Leaf = Tensor>,
 {
     let site = CallSite::here();
+    let (def, xs) = leaves(&init);
+    crate::eager::run(xs, |xs| {
+        let init = tree::unflatten(&def, xs).expect("its own structure");
+        fori_traced(lower, upper, body, init, site)
+    })
+}
+
+/// [`fori_loop`] inside a trace.
+fn fori_traced<C>(
+    lower: usize,
+    upper: usize,
+    body: impl Fn(&Tensor, C) -> C,
+    init: C,
+    site: CallSite,
+) -> C
+where
+    C: Tree<Leaf = Tensor>,
+{
     let (def, xs) = leaves(&init);
     let mut state = vec![prim::scalar(lower as i32)];
     state.extend(xs);
@@ -411,6 +461,32 @@ where
     Y: Tree<Leaf = Tensor>,
 {
     let site = CallSite::here();
+    let (cdef, mut args) = leaves(&init);
+    let (xdef, x0) = leaves(&xs);
+    let n = args.len();
+    args.extend(x0);
+    crate::eager::run(args, |mut args| {
+        let x0 = args.split_off(n.min(args.len()));
+        let init = tree::unflatten(&cdef, args).expect("its own structure");
+        let xs = tree::unflatten(&xdef, x0).expect("its own structure");
+        scan_traced(f, init, xs, length, reverse, site)
+    })
+}
+
+/// [`scan`] inside a trace.
+fn scan_traced<C, X, Y>(
+    f: impl Fn(C, X) -> (C, Y),
+    init: C,
+    xs: X,
+    length: Option<usize>,
+    reverse: bool,
+    site: CallSite,
+) -> (C, Y)
+where
+    C: Tree<Leaf = Tensor>,
+    X: Tree<Leaf = Tensor>,
+    Y: Tree<Leaf = Tensor>,
+{
     let (cdef, c0) = leaves(&init);
     let (xdef, x0) = leaves(&xs);
     let length = length

@@ -15,6 +15,7 @@ mod creation;
 mod index;
 mod linalg;
 mod manip;
+mod methods;
 mod nn;
 mod ops;
 pub mod promote;

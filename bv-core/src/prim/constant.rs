@@ -167,6 +167,10 @@ impl Primitive for Constant {
             cx.out_ty()
         )
     }
+
+    fn literal(&self) -> Option<&[u8]> {
+        Some(&self.bytes)
+    }
 }
 
 /// `0, 1, 2, ...` along `dim`, repeated along the other dimensions (`stablehlo.iota`).

@@ -110,8 +110,14 @@ pub trait Primitive: fmt::Debug + 'static {
     }
 
     /// For call-like primitives (remat, custom rules, identity): the function this node
-    /// applies, emitted inline in its place.
+    /// applies, emitted inline in its place (and run op by op in eager mode).
     fn inline(&self) -> Option<&Func> {
+        None
+    }
+
+    /// For constants: the value's little-endian bytes (one element for a splat, else all),
+    /// which eager mode copies to the device instead of compiling a program.
+    fn literal(&self) -> Option<&[u8]> {
         None
     }
 }

@@ -83,6 +83,17 @@ pub enum TraceError {
         /// The user's call site.
         site: CallSite,
     },
+    /// An op run eagerly (outside any trace) failed in the runtime: compiling or running
+    /// its program, or copying a constant to the device.
+    #[error("{op}: running it failed: {message} (at {site})")]
+    Runtime {
+        /// The primitive.
+        op: &'static str,
+        /// The runtime's message.
+        message: String,
+        /// The user's call site.
+        site: CallSite,
+    },
     /// The traced function returned a tensor that it did not compute (one from another trace).
     #[error("output `{path}` is a tensor from another trace; return only tensors computed from the function's arguments")]
     ForeignOutput {

@@ -3,28 +3,43 @@
 //! is recorded with the op, the operand shapes and the caller's location, and later ops on
 //! the poisoned result are recorded no further. `jit`/`lower` report the error, so user code
 //! needs no `?` per op.
+//!
+//! With no trace active, ops run at once on concrete tensors ([`crate::eager`], JAX's eval
+//! trace); a concrete tensor used inside a trace is closed over: it becomes a parameter of
+//! the traced function, passed its value when the program runs.
 
 pub mod aval;
 pub mod error;
 
 use std::cell::RefCell;
-use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use aval::{Aval, Spec};
 pub use error::{CallSite, OpError, TraceError};
 
+use crate::array::Array;
 use crate::dtype::DType;
 use crate::prim::Primitive;
 
-/// A value inside a function being traced: a cheap handle (an id and its abstract value).
-/// Arithmetic on tensors records ops; nothing is computed until the program runs.
+/// A value: inside a function being traced, a cheap handle (an id and its abstract value)
+/// whose arithmetic records ops; outside any trace, a concrete value on a device, computed
+/// op by op as it is used ([`crate::eager`]).
 #[derive(Clone)]
 pub struct Tensor {
     trace: u64,
     id: usize,
     aval: Rc<Aval>,
+    /// For a concrete tensor (trace 0): its value, or the error of the op that made it.
+    value: Option<Rc<Concrete>>,
+}
+
+/// What a concrete tensor holds.
+pub(crate) enum Concrete {
+    /// The computed value.
+    Value(Array),
+    /// Why it could not be computed (the first failing op, with the user's call site).
+    Error(TraceError),
 }
 
 impl Tensor {
@@ -67,11 +82,36 @@ impl Tensor {
     pub(crate) fn value_id(&self) -> usize {
         self.id
     }
-}
 
-impl fmt::Debug for Tensor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor({})", self.aval)
+    /// A concrete tensor of abstract value `aval` (whose weak typing it keeps).
+    pub(crate) fn concrete(aval: Aval, value: Concrete) -> Tensor {
+        Tensor {
+            trace: 0,
+            id: usize::MAX,
+            aval: Rc::new(aval),
+            value: Some(Rc::new(value)),
+        }
+    }
+
+    /// The value of a concrete tensor; `None` for a traced one.
+    pub(crate) fn concrete_value(&self) -> Option<&Concrete> {
+        self.value.as_deref()
+    }
+
+    /// True for a concrete tensor (one computed outside any trace, or made from an
+    /// [`Array`]), false for a value inside a trace.
+    pub fn is_concrete(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// True when `self` and `other` are the same value (the same traced value, or the
+    /// same concrete one).
+    fn same(&self, other: &Tensor) -> bool {
+        match (&self.value, &other.value) {
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            (None, None) => self.trace == other.trace && self.id == other.id,
+            _ => false,
+        }
     }
 }
 
@@ -152,10 +192,13 @@ pub struct Trace {
     pub graph: Graph,
     /// The first error recorded.
     pub error: Option<TraceError>,
-    /// For a sub-trace (a loop or branch body): the outer tensors it used, in the order of
-    /// the extra parameters they became. `None` for top-level traces, where using an outer
-    /// tensor is a leak.
-    captures: Option<Vec<(Tensor, usize)>>,
+    /// The tensors from outside that the function used, with the values that stand for
+    /// them, in the order of the extra parameters they become: for a sub-trace (a loop or
+    /// branch body) tensors of enclosing traces and concrete ones; for a top-level trace
+    /// concrete ones only (using an outer traced tensor there is a leak).
+    captures: Vec<(Tensor, usize)>,
+    /// True for a sub-trace.
+    sub: bool,
 }
 
 impl Trace {
@@ -167,6 +210,12 @@ impl Trace {
             });
         }
         Ok(t.id)
+    }
+
+    /// The concrete tensors the function closed over: they became the graph's parameters
+    /// after the declared ones, in this order, and are passed their values when it runs.
+    pub fn constants(&self) -> Vec<Tensor> {
+        self.captures.iter().map(|(t, _)| t.clone()).collect()
     }
 }
 
@@ -187,22 +236,20 @@ impl Drop for PopOnDrop {
 }
 
 /// Runs `f` on fresh parameter tensors with the given avals inside a new trace, and returns
-/// its result with the finished trace.
+/// its result with the finished trace. Concrete tensors `f` uses become parameters after
+/// `params` ([`Trace::constants`]).
 pub fn trace<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
     trace_impl(params, false, f)
 }
 
 /// Traces a body (of a loop, branch, remat or custom rule) inside the current trace. Tensors
-/// of enclosing traces that `f` uses become extra parameters after `params`; they are
+/// of enclosing traces and concrete tensors that `f` uses become extra parameters after
+/// `params`; they are
 /// returned, in that order, with the trace (whose graph has them as parameters). An error
 /// inside the body is recorded in the enclosing trace too.
 pub fn trace_body<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace, Vec<Tensor>) {
     let (out, mut tr) = trace_impl(params, true, f);
-    let captures = tr.captures.take().unwrap_or_default();
-    for (k, (outer, vid)) in captures.iter().enumerate() {
-        tr.graph.values[*vid] = ValueDef::Param(params.len() + k);
-        tr.graph.params.push(outer.aval().clone());
-    }
+    let captures = std::mem::take(&mut tr.captures);
     if let Some(e) = &tr.error {
         STACK.with(|s| {
             if let Some(top) = s.borrow_mut().last_mut() {
@@ -228,6 +275,7 @@ fn trace_impl<R>(params: &[Aval], sub: bool, f: impl FnOnce(Vec<Tensor>) -> R) -
                 trace: id,
                 id: vid,
                 aval,
+                value: None,
             }
         })
         .collect();
@@ -236,7 +284,8 @@ fn trace_impl<R>(params: &[Aval], sub: bool, f: impl FnOnce(Vec<Tensor>) -> R) -
             id,
             graph,
             error: None,
-            captures: sub.then(Vec::new),
+            captures: Vec::new(),
+            sub,
         })
     });
     let guard = PopOnDrop(id);
@@ -247,12 +296,17 @@ fn trace_impl<R>(params: &[Aval], sub: bool, f: impl FnOnce(Vec<Tensor>) -> R) -
     });
     drop(guard);
     // The trace was pushed above and only this function removes it.
-    let finished = finished.unwrap_or(Trace {
+    let mut finished = finished.unwrap_or(Trace {
         id,
         graph: Graph::default(),
         error: None,
-        captures: None,
+        captures: Vec::new(),
+        sub,
     });
+    for (k, (outer, vid)) in finished.captures.iter().enumerate() {
+        finished.graph.values[*vid] = ValueDef::Param(params.len() + k);
+        finished.graph.params.push(outer.aval().clone());
+    }
     (out, finished)
 }
 
@@ -263,7 +317,8 @@ pub fn is_tracing() -> bool {
 
 /// Applies a primitive to operands in their trace and returns its results. A rejected
 /// application records the error (the first one only) and returns poisoned results with a
-/// plausible aval, so tracing continues.
+/// plausible aval, so tracing continues. With no trace active it runs at once on concrete
+/// operands ([`crate::eager`]); concrete operands inside a trace are closed over.
 #[track_caller]
 pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
     bind_rc(Rc::new(prim), inputs)
@@ -273,6 +328,9 @@ pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
 #[track_caller]
 pub fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
     let site = CallSite::here();
+    if !is_tracing() {
+        return crate::eager::apply(prim, inputs, site);
+    }
     let in_avals: Vec<&Aval> = inputs.iter().map(|t| &*t.aval).collect();
     let inferred = prim.infer(&in_avals);
     let name = prim.name();
@@ -280,73 +338,56 @@ pub fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
     let poison_avals = |inferred: &Result<Vec<Aval>, OpError>| -> Vec<Aval> {
         match inferred {
             Ok(outs) => outs.clone(),
-            Err(_) => {
-                let a = in_avals
-                    .first()
-                    .map(|a| (*a).clone())
-                    .unwrap_or(Aval::new([], DType::F32));
-                vec![a; n_out]
-            }
+            Err(_) => poison_like(&in_avals, n_out),
         }
     };
     STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
-        let sub_top = stack.last().is_some_and(|t| t.captures.is_some());
+        let sub_top = stack.last().is_some_and(|t| t.sub);
         let target = if sub_top {
             stack.last().map(|t| t.id)
         } else {
             inputs
-                .first()
+                .iter()
+                .find(|t| t.value.is_none())
                 .map(|t| t.trace)
                 .or_else(|| stack.last().map(|t| t.id))
         };
         let pos = target.and_then(|id| stack.iter().position(|t| t.id == id));
         let Some(pos) = pos else {
-            if let Some(top) = stack.last_mut() {
-                top.error.get_or_insert(TraceError::Leak { op: name, site });
-                return poison(top, poison_avals(&inferred));
-            }
-            return poison_avals(&inferred)
-                .into_iter()
-                .map(|a| Tensor {
-                    trace: 0,
-                    id: usize::MAX,
-                    aval: Rc::new(a),
-                })
-                .collect();
+            let top = stack
+                .last_mut()
+                .expect("the stack is not empty while tracing");
+            top.error.get_or_insert(TraceError::Leak { op: name, site });
+            return poison(top, poison_avals(&inferred));
         };
         let (outer, rest) = stack.split_at_mut(pos);
         let tr = &mut rest[0];
         let mut ids = Vec::with_capacity(inputs.len());
         for t in inputs {
-            if t.trace == tr.id {
+            if t.trace == tr.id && t.value.is_none() {
                 ids.push(t.id);
                 continue;
             }
-            let from_outer = outer.iter().any(|o| o.id == t.trace);
-            match (&mut tr.captures, from_outer) {
-                (Some(caps), true) => {
-                    let known = caps
-                        .iter()
-                        .find(|(c, _)| c.trace == t.trace && c.id == t.id)
-                        .map(|&(_, v)| v);
-                    let vid = match known {
-                        Some(v) => v,
-                        None => {
-                            let (v, _) = tr.graph.new_value(ValueDef::Capture, (*t.aval).clone());
-                            if let Some(caps) = &mut tr.captures {
-                                caps.push(((*t).clone(), v));
-                            }
-                            v
-                        }
-                    };
-                    ids.push(vid);
-                }
-                _ => {
-                    tr.error.get_or_insert(TraceError::Leak { op: name, site });
-                    return poison(tr, poison_avals(&inferred));
-                }
+            if let Some(Concrete::Error(e)) = t.concrete_value() {
+                tr.error.get_or_insert(e.clone());
+                return poison(tr, poison_avals(&inferred));
             }
+            let closable = t.value.is_some() || (tr.sub && outer.iter().any(|o| o.id == t.trace));
+            if !closable {
+                tr.error.get_or_insert(TraceError::Leak { op: name, site });
+                return poison(tr, poison_avals(&inferred));
+            }
+            let known = tr.captures.iter().find(|(c, _)| c.same(t)).map(|&(_, v)| v);
+            let vid = match known {
+                Some(v) => v,
+                None => {
+                    let (v, _) = tr.graph.new_value(ValueDef::Capture, (*t.aval).clone());
+                    tr.captures.push(((*t).clone(), v));
+                    v
+                }
+            };
+            ids.push(vid);
         }
         if ids
             .iter()
@@ -364,6 +405,7 @@ pub fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
                         trace: tr.id,
                         id: vid,
                         aval,
+                        value: None,
                     });
                 }
                 tr.graph.nodes.push(Node {
@@ -388,6 +430,15 @@ pub fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
     })
 }
 
+/// Avals for the results of a rejected op: the first operand's (or `f32[]`), one per result.
+pub(crate) fn poison_like(ins: &[&Aval], n_out: usize) -> Vec<Aval> {
+    let a = ins
+        .first()
+        .map(|a| (*a).clone())
+        .unwrap_or(Aval::new([], DType::F32));
+    vec![a; n_out]
+}
+
 /// [`bind`] for single-result primitives.
 #[track_caller]
 pub fn bind1(prim: impl Primitive, inputs: &[&Tensor]) -> Tensor {
@@ -396,7 +447,8 @@ pub fn bind1(prim: impl Primitive, inputs: &[&Tensor]) -> Tensor {
 }
 
 /// Records an error found by a numpy-level function (before any primitive ran) and returns a
-/// poisoned tensor of the given aval in the trace of `like` (or the current trace).
+/// poisoned tensor of the given aval in the trace of `like` (or the current trace); outside
+/// any trace, a concrete tensor holding the error.
 #[track_caller]
 pub fn fail(
     op: &'static str,
@@ -406,26 +458,26 @@ pub fn fail(
     aval: Aval,
 ) -> Tensor {
     let site = CallSite::here();
+    let error = TraceError::Op {
+        op,
+        reason,
+        operands: aval::list(operands),
+        site,
+    };
     STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
-        let target = like.map(|t| t.trace).or_else(|| stack.last().map(|t| t.id));
-        let pos = target.and_then(|id| stack.iter().position(|t| t.id == id));
+        let target = like
+            .filter(|t| t.value.is_none())
+            .map(|t| t.trace)
+            .and_then(|id| stack.iter().position(|t| t.id == id));
+        let pos = target.or_else(|| stack.len().checked_sub(1));
         match pos {
             Some(p) => {
                 let tr = &mut stack[p];
-                tr.error.get_or_insert(TraceError::Op {
-                    op,
-                    reason,
-                    operands: aval::list(operands),
-                    site,
-                });
+                tr.error.get_or_insert(error);
                 poison(tr, vec![aval]).swap_remove(0)
             }
-            None => Tensor {
-                trace: 0,
-                id: usize::MAX,
-                aval: Rc::new(aval),
-            },
+            None => Tensor::concrete(aval, Concrete::Error(error)),
         }
     })
 }
@@ -439,6 +491,7 @@ fn poison(tr: &mut Trace, avals: Vec<Aval>) -> Vec<Tensor> {
                 trace: tr.id,
                 id: vid,
                 aval,
+                value: None,
             }
         })
         .collect()
@@ -469,7 +522,12 @@ pub(crate) fn tensor_at(trace: u64, id: usize) -> Tensor {
             .find(|t| t.id == trace)
             .and_then(|t| t.graph.avals.get(id).cloned())
             .unwrap_or_else(|| Rc::new(Aval::new([], DType::F32)));
-        Tensor { trace, id, aval }
+        Tensor {
+            trace,
+            id,
+            aval,
+            value: None,
+        }
     })
 }
 
@@ -492,8 +550,8 @@ fn with_trace<R>(t: Option<&Tensor>, f: impl FnOnce(&Trace) -> R) -> Option<R> {
     STACK.with(|s| {
         let s = s.borrow();
         let tr = match t {
-            Some(t) => s.iter().find(|tr| tr.id == t.trace),
-            None => s.last(),
+            Some(t) if t.value.is_none() => s.iter().find(|tr| tr.id == t.trace),
+            _ => s.last(),
         };
         tr.map(f)
     })
