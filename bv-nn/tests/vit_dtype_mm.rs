@@ -3,7 +3,8 @@
 //! the logits and intermediates, and the gradients of `sum(logits * ct)`. The model comes
 //! from the registry with the fixture's `model_kwargs`. Tolerances (README there), as
 //! fractions of each array's max |want|, in units of the type's relative spacing `s`
-//! (bfloat16 `2^-8`, float16 `2^-11`): forward `s` (we measure 0 for the half-precision
+//! (bfloat16 `2^-8`, float16 `2^-11`): forward `s` for bfloat16 and `3 s` for float16 (see
+//! `forward_tol`; on the machine that made the fixture we measure 0 for the half-precision
 //! arrays, the same program runs on the same XLA, and ≤ 3.3e-7 for the float32 ones),
 //! which the float32 model on the same parameters exceeds (`float32_is_told_apart`);
 //! gradients `16 s` (the backward pass rounds every cotangent to half precision at a few
@@ -31,9 +32,17 @@ fn spacing(case: &str) -> f64 {
     }
 }
 
-/// Allowed forward difference, as a fraction of the array's max |want|: one spacing.
+/// Allowed forward difference, as a fraction of the array's max |want|: one spacing for
+/// bfloat16, three for float16. XLA:CPU keeps float16 elementwise chains in float16 (rounding
+/// after every op) on CPUs with native float16 arithmetic (AVX512-FP16) and computes them in
+/// float32 (rounding once) elsewhere, so JAX's own float16 outputs move between machines:
+/// `make_dtype_mm.py` rerun on an Intel Xeon with AVX512-FP16 differs from the committed
+/// fixture (AMD EPYC) by 1.95 spacings (9.5e-4 of max |want| in `out/encoder/pre_ln`), and
+/// bv there by the same amount. Three spacings cover that and still tell the float32 model
+/// apart (3.6 spacings away). bfloat16 has no such path (reruns differ by ≤ 3e-7).
 fn forward_tol(case: &str) -> f64 {
-    spacing(case)
+    let spacings = if spacing(case) < 2f64.powi(-8) { 3.0 } else { 1.0 };
+    spacings * spacing(case)
 }
 
 /// Allowed gradient difference, as a fraction of the array's max |want|: 16 spacings.
