@@ -23,6 +23,7 @@ use bv_nn::models::ImageModel;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{check_batch_divisible, check_location, Config, Plan};
 use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Value};
+use crate::error::TrainError;
 use crate::evals;
 use crate::losses;
 use crate::metrics::MetricWriter;
@@ -34,9 +35,6 @@ use crate::stop::{self, Interrupted, StopPoint};
 use crate::trainers::{self, StepInputs, TrainState, Trainer};
 use crate::workdir::{self, WorkdirLock};
 use bv_core::tree::{Params, Tree};
-
-/// Anything that stops a run; the message says what to change.
-pub type TrainError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a run is asked to do (the `bv-train --config ... --workdir ...` flags).
 #[derive(Clone, Debug)]
