@@ -41,7 +41,11 @@ fn spacing(case: &str) -> f64 {
 /// bv there by the same amount. Three spacings cover that and still tell the float32 model
 /// apart (3.6 spacings away). bfloat16 has no such path (reruns differ by ≤ 3e-7).
 fn forward_tol(case: &str) -> f64 {
-    let spacings = if spacing(case) < 2f64.powi(-8) { 3.0 } else { 1.0 };
+    let spacings = if spacing(case) < 2f64.powi(-8) {
+        3.0
+    } else {
+        1.0
+    };
     spacings * spacing(case)
 }
 

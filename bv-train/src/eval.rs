@@ -13,9 +13,10 @@ use bv_core::sharding::Mesh;
 
 use crate::checkpoint;
 use crate::config::{check_batch_divisible, check_location, Config, Plan};
+use crate::error::TrainError;
 use crate::evals::{self, DeviceParams};
 use crate::metrics::MetricWriter;
-use crate::train::{open_dataset, place, TrainError};
+use crate::train::{open_dataset, place};
 
 /// What `bv-train eval` is asked to do.
 #[derive(Clone, Debug)]

@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod error;
 pub mod eval;
 pub mod evals;
 pub mod losses;
@@ -30,3 +31,5 @@ pub mod storage;
 pub mod train;
 pub mod trainers;
 pub mod workdir;
+
+pub use error::TrainError;

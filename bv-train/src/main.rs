@@ -2,7 +2,10 @@
 //! `config`, `eval`, `plot` and `pp` prepare datasets, check configs, evaluate checkpoints,
 //! draw curves and list the pp ops.
 
-use bv_train::stop::{self, Interrupted};
+use std::error::Error as _;
+
+use bv_train::stop;
+use bv_train::TrainError;
 
 fn main() -> std::process::ExitCode {
     bv_core::malloc::reexec_with_tuning();
@@ -13,27 +16,25 @@ fn main() -> std::process::ExitCode {
     };
     let code = match result {
         Ok(()) => 0,
-        Err(e) => match e.downcast_ref::<Interrupted>() {
-            Some(stopped) => {
-                eprintln!("bv-train: {stopped}");
-                stopped.exit_code()
-            }
-            None => {
-                let mut shown = e.to_string();
-                eprintln!("error: {shown}");
-                let mut src = e.source();
-                while let Some(s) = src {
-                    // Many errors already end with their cause's text ("path: os error").
-                    let cause = s.to_string();
-                    if !shown.contains(&cause) {
-                        eprintln!("  caused by: {cause}");
-                        shown = cause;
-                    }
-                    src = s.source();
+        Err(TrainError::Interrupted(stopped)) => {
+            eprintln!("bv-train: {stopped}");
+            stopped.exit_code()
+        }
+        Err(e) => {
+            let mut shown = e.to_string();
+            eprintln!("error: {shown}");
+            let mut src = e.source();
+            while let Some(s) = src {
+                // Many errors already end with their cause's text ("path: os error").
+                let cause = s.to_string();
+                if !shown.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                    shown = cause;
                 }
-                1
+                src = s.source();
             }
-        },
+            1
+        }
     };
     stop::exit(code)
 }

@@ -1,6 +1,7 @@
-//! big_vision's `train.py` in nine sections, read top to bottom: config and workdir, mesh,
-//! input pipeline, model and optimizer, sharding and init, the update step, loading a
-//! checkpoint, evaluators, and the loop. Sections with logic are plain functions below it.
+//! big_vision's `train.py` in nine sections, read top to bottom: config and workdir, devices
+//! and mesh, data, model and init, optimizer and step, loading a checkpoint, evaluators, the
+//! loop, and the end. [`run`] calls one function per section; each returns what the later
+//! ones read.
 //!
 //! A custom training loop is a copy of this file.
 
@@ -17,12 +18,13 @@ use bv_core::pjrt::ClientOptions;
 use bv_core::random::{self, Key};
 use bv_core::sharding::rules::{self, Leaf};
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
-use bv_core::{jit, prim, Array, Aval, DType, Spec, Tensor};
+use bv_core::{jit, prim, Array, Aval, DType, Jit, Spec, Tensor};
 use bv_nn::models::ImageModel;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{check_batch_divisible, check_location, Config, Plan};
 use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Value};
+use crate::error::TrainError;
 use crate::evals;
 use crate::losses;
 use crate::metrics::MetricWriter;
@@ -34,9 +36,6 @@ use crate::stop::{self, Interrupted, StopPoint};
 use crate::trainers::{self, StepInputs, TrainState, Trainer};
 use crate::workdir::{self, WorkdirLock};
 use bv_core::tree::{Params, Tree};
-
-/// Anything that stops a run; the message says what to change.
-pub type TrainError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a run is asked to do (the `bv-train --config ... --workdir ...` flags).
 #[derive(Clone, Debug)]
@@ -87,9 +86,47 @@ type StepArgs = (
 /// What a checkpoint gives back: the state, the input position and the chrono.
 type Restored = (DeviceState, Option<data::Position>, Chrono);
 
-/// Runs (or resumes) the training job of `args`.
+/// Runs (or resumes) the training job of `args`, one function per section of big_vision's
+/// `train.py`. Nothing is written to the workdir before the loop.
 pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
-    // 1. Config and workdir: every check runs before anything is written.
+    let setup = setup(args)?;
+    let mesh = make_mesh(&setup.config, &setup.devices)?;
+    let input = input(&setup, &mesh, &args.process)?;
+    let model = model(&setup, &mesh, &input.probe)?;
+    let step = optimizer_and_step(&setup, &mesh, &model)?;
+    let start = load(&args.workdir, &setup.config, &mesh, &model, &step)?;
+    let evaluators = evaluators(args, &setup, &mesh, &model, &input)?;
+    let run = Run {
+        args,
+        setup,
+        mesh,
+        input,
+        model,
+        step,
+        evaluators,
+    };
+    train_loop(run, start)
+}
+
+/// Section 1's result: the checked config, the job, the training split and the step plan.
+struct Setup {
+    config: Config,
+    job: Job,
+    /// Every process's devices, in the plugin's order (JAX's `jax.devices()`).
+    devices: Vec<i64>,
+    data_dir: Option<PathBuf>,
+    /// Examples in the training split.
+    data_size: u64,
+    plan: Plan,
+    /// Process 0's lock of a workdir that exists already (a new one is locked when created).
+    lock: Option<WorkdirLock>,
+    /// This process's part of the training split.
+    input_split: Vec<data::SplitRange>,
+    train_ds: Arc<TfdsDataset>,
+}
+
+/// 1. Config and workdir: every check runs before anything is written.
+fn setup(args: &RunArgs) -> Result<Setup, TrainError> {
     let config = Config::load(&args.config, &args.overrides)?;
     config.validate()?;
     check_location("--workdir", &args.workdir)?;
@@ -98,9 +135,12 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     }
     let me = &args.process;
     let job = join(args)?;
-    let client = job.client.clone();
-    // Every process's devices, in the plugin's order (JAX's `jax.devices()`).
-    let devices: Vec<i64> = client.devices().iter().map(|d| i64::from(d.id())).collect();
+    let devices: Vec<i64> = job
+        .client
+        .devices()
+        .iter()
+        .map(|d| i64::from(d.id()))
+        .collect();
     check_batch_divisible(config.input.batch_size, devices.len() as u64)?;
     for (name, e) in &config.evals {
         let bs = e.batch_size.unwrap_or(config.input.batch_size);
@@ -118,34 +158,54 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .map(|r| r.len())
         .sum();
     let plan = Plan::new(&config, data_size)?;
-    // One run per workdir (process 0 holds it): an existing workdir is locked now, a new
-    // one when this run creates it.
     let lock = (me.process_id == 0 && args.workdir.is_dir())
         .then(|| WorkdirLock::acquire(&args.workdir))
         .transpose()?;
     let input_split =
         train_ds.host_ranges(&config.input.data.split, me.process_id, me.num_processes)?;
+    Ok(Setup {
+        config,
+        job,
+        devices,
+        data_dir,
+        data_size,
+        plan,
+        lock,
+        input_split,
+        train_ds,
+    })
+}
 
-    // 2. Mesh: one canonical device order for parameters, data and evaluators.
+/// 2. Devices and mesh: one canonical device order for parameters, data and evaluators.
+fn make_mesh(config: &Config, devices: &[i64]) -> Result<Mesh, TrainError> {
     let mesh_axes = config
         .mesh
         .clone()
         .unwrap_or_else(|| vec![("data".into(), -1)]);
     let axes: Vec<(&str, i64)> = mesh_axes.iter().map(|(a, s)| (a.as_str(), *s)).collect();
-    let mesh = Mesh::new(&axes, &devices)?;
-    let batch_axis = mesh.axes()[0].0.clone();
+    Ok(Mesh::new(&axes, devices)?)
+}
 
-    // 3. Input pipeline.
+/// Section 3's result: the training input and its first batch (the model is built for its
+/// shapes).
+struct Input {
+    train_cfg: TrainConfig,
+    probe: Batch,
+}
+
+/// 3. Data: the training input pipeline, this process's share of each global batch.
+fn input(setup: &Setup, mesh: &Mesh, me: &ProcessInfo) -> Result<Input, TrainError> {
+    let config = &setup.config;
     let pp = Arc::new(Pipeline::build(&config.input.pp, OPS)?);
     let train_cfg = TrainConfig {
         sources: vec![Source {
-            dataset: train_ds.clone(),
+            dataset: setup.train_ds.clone(),
             split: config.input.data.split.clone(),
             pp,
             weight: 1.0,
             shuffle_buffer: config.input.shuffle_buffer_size.unwrap_or(50_000) as usize,
         }],
-        batch_size: local_batch_size(config.input.batch_size as usize, &mesh)?,
+        batch_size: local_batch_size(config.input.batch_size as usize, mesh)?,
         seed: config.seed,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         prefetch: config.input.prefetch.unwrap_or(2) as usize,
@@ -157,28 +217,66 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
     let probe = data::train(&train_cfg, None)?
         .next()
         .ok_or("the training split is empty")??;
+    Ok(Input { train_cfg, probe })
+}
 
-    // 4. Model and optimizer: the trainer (`config.trainer`) holds the model.
+/// Section 4's result: the trainer (which holds the model), the layout and the init function.
+struct Model {
+    trainer: Arc<dyn Trainer>,
+    /// `sharding_strategy` (default: everything replicated).
+    strategy: Vec<(String, String)>,
+    /// Teachers: loaded once, on devices, neither trained nor checkpointed.
+    fixed: Params<Array>,
+    rng_init: Key,
+    rng_loop: Key,
+    /// `trainer.init`, its parameters born with their final layout.
+    init: Jit<(), Tensor, Params>,
+    /// `init` lowered: the parameters' shapes.
+    shapes: bv_core::Lowered,
+    param_specs: Params<Spec>,
+}
+
+/// 4. Model and init: the trainer named by `config.trainer`, its teachers, the keys, and
+///    the parameters' layout checked against `sharding_strategy`.
+fn model(setup: &Setup, mesh: &Mesh, probe: &Batch) -> Result<Model, TrainError> {
+    let config = &setup.config;
     let strategy = config
         .sharding_strategy
         .clone()
         .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
-    let trainer = trainers::build(&config, &probe, mesh.size(), &plan)?;
-    let model = trainer.model();
-    // Teachers: loaded once, on devices, neither trained nor checkpointed.
+    let trainer = trainers::build(config, probe, mesh.size(), &setup.plan)?;
     let fixed: Params<Array> = trainer
-        .fixed(&config)?
+        .fixed(config)?
         .iter()
-        .map(|(name, h)| {
-            Ok((
-                name.to_string(),
-                place(h, "params", name, &mesh, &strategy)?,
-            ))
-        })
+        .map(|(name, h)| Ok((name.to_string(), place(h, "params", name, mesh, &strategy)?)))
         .collect::<Result<_, TrainError>>()?;
-    let feature_keys = trainer.batch_keys();
     let (rng, rng_init) = Key::from_seed(config.seed as i64).split2();
     let (_, rng_loop) = rng.split2();
+    check_losses(config)?;
+    let init = {
+        let t = trainer.clone();
+        let rule = layout_rule(&strategy, mesh, "params");
+        jit(move |key: Tensor| t.init(&key).sorted())
+            .named("init")
+            .sharded(mesh.clone(), move |p, a| rule(p, a))
+    };
+    let shapes = init.lower(&Key::spec())?;
+    let param_specs: Params<Spec> = out_specs(&shapes)?;
+    check_layouts(&strategy, mesh, "params", &param_specs)?;
+    Ok(Model {
+        trainer,
+        strategy,
+        fixed,
+        rng_init,
+        rng_loop,
+        init,
+        shapes,
+        param_specs,
+    })
+}
+
+/// `config.loss` and every evaluator's `loss_name` name a loss of [`losses::NAMES`].
+fn check_losses(config: &Config) -> Result<(), TrainError> {
     let loss_name = config.loss.clone().unwrap_or_else(|| "sigmoid_xent".into());
     for (what, name) in std::iter::once(("loss", &loss_name)).chain(
         config
@@ -195,40 +293,39 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             .into());
         }
     }
+    Ok(())
+}
 
-    // 5. Sharding and init: parameters are born with their final layout.
-    let init = {
-        let t = trainer.clone();
-        let rule = layout_rule(&strategy, &mesh, "params");
-        jit(move |key: Tensor| t.init(&key).sorted())
-            .named("init")
-            .sharded(mesh.clone(), move |p, a| rule(p, a))
-    };
-    let shapes = init.lower(&Key::spec())?;
-    let param_specs: Params<Spec> = out_specs(&shapes)?;
-    check_layouts(&strategy, &mesh, "params", &param_specs)?;
-    let names: Vec<String> = param_specs.names().map(str::to_string).collect();
-    let tx = Arc::new(optim::make_for_config(&config, &plan, &names)?);
-    let frozen: Vec<String> = frozen_names(&plan, &names)?;
+/// Section 5's result: the optimizer's init and the update step.
+struct Step {
+    opt_init: Jit<(), Params, optim::State>,
+    /// One per variant of a static step argument (`Trainer::variants`).
+    updates: Vec<Jit<(), StepArgs, (TrainState, trainers::Measurements)>>,
+}
+
+/// 5. Optimizer and step: forward, backward and optimizer in one donating executable per
+///    variant, each compiled on first use.
+fn optimizer_and_step(setup: &Setup, mesh: &Mesh, m: &Model) -> Result<Step, TrainError> {
+    let strategy = &m.strategy;
+    let names: Vec<String> = m.param_specs.names().map(str::to_string).collect();
+    let tx = Arc::new(optim::make_for_config(&setup.config, &setup.plan, &names)?);
+    let frozen: Vec<String> = frozen_names(&setup.plan, &names)?;
     let opt_init = {
         let t = tx.clone();
-        let rule = layout_rule(&strategy, &mesh, "opt");
+        let rule = layout_rule(strategy, mesh, "opt");
         jit(move |p: Params| t.init(&p))
             .named("opt_init")
             .sharded(mesh.clone(), move |p, a| rule(p, a))
     };
     check_layouts(
-        &strategy,
-        &mesh,
+        strategy,
+        mesh,
         "opt",
-        &out_specs::<BTreeMap<String, Spec>>(&opt_init.lower(&param_specs)?)?,
+        &out_specs::<BTreeMap<String, Spec>>(&opt_init.lower(&m.param_specs)?)?,
     )?;
-
-    // 6. The update step: forward, backward and optimizer in one donating executable (one
-    //    per variant of a static step argument, each compiled on first use).
     let update_variant = |variant: usize| {
-        let (trainer, t, frozen) = (trainer.clone(), tx.clone(), frozen.clone());
-        let rule = update_rule(&strategy, &mesh);
+        let (trainer, t, frozen) = (m.trainer.clone(), tx.clone(), frozen.clone());
+        let rule = update_rule(strategy, mesh);
         jit(
             move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
                 let inputs = StepInputs {
@@ -247,16 +344,34 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         .donate_argnums(&[0])
         .sharded(mesh.clone(), rule)
     };
-    let updates: Vec<_> = (0..trainer.variants()).map(update_variant).collect();
+    let updates = (0..m.trainer.variants()).map(update_variant).collect();
+    Ok(Step { opt_init, updates })
+}
 
-    // 7. Load: the workdir's LAST checkpoint, else config.resume, else model_init, else
-    //    from scratch.
-    let restored = match checkpoint::load_latest(&args.workdir)? {
+/// Section 6's result: where training starts.
+struct Start {
+    state: DeviceState,
+    /// The last finished step (0 for a fresh run).
+    step: u64,
+    position: Option<data::Position>,
+    chrono: Chrono,
+}
+
+/// 6. Load: the workdir's LAST checkpoint, else `config.resume`, else `model_init`, else
+///    from scratch.
+fn load(
+    workdir: &Path,
+    config: &Config,
+    mesh: &Mesh,
+    m: &Model,
+    step: &Step,
+) -> Result<Start, TrainError> {
+    let restored = match checkpoint::load_latest(workdir)? {
         Some(latest) => {
             if latest.without_pointer {
                 eprintln!(
                     "bv-train: {} has no checkpoint.bv-LAST; resuming from the newest complete checkpoint, {}",
-                    args.workdir.display(),
+                    workdir.display(),
                     latest.dir.display()
                 );
             }
@@ -264,38 +379,102 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         }
         None => config.resume.as_ref().map(checkpoint::load).transpose()?,
     };
-    let (mut state, first_step, position, mut chrono) = match restored {
+    Ok(match restored {
         Some(c) => {
-            let (state, position, chrono) = restore(&c, &mesh, &strategy)?;
-            (state, c.step, position, chrono)
+            let (state, position, chrono) = restore(&c, mesh, &m.strategy)?;
+            Start {
+                state,
+                step: c.step,
+                position,
+                chrono,
+            }
         }
         None => {
-            let mut params = init.call(&rng_init.to_array()?)?;
+            let mut params = m.init.call(&m.rng_init.to_array()?)?;
             if config.model_init.is_some() || config.student_init.is_some() {
-                params = load_model_init(trainer.as_ref(), params, &config, &mesh, &strategy)?;
+                params = load_model_init(m.trainer.as_ref(), params, config, mesh, &m.strategy)?;
             }
-            let opt = opt_init.call(&params)?;
-            ((params, opt), 0, None, Chrono::default())
+            let opt = step.opt_init.call(&params)?;
+            Start {
+                state: (params, opt),
+                step: 0,
+                position: None,
+                chrono: Chrono::default(),
+            }
         }
-    };
+    })
+}
 
-    // 8. Evaluators, built by their config's `type` (`evals::TYPES`).
-    let eval_ctx = evals::Context {
-        config: &config,
-        model: model.clone(),
-        towers: trainer.towers(),
-        predict_fns: trainer.predict_fns(),
-        fixed: Arc::new(fixed.clone()),
+/// 7. Evaluators, built by their config's `type` (`evals::TYPES`).
+fn evaluators(
+    args: &RunArgs,
+    setup: &Setup,
+    mesh: &Mesh,
+    m: &Model,
+    input: &Input,
+) -> Result<Vec<evals::Scheduled>, TrainError> {
+    let me = &args.process;
+    let ctx = evals::Context {
+        config: &setup.config,
+        model: m.trainer.model(),
+        towers: m.trainer.towers(),
+        predict_fns: m.trainer.predict_fns(),
+        fixed: Arc::new(m.fixed.clone()),
         mesh: mesh.clone(),
-        data_dir: data_dir.clone(),
-        threads: train_cfg.threads,
+        data_dir: setup.data_dir.clone(),
+        threads: input.train_cfg.threads,
         process: (me.process_id, me.num_processes),
         workdir: args.workdir.clone(),
     };
-    let mut evaluators = evals::from_config(&plan.evals, &eval_ctx)?;
+    evals::from_config(&setup.plan.evals, &ctx)
+}
 
-    // 9. The loop. Nothing is written to the workdir before this point, and nothing at all
-    //    for a run that is already complete (its last line and checkpoint are written).
+/// Sections 1–7, which the loop reads.
+struct Run<'a> {
+    args: &'a RunArgs,
+    setup: Setup,
+    mesh: Mesh,
+    input: Input,
+    model: Model,
+    step: Step,
+    evaluators: Vec<evals::Scheduled>,
+}
+
+/// What the loop reports to: the progress line, the metrics file and the summary.
+struct Log {
+    progress: Progress,
+    metrics: MetricWriter,
+    summary: Summary,
+}
+
+/// 8. The loop: steps, their measurements, evaluators and checkpoints, then the end. A run
+///    that is already complete writes nothing (its last line and checkpoint are written).
+fn train_loop(run: Run, start: Start) -> Result<Summary, TrainError> {
+    let Run {
+        args,
+        setup,
+        mesh,
+        input,
+        model: m,
+        step: fns,
+        mut evaluators,
+    } = run;
+    let Setup {
+        config,
+        job,
+        data_size,
+        plan,
+        lock,
+        input_split,
+        ..
+    } = setup;
+    let Start {
+        mut state,
+        step: first_step,
+        position,
+        mut chrono,
+    } = start;
+    let me = &args.process;
     let progress = Progress::new(plan.total_steps, first_step);
     if first_step == plan.total_steps {
         progress.note(&format!(
@@ -305,13 +484,149 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
         let prefixes: Vec<&str> = evaluators.iter().map(|e| e.plan.prefix.as_str()).collect();
         return Ok(completed_summary(&args.workdir, first_step, &prefixes));
     }
-    // Only process 0 writes the workdir; the others keep their metrics in a scratch folder.
+    let (metrics, scratch, _lock) =
+        open_workdir(args, &config, lock, first_step, &input_split, &progress)?;
+    let num_params: usize = m.shapes.out_avals.iter().map(|a| a.size()).sum();
+    progress.note(&format!(
+        "bv-train: {} steps ({:.2} epochs of {data_size} examples, batch {}), model {} with {} parameters, {} device(s)",
+        plan.total_steps,
+        plan.epochs(),
+        plan.batch_size,
+        m.trainer.model().model_name(),
+        num_params,
+        mesh.size()
+    ));
+    let mut log = Log {
+        progress,
+        metrics,
+        summary: Summary {
+            step: first_step,
+            ..Summary::default()
+        },
+    };
+    if first_step == 0 {
+        log.metrics.step_start(first_step);
+        log.metrics.measure("num_params", num_params as f64);
+        run_evals(&mut evaluators, &plan, &mut log, first_step, &state.0, true)?;
+        log.metrics.step_end()?;
+    }
+    let batch_axis = mesh.axes()[0].0.clone();
+    let feature_keys = m.trainer.batch_keys();
+    let put = |batch: Result<Batch, data::PipelineError>| -> Result<_, TrainError> {
+        let batch = batch?;
+        let x = to_array(&batch, "image", &mesh, &batch_axis)?;
+        let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
+        let features: Params<Array> = feature_keys
+            .iter()
+            .map(|k| Ok((k.clone(), to_array(&batch, k, &mesh, &batch_axis)?)))
+            .collect::<Result<_, TrainError>>()?;
+        Ok((batch, x, y, features))
+    };
+    let depth = config.prefetch_to_device.unwrap_or(1) as usize;
+    let mut batches = Ahead::new(
+        data::train(&input.train_cfg, position.as_ref())?,
+        depth,
+        put,
+    );
+    let rng_loop = m.rng_loop.to_array()?;
+    let mut clock = Clock {
+        start: Instant::now(),
+        window: (Instant::now(), 0),
+        device_kind: job.client.addressable_devices()[0].kind().to_string(),
+        cores: mesh.size(),
+    };
+    let last_step = args
+        .stop_after
+        .map_or(plan.total_steps, |s| s.min(plan.total_steps));
+    let stop_point = StopPoint::new(me);
+    for step in first_step + 1..=last_step {
+        let (batch, x, y, features) = batches.next().ok_or("the training pipeline ended")??;
+        log.metrics.step_start(step);
+        let step_arr = Array::scalar((step - 1) as u32)?;
+        let t = Instant::now();
+        let update = &fns.updates[m.trainer.variant_at(step)];
+        let step_args = (
+            state,
+            (rng_loop.clone(), step_arr, x, y),
+            (features, m.fixed.clone()),
+        );
+        let ((params, opt), measured) = update.call(&step_args)?;
+        if step == first_step + 1 {
+            // The first step after a (re)start, compilation included.
+            measured["training_loss"].block_until_ready()?;
+            log.metrics
+                .measure("z/secs/update0", t.elapsed().as_secs_f64());
+        }
+        state = (params, opt);
+        chrono.examples_seen += plan.batch_size;
+        if plan.log_due(step) || step == first_step + 1 {
+            log_step(
+                &mut log,
+                &mut clock,
+                &mut chrono,
+                &plan,
+                data_size,
+                step,
+                &measured,
+            )?;
+        } else {
+            log.progress.update(step, log.summary.training_loss, None);
+        }
+        run_evals(&mut evaluators, &plan, &mut log, step, &state.0, false)?;
+        log.metrics.step_end()?;
+        // SIGINT/SIGTERM: this step is the last, and gets a checkpoint (`stop`).
+        let stop = stop_point.reached(step)?.filter(|_| step < last_step);
+
+        // After the step's line: a resumed run keeps exactly the lines up to its checkpoint.
+        if let Some(keep) = plan
+            .checkpoint_due(step)
+            .or((step == last_step && step < plan.total_steps || stop.is_some()).then_some(false))
+        {
+            chrono.train_secs = chrono.train_secs_base + clock.start.elapsed().as_secs_f64();
+            let writer = (&mesh, me, job.kv());
+            save(
+                &args.workdir,
+                step,
+                &state,
+                batch.position.as_ref(),
+                &chrono,
+                keep,
+                writer,
+            )?;
+        }
+        log.summary.step = step;
+        if let Some(signal) = stop {
+            let by_peer = stop::by_peer();
+            return Err(Interrupted {
+                signal,
+                step,
+                by_peer,
+            }
+            .into());
+        }
+    }
+    end(&log.progress, &job, me, &scratch)?;
+    Ok(log.summary)
+}
+
+/// Where the loop's outputs go: process 0 locks the workdir (if this run creates it) and
+/// writes its `config.json` and metrics; the other processes keep their metrics in a scratch
+/// folder. Returns the metric writer, the scratch folder and the lock.
+fn open_workdir(
+    args: &RunArgs,
+    config: &Config,
+    lock: Option<WorkdirLock>,
+    first_step: u64,
+    input_split: &[data::SplitRange],
+    progress: &Progress,
+) -> Result<(MetricWriter, PathBuf, Option<WorkdirLock>), TrainError> {
+    let me = &args.process;
     let scratch = std::env::temp_dir().join(format!(
         "bv-train-process-{}-{}",
         me.process_id,
         std::process::id()
     ));
-    let _lock = match lock {
+    let lock = match lock {
         None if me.process_id == 0 => Some(WorkdirLock::acquire_new(&args.workdir)?),
         held => held,
     };
@@ -335,7 +650,7 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             ranges.join(" + ")
         ));
     }
-    let mut metrics = MetricWriter::open(&metrics_dir, (first_step > 0).then_some(first_step))?;
+    let metrics = MetricWriter::open(&metrics_dir, (first_step > 0).then_some(first_step))?;
     if let Some((old, lines)) = metrics.backup() {
         progress.note(&format!(
             "bv-train: no checkpoint to resume from, so training starts at step 0; the {lines} lines of the earlier {} are kept in {}",
@@ -343,170 +658,109 @@ pub fn run(args: &RunArgs) -> Result<Summary, TrainError> {
             old.display()
         ));
     }
-    let num_params: usize = shapes.out_avals.iter().map(|a| a.size()).sum();
-    progress.note(&format!(
-        "bv-train: {} steps ({:.2} epochs of {data_size} examples, batch {}), model {} with {} parameters, {} device(s)",
-        plan.total_steps,
-        plan.epochs(),
-        plan.batch_size,
-        model.model_name(),
-        num_params,
-        mesh.size()
-    ));
-    let mut summary = Summary {
-        step: first_step,
-        ..Summary::default()
-    };
-    let mut run_evals = |step: u64,
-                         params: &Params<Array>,
-                         metrics: &mut MetricWriter,
-                         summary: &mut Summary,
-                         first: bool|
-     -> Result<(), TrainError> {
-        for evals::Scheduled { plan: e, evaluator } in &mut evaluators {
-            let due = if first {
-                !e.skip_first
-            } else {
-                e.due(step, plan.total_steps)
-            };
-            if !due {
-                continue;
-            }
-            let t = Instant::now();
-            for (k, v) in evaluator.run(params, step)? {
-                let key = format!("{}{k}", e.prefix);
-                metrics.measure(&key, v);
-                summary.evals.insert(key.clone(), v);
-                progress.note(&format!("step {step}: {key} = {v:.4}"));
-            }
-            metrics.measure(
-                &format!("z/secs/eval/{}", e.name),
-                t.elapsed().as_secs_f64(),
-            );
-        }
-        Ok(())
-    };
-    if first_step == 0 {
-        metrics.step_start(first_step);
-        metrics.measure("num_params", num_params as f64);
-        run_evals(first_step, &state.0, &mut metrics, &mut summary, true)?;
-        metrics.step_end()?;
-    }
-    let put = |batch: Result<Batch, data::PipelineError>| -> Result<_, TrainError> {
-        let batch = batch?;
-        let x = to_array(&batch, "image", &mesh, &batch_axis)?;
-        let y = to_array(&batch, "labels", &mesh, &batch_axis)?;
-        let features: Params<Array> = feature_keys
-            .iter()
-            .map(|k| Ok((k.clone(), to_array(&batch, k, &mesh, &batch_axis)?)))
-            .collect::<Result<_, TrainError>>()?;
-        Ok((batch, x, y, features))
-    };
-    let depth = config.prefetch_to_device.unwrap_or(1) as usize;
-    let mut batches = Ahead::new(data::train(&train_cfg, position.as_ref())?, depth, put);
-    let rng_loop = rng_loop.to_array()?;
-    let start = Instant::now();
-    let last_step = args
-        .stop_after
-        .map_or(plan.total_steps, |s| s.min(plan.total_steps));
-    let mut window = (Instant::now(), 0u64);
-    let device_kind = client.addressable_devices()[0].kind().to_string();
-    let stop_point = StopPoint::new(me);
-    for step in first_step + 1..=last_step {
-        let (batch, x, y, features) = batches.next().ok_or("the training pipeline ended")??;
-        metrics.step_start(step);
-        let step_arr = Array::scalar((step - 1) as u32)?;
-        let t = Instant::now();
-        let update = &updates[trainer.variant_at(step)];
-        let step_args = (
-            state,
-            (rng_loop.clone(), step_arr, x, y),
-            (features, fixed.clone()),
-        );
-        let ((params, opt), measured) = update.call(&step_args)?;
-        if step == first_step + 1 {
-            // The first step after a (re)start, compilation included.
-            measured["training_loss"].block_until_ready()?;
-            metrics.measure("z/secs/update0", t.elapsed().as_secs_f64());
-        }
-        state = (params, opt);
-        chrono.examples_seen += plan.batch_size;
+    Ok((metrics, scratch, lock))
+}
 
-        if plan.log_due(step) || step == first_step + 1 {
-            let mut values = Vec::new();
-            for (name, a) in &measured {
-                let v = f64::from(a.item::<f32>()?);
-                if !v.is_finite() {
-                    return Err(format!("{name} is {v} at step {step}; lower the learning rate or check the data (the last checkpoint is kept)").into());
-                }
-                values.push((name, v));
-            }
-            let elapsed = window.0.elapsed().as_secs_f64();
-            let img_per_sec = (step - window.1) as f64 * plan.batch_size as f64 / elapsed.max(1e-9);
-            window = (Instant::now(), step);
-            for (name, v) in &values {
-                metrics.measure(name, *v);
-            }
-            for (name, v) in plan.schedules.logged(step) {
-                metrics.measure(&name, v);
-            }
-            chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
-            metrics.measure("img/sec/core", img_per_sec / mesh.size() as f64);
-            metrics.measure("examples_seen", chrono.examples_seen as f64);
-            metrics.measure("epoch", chrono.examples_seen as f64 / data_size as f64);
-            metrics.measure("progress", step as f64 / plan.total_steps as f64);
-            metrics.measure("uptime", chrono.train_secs);
-            let core_hours = chrono.train_secs * mesh.size() as f64 / 3600.0;
-            metrics.measure(&format!("core_hours_{device_kind}"), core_hours);
-            metrics.measure("core_hours", core_hours);
-            let loss = values
-                .iter()
-                .find(|(n, _)| *n == "training_loss")
-                .map(|v| v.1);
-            summary.training_loss = loss;
-            progress.update(step, loss, Some(img_per_sec));
+/// Runs the evaluators due at `step` (at the first step of a fresh run, those without
+/// `skip_first`) and logs their metrics and time.
+fn run_evals(
+    evaluators: &mut [evals::Scheduled],
+    plan: &Plan,
+    log: &mut Log,
+    step: u64,
+    params: &Params<Array>,
+    first: bool,
+) -> Result<(), TrainError> {
+    for evals::Scheduled { plan: e, evaluator } in evaluators {
+        let due = if first {
+            !e.skip_first
         } else {
-            progress.update(step, summary.training_loss, None);
+            e.due(step, plan.total_steps)
+        };
+        if !due {
+            continue;
         }
-        run_evals(step, &state.0, &mut metrics, &mut summary, false)?;
-        metrics.step_end()?;
-        // SIGINT/SIGTERM: this step is the last, and gets a checkpoint (`stop`).
-        let stop = stop_point.reached(step)?.filter(|_| step < last_step);
-
-        // After the step's line: a resumed run keeps exactly the lines up to its checkpoint.
-        if let Some(keep) = plan
-            .checkpoint_due(step)
-            .or((step == last_step && step < plan.total_steps || stop.is_some()).then_some(false))
-        {
-            chrono.train_secs = chrono.train_secs_base + start.elapsed().as_secs_f64();
-            let writer = (&mesh, me, job.kv());
-            save(
-                &args.workdir,
-                step,
-                &state,
-                batch.position.as_ref(),
-                &chrono,
-                keep,
-                writer,
-            )?;
+        let t = Instant::now();
+        for (k, v) in evaluator.run(params, step)? {
+            let key = format!("{}{k}", e.prefix);
+            log.metrics.measure(&key, v);
+            log.summary.evals.insert(key.clone(), v);
+            log.progress.note(&format!("step {step}: {key} = {v:.4}"));
         }
-        summary.step = step;
-        if let Some(signal) = stop {
-            let by_peer = stop::by_peer();
-            return Err(Interrupted {
-                signal,
-                step,
-                by_peer,
-            }
-            .into());
-        }
+        log.metrics.measure(
+            &format!("z/secs/eval/{}", e.name),
+            t.elapsed().as_secs_f64(),
+        );
     }
+    Ok(())
+}
+
+/// The loop's timers: since the (re)start, since the last logged step, and what core hours
+/// are counted in.
+struct Clock {
+    start: Instant,
+    /// When the last logged step was logged, and its number.
+    window: (Instant, u64),
+    device_kind: String,
+    /// Devices of the mesh.
+    cores: usize,
+}
+
+/// Logs a step's measurements (an error if one is not finite), the schedules, throughput,
+/// progress and core hours, as big_vision's loop does every `log_training_steps`.
+fn log_step(
+    log: &mut Log,
+    clock: &mut Clock,
+    chrono: &mut Chrono,
+    plan: &Plan,
+    data_size: u64,
+    step: u64,
+    measured: &BTreeMap<String, Array>,
+) -> Result<(), TrainError> {
+    let mut values = Vec::new();
+    for (name, a) in measured {
+        let v = f64::from(a.item::<f32>()?);
+        if !v.is_finite() {
+            return Err(format!("{name} is {v} at step {step}; lower the learning rate or check the data (the last checkpoint is kept)").into());
+        }
+        values.push((name, v));
+    }
+    let elapsed = clock.window.0.elapsed().as_secs_f64();
+    let img_per_sec = (step - clock.window.1) as f64 * plan.batch_size as f64 / elapsed.max(1e-9);
+    clock.window = (Instant::now(), step);
+    let metrics = &mut log.metrics;
+    for (name, v) in &values {
+        metrics.measure(name, *v);
+    }
+    for (name, v) in plan.schedules.logged(step) {
+        metrics.measure(&name, v);
+    }
+    chrono.train_secs = chrono.train_secs_base + clock.start.elapsed().as_secs_f64();
+    metrics.measure("img/sec/core", img_per_sec / clock.cores as f64);
+    metrics.measure("examples_seen", chrono.examples_seen as f64);
+    metrics.measure("epoch", chrono.examples_seen as f64 / data_size as f64);
+    metrics.measure("progress", step as f64 / plan.total_steps as f64);
+    metrics.measure("uptime", chrono.train_secs);
+    let core_hours = chrono.train_secs * clock.cores as f64 / 3600.0;
+    metrics.measure(&format!("core_hours_{}", clock.device_kind), core_hours);
+    metrics.measure("core_hours", core_hours);
+    let loss = values
+        .iter()
+        .find(|(n, _)| *n == "training_loss")
+        .map(|v| v.1);
+    log.summary.training_loss = loss;
+    log.progress.update(step, loss, Some(img_per_sec));
+    Ok(())
+}
+
+/// 9. The end: every process finishes together; the others' scratch folders go.
+fn end(progress: &Progress, job: &Job, me: &ProcessInfo, scratch: &Path) -> Result<(), TrainError> {
     progress.finish();
     job.barrier("bv-train/done", Duration::from_secs(3600))?;
     if me.process_id != 0 {
-        let _ = std::fs::remove_dir_all(&scratch);
+        let _ = std::fs::remove_dir_all(scratch);
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// Joins the job (`jax.distributed.initialize`): connects to the coordination service, then

@@ -1,6 +1,7 @@
 //! `bv-train config FILE [--set KEY=VALUE]...`: check a config and print what it resolves to;
 //! `bv-train config --list`: the configs bundled in the binary.
 
+use crate::error::TrainError;
 use std::path::PathBuf;
 
 use crate::config::bundled::BUNDLED;
@@ -34,7 +35,7 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Prints the resolved config as JSON, then the plan's step counts.
-    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn run(self) -> Result<(), TrainError> {
         let Some(path) = self.config else {
             for b in BUNDLED {
                 println!("{}\n    {}", b.name, b.summary());

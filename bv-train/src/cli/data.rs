@@ -1,5 +1,6 @@
 //! `bv-train data prepare|inspect`.
 
+use crate::error::TrainError;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -39,7 +40,7 @@ pub enum DataCommand {
 
 impl DataCommand {
     /// Runs the command, printing to stdout.
-    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn run(self) -> Result<(), TrainError> {
         match self {
             DataCommand::Prepare {
                 name,

@@ -1,5 +1,6 @@
 //! `bv-train eval --config FILE --workdir DIR [--checkpoint PATH] [--set KEY=VALUE]...`.
 
+use crate::error::TrainError;
 use std::path::PathBuf;
 
 /// Evaluates a checkpoint with the config's evaluators and appends the metrics.
@@ -31,7 +32,7 @@ pub struct EvalCmd {
 
 impl EvalCmd {
     /// Runs the evaluators and prints `name: value` per metric.
-    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn run(self) -> Result<(), TrainError> {
         if let Some(n) = self.cpu_devices {
             bv_core::set_default_client(bv_core::pjrt::Client::cpu_with_devices(n as usize)?);
         }
@@ -42,7 +43,7 @@ impl EvalCmd {
             overrides: self.overrides,
             data_dir: self.data_dir,
         };
-        let summary = crate::eval::evaluate(&args).map_err(|e| e as Box<dyn std::error::Error>)?;
+        let summary = crate::eval::evaluate(&args)?;
         println!("step {}:", summary.step);
         for (k, v) in &summary.metrics {
             println!("{k}: {v:.4}");

@@ -2,6 +2,7 @@
 //! `/`, no `params/` prefix), the file `model_init` reads; e.g. the image tower of a LiT run
 //! from the default job: `bv-train export workdirs/fmnist --out fmnist_vit.npz`.
 
+use crate::error::TrainError;
 use std::path::PathBuf;
 
 use bv_core::tree::Params;
@@ -20,7 +21,7 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     /// Writes the parameters; prints how many and from which step.
-    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn run(self) -> Result<(), TrainError> {
         let dir = match checkpoint::last_dir(&self.path)? {
             Some(d) => d,
             None if self.path.join("manifest.json").is_file() => self.path.clone(),

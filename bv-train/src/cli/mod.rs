@@ -7,6 +7,7 @@ pub mod export;
 pub mod plot;
 pub mod pp;
 
+use crate::error::TrainError;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -127,7 +128,7 @@ impl Cli {
     }
 
     /// Runs the chosen subcommand, or trains.
-    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn run(self) -> Result<(), TrainError> {
         match self.command {
             Some(Command::Data(cmd)) => cmd.run(),
             Some(Command::Plot(args)) => args.run(),
@@ -141,7 +142,7 @@ impl Cli {
 }
 
 impl TrainFlags {
-    fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    fn run(self) -> Result<(), TrainError> {
         let (Some(config), Some(workdir)) = (self.config, self.workdir) else {
             return Err(
                 "give --config FILE and --workdir DIR to train (see bv-train --help)".into(),
@@ -165,7 +166,7 @@ impl TrainFlags {
             cpu_devices: self.cpu_devices.map(|n| n as usize),
             allow_independent_replicas: self.allow_independent_replicas,
         };
-        let summary = crate::train::run(&args).map_err(|e| e as Box<dyn std::error::Error>)?;
+        let summary = crate::train::run(&args)?;
         match summary.training_loss {
             Some(loss) => println!("step {}: training_loss {loss:.4}", summary.step),
             None => println!("step {}", summary.step),

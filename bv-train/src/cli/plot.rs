@@ -1,5 +1,6 @@
 //! `bv-train plot WORKDIR [--out FILE.svg|FILE.png]`.
 
+use crate::error::TrainError;
 use std::path::PathBuf;
 
 /// Draws the loss, schedule and eval curves of a workdir's metrics.
@@ -15,7 +16,7 @@ pub struct PlotArgs {
 
 impl PlotArgs {
     /// Writes the plot and prints its path.
-    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn run(self) -> Result<(), TrainError> {
         let out = crate::plot::plot(&self.workdir, self.out.as_deref())?;
         println!("{}", out.display());
         Ok(())

@@ -1,6 +1,7 @@
 //! `bv-train pp [--list | OP | PIPELINE]`: the registered pp ops, one op's arguments, or a
 //! pp string checked op by op.
 
+use crate::error::TrainError;
 use crate::pp::{self, Pipeline, OPS};
 
 /// Lists the pp ops, describes one, or checks a pp string.
@@ -20,7 +21,7 @@ pub struct PpArgs {
 
 impl PpArgs {
     /// Prints the list, the op's description, or the checked pipeline.
-    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn run(self) -> Result<(), TrainError> {
         let Some(what) = self.what else {
             print!("{}", pp::list(OPS));
             return Ok(());

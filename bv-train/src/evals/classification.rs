@@ -8,8 +8,8 @@ use bv_core::{jit, DType, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator};
 use crate::config::Eval;
 use crate::data::EvalConfig;
+use crate::error::TrainError;
 use crate::losses;
-use crate::train::TrainError;
 use crate::trainers::Predict;
 use bv_core::tree::Params;
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::Eval;
 use crate::data::EvalConfig;
-use crate::train::TrainError;
+use crate::error::TrainError;
 use crate::trainers::{Predict, PredictFn};
 use bv_core::tree::Params;
 

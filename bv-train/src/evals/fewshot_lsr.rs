@@ -30,7 +30,7 @@ use bv_core::{jit, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::{Data, Eval};
 use crate::data::{EvalConfig, FeatureKind};
-use crate::train::TrainError;
+use crate::error::TrainError;
 use bv_core::tree::Params;
 
 /// The bias feature's value: large, so that the bias is almost unregularized.

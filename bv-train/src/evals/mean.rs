@@ -10,7 +10,7 @@ use bv_core::{jit, DType, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator};
 use crate::config::Eval;
 use crate::data::EvalConfig;
-use crate::train::TrainError;
+use crate::error::TrainError;
 use bv_core::tree::Params;
 
 /// The predict fns `mean` calls (`pred`, default `loss`): `loss` is train.py's

@@ -22,8 +22,8 @@ use bv_nn::models::ImageModel;
 
 use crate::config::{Config, Data, Eval, EvalPlan};
 use crate::data::{self, Batch, EvalConfig};
+use crate::error::TrainError;
 use crate::pp::{Pipeline, OPS};
-use crate::train::TrainError;
 use crate::trainers::{Predict, PredictFn};
 
 /// Parameters on devices, by name.

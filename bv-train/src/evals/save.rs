@@ -14,7 +14,7 @@ use bv_core::{jit, Array, Jit, Tensor};
 use super::{Context, DeviceParams, Evaluator, Outputs};
 use crate::config::Eval;
 use crate::data::{EvalConfig, Value};
-use crate::train::TrainError;
+use crate::error::TrainError;
 use bv_core::tree::Params;
 
 /// `(params, image, {input: value}, mask) -> ({output}, {input}, mask)`, replicated.

@@ -11,8 +11,9 @@ use bv_nn::models::{self, ImageModel};
 use super::{Measurements, StepInputs, TrainState, Trainer};
 use crate::config::Config;
 use crate::data::Batch;
+use crate::error::TrainError;
 use crate::optim::Transform;
-use crate::train::{batch_spec, init_params, update_step, TrainError, Update};
+use crate::train::{batch_spec, init_params, update_step, Update};
 use bv_core::tree::Params;
 
 /// The classification trainer.

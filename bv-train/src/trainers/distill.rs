@@ -30,10 +30,11 @@ use super::{
 };
 use crate::config::{Config, Teacher};
 use crate::data::Batch;
+use crate::error::TrainError;
 use crate::evals::distance::Distance;
 use crate::losses;
 use crate::optim::Transform;
-use crate::train::{batch_spec, init_params, TrainError};
+use crate::train::{batch_spec, init_params};
 use bv_core::tree::Params;
 
 /// One teacher: its name, model and config entry.

@@ -24,8 +24,9 @@ use super::{
 };
 use crate::config::Config;
 use crate::data::Batch;
+use crate::error::TrainError;
 use crate::optim::Transform;
-use crate::train::{batch_spec, init_params, TrainError};
+use crate::train::{batch_spec, init_params};
 use bv_core::tree::Params;
 
 /// The per-step choice of `flexi.seqhw`.

@@ -19,10 +19,11 @@ use super::{
 };
 use crate::config::{Config, Plan};
 use crate::data::Batch;
+use crate::error::TrainError;
 use crate::optim::gsam::Gsam;
 use crate::optim::schedule::Schedule;
 use crate::optim::Transform;
-use crate::train::{batch_spec, init_params, TrainError};
+use crate::train::{batch_spec, init_params};
 use bv_core::tree::Params;
 
 /// The GSAM trainer.

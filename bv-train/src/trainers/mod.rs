@@ -28,8 +28,8 @@ use bv_nn::models::ImageModel;
 
 use crate::config::{Config, Plan};
 use crate::data::Batch;
+use crate::error::TrainError;
 use crate::optim::{apply_updates, global_norm, Optimizer, State, Transform};
-use crate::train::TrainError;
 use bv_core::tree::Params;
 
 /// The training state inside the step: parameters and optimizer state by name.

@@ -19,8 +19,9 @@ use bv_nn::models::ImageModel;
 use super::{apply_gradients, Measurements, StepInputs, TrainState, Trainer};
 use crate::config::Config;
 use crate::data::Batch;
+use crate::error::TrainError;
 use crate::optim::Transform;
-use crate::train::{batch_spec, TrainError};
+use crate::train::batch_spec;
 use bv_core::numpy::log_sigmoid;
 use bv_core::tree::Params;
 

@@ -13,8 +13,8 @@ use bv_core::{jit, DType, Jit, Tensor};
 use super::towers;
 use crate::config::Eval;
 use crate::data::EvalConfig;
+use crate::error::TrainError;
 use crate::evals::{Context, DeviceParams, Evaluator};
-use crate::train::TrainError;
 use bv_core::tree::Params;
 
 /// `(params, image, labels, mask) -> (correct, loss, count)` sums, replicated.

@@ -12,9 +12,9 @@ use serde_json::Value as Json;
 use super::{batches_of, embed_all, embedder, prompts, similarities, towers, EmbedFn, Tower};
 use crate::config::{Data, Eval};
 use crate::data::{Array, EvalConfig, Example, Value};
+use crate::error::TrainError;
 use crate::evals::{Context, DeviceParams, Evaluator};
 use crate::pp::{Pipeline, Rng, OPS};
-use crate::train::TrainError;
 
 /// big_vision's default `dataset_names`.
 pub const DATASET_NAMES: [&str; 3] = ["imagenet2012", "cifar100", "oxford_iiit_pet"];

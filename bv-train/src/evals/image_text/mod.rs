@@ -18,7 +18,7 @@ use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 use super::{Context, DeviceParams};
 use crate::data::batch::stack_examples;
 use crate::data::{Array, Batch, Example, Value};
-use crate::train::TrainError;
+use crate::error::TrainError;
 use bv_core::tree::Params;
 
 /// The run's two-tower model, or an error saying which trainer and model an image-text

@@ -11,9 +11,9 @@ use super::discriminative_classifier::image_pp;
 use super::{batches_of, embed_all, embedder, similarities, towers, EmbedFn, Tower};
 use crate::config::{Data, Eval};
 use crate::data::{Array, Corruption, EvalConfig, Example, TfdsDataset, Value};
+use crate::error::TrainError;
 use crate::evals::{Context, DeviceParams, Evaluator};
 use crate::pp::{Pipeline, Rng, OPS};
-use crate::train::TrainError;
 
 /// The `k` of `Recall@k`.
 pub const RECALL_THRESHOLDS: [usize; 3] = [1, 5, 10];
