@@ -12,35 +12,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::array::{mesh_devices, Array, ArrayError};
+use crate::client::default_client;
 use crate::compile_cache;
 use crate::emit::{self, EmitError, ModuleOptions};
-use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
+use crate::pjrt::{self, CompileOptions, LoadedExecutable};
 use crate::prim::shard_map::JitMeshScope;
 use crate::prim::sharding::MESH_NAME;
 use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
 use crate::trace::{self, Aval, Spec, Tensor, TraceError};
 use crate::tree::{self, Tree, TreeDef, TreeError};
 use crate::DType;
-
-static DEFAULT_CLIENT: Mutex<Option<Client>> = Mutex::new(None);
-
-/// The process-wide client `jit` and `Array::from_slice` use (JAX's default backend): set by
-/// [`set_default_client`], else [`Client::from_env`] on first use (a one-device CPU client
-/// unless `BV_PLATFORM` names another platform).
-pub fn default_client() -> Result<Client, pjrt::Error> {
-    let mut slot = DEFAULT_CLIENT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = &*slot {
-        return Ok(c.clone());
-    }
-    let c = Client::from_env()?;
-    *slot = Some(c.clone());
-    Ok(c)
-}
-
-/// Makes `client` the default for later `jit` calls and array creation.
-pub fn set_default_client(client: Client) {
-    *DEFAULT_CLIENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
-}
 
 /// Why a jitted call failed.
 #[derive(Debug, thiserror::Error)]
