@@ -16,7 +16,7 @@
 //!
 //! - values: [`Tensor`] (traced or concrete, with numpy-style methods), [`Array`] (device
 //!   data), [`Spec`]/[`Aval`] (shape and dtype only), [`DType`];
-//! - transformations: [`jit`], [`autodiff`] (`grad`, `value_and_grad`, `vjp`, `jvp`,
+//! - transformations: [`jit()`], [`autodiff`] (`grad`, `value_and_grad`, `vjp`, `jvp`,
 //!   `custom_vjp`, `checkpoint`), [`batching`] (`vmap`), [`control`] (`scan`, `cond`,
 //!   `while_loop`);
 //! - ops: [`numpy`] (`jax.numpy`), [`prim`] (`jax.lax`), [`random`] (`jax.random`);

@@ -2,35 +2,35 @@
 //! with the function users call, its shape/dtype rule and its StableHLO emission. These ops
 //! do not promote or broadcast (that is [`crate::numpy`]'s job): operands must already agree.
 //!
-//! Each primitive's reverse-mode rule ([`Primitive::vjp`]) sits in its file beside `infer`
+//! Each primitive's reverse-mode rule (`Primitive::vjp`) sits in its file beside `infer`
 //! and `emit`; rules are written with primitives that have rules themselves, so derivatives
 //! of derivatives work. Forward mode transposes the reverse rule unless a primitive gives
-//! its own ([`Primitive::jvp`]; `while_loop` does). The batching rule ([`Primitive::batch`],
+//! its own (`Primitive::jvp`; `while_loop` does). The batching rule (`Primitive::batch`,
 //! used by [`crate::batching::vmap`]) sits there too.
 
-pub mod binary;
-pub mod broadcast;
-pub mod collective;
-pub mod compare;
-pub mod constant;
-pub mod conv;
-pub mod convert;
-pub mod cumulative;
-pub mod dot;
-pub mod gather;
-pub mod pad;
-pub mod reduce;
-pub mod reduce_window;
-pub mod reshape;
-pub mod scatter;
-pub mod select;
-pub mod shard_map;
-pub mod sharding;
-pub mod slice;
-pub mod sort;
-pub mod transpose;
-pub mod unary;
-pub mod window_grad;
+pub(crate) mod binary;
+pub(crate) mod broadcast;
+pub(crate) mod collective;
+pub(crate) mod compare;
+pub(crate) mod constant;
+pub(crate) mod conv;
+pub(crate) mod convert;
+pub(crate) mod cumulative;
+pub(crate) mod dot;
+pub(crate) mod gather;
+pub(crate) mod pad;
+pub(crate) mod reduce;
+pub(crate) mod reduce_window;
+pub(crate) mod reshape;
+pub(crate) mod scatter;
+pub(crate) mod select;
+pub(crate) mod shard_map;
+pub(crate) mod sharding;
+pub(crate) mod slice;
+pub(crate) mod sort;
+pub(crate) mod transpose;
+pub(crate) mod unary;
+pub(crate) mod window_grad;
 
 use crate::dtype::DType;
 use crate::trace::error::{bail, ensure};
@@ -58,6 +58,7 @@ pub use slice::{dynamic_slice, dynamic_update_slice, slice, slice_in_dim};
 pub use sort::sort;
 pub use transpose::{reverse, transpose};
 pub use unary::*;
+pub use window_grad::{select_and_gather_add, select_and_scatter_add};
 
 pub(crate) use crate::trace::{BatchResult, Primitive, VjpResult};
 

@@ -8,8 +8,8 @@
 //! trace); a concrete tensor used inside a trace is closed over: it becomes a parameter of
 //! the traced function, passed its value when the program runs.
 
-pub mod aval;
-pub mod error;
+pub(crate) mod aval;
+pub(crate) mod error;
 mod primitive;
 
 use std::cell::RefCell;
@@ -238,7 +238,7 @@ impl Drop for PopOnDrop {
 
 /// Runs `f` on fresh parameter tensors with the given avals inside a new trace, and returns
 /// its result with the finished trace. Concrete tensors `f` uses become parameters after
-/// `params` ([`Trace::constants`]).
+/// `params`.
 pub fn trace<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
     trace_impl(params, false, f)
 }
