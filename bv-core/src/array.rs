@@ -99,6 +99,8 @@ pub struct Array {
     inner: Arc<Inner>,
 }
 
+crate::tree::leaf!(Array);
+
 impl Array {
     /// Wraps one whole-array buffer.
     pub(crate) fn from_buffers(shape: Vec<usize>, dtype: DType, buffers: Vec<Buffer>) -> Array {

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::array::{mesh_devices, Array, ArrayError};
 use crate::client::default_client;
-use crate::compile_cache;
+use crate::compile_cache::{self, JitStats};
 use crate::emit::{self, EmitError, ModuleOptions};
 use crate::pjrt::{self, CompileOptions, LoadedExecutable};
 use crate::prim::shard_map::JitMeshScope;
@@ -51,22 +51,6 @@ pub enum JitError {
         /// The runtime error (for compiles, XLA's diagnostics).
         source: pjrt::Error,
     },
-}
-
-/// Counters for one jitted function.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct JitStats {
-    /// Programs built for a new signature (in-memory cache misses): compiled, or loaded
-    /// from the persistent [`compile_cache`].
-    pub compiles: usize,
-    /// Of those, the programs loaded from the persistent cache.
-    pub disk_cache_hits: usize,
-    /// Calls served from the cache.
-    pub cache_hits: usize,
-    /// Total time spent tracing and emitting.
-    pub trace_time: Duration,
-    /// Total time spent compiling (or loading) programs.
-    pub compile_time: Duration,
 }
 
 /// A traced and emitted program, before compilation.

@@ -21,6 +21,8 @@ impl Axis {
     }
 }
 
+crate::tree::leaf!(Axis);
+
 /// `in_axes` / `out_axes` of [`vmap`]: one [`Axis`] for every leaf, or a tree of axes that
 /// is a prefix of the value's tree (an axis in place of a subtree applies to all its
 /// leaves), as in JAX. `0.into()`, `None::<i32>.into()`, `Axes::tree(&(Axis::NONE, Axis::at(0)))`.

@@ -47,9 +47,9 @@ use std::time::Instant;
 use crate::array::{Array, ArrayError};
 use crate::client::default_client;
 use crate::compile_cache;
+use crate::compile_cache::JitStats;
 use crate::dtype::Element;
 use crate::emit::{self, ModuleOptions};
-use crate::jit::JitStats;
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
 use crate::prim::Primitive;
 use crate::trace::{
