@@ -9,10 +9,7 @@
 //! ```
 //! prints the values and gradients and the largest difference from JAX's.
 
-use bv_core::autodiff::{custom_vjp, grad};
-use bv_core::batching::vmap;
-use bv_core::numpy as np;
-use bv_core::Tensor;
+use bv_core::prelude::*;
 use serde_json::Value;
 
 mod jax_reference;

@@ -12,9 +12,7 @@
 //! for `f(x) = sum(x sin x)` at `x = [0.5, 1.0, -1.5]` (`f' = sin x + x cos x`,
 //! `f'' = 2 cos x - x sin x`).
 
-use bv_core::autodiff::{grad, value_and_grad};
-use bv_core::numpy::{self as np, Axes};
-use bv_core::{jit, Array, Tensor};
+use bv_core::prelude::*;
 
 fn f(x: Tensor) -> Tensor {
     np::sum(&(&x * &np::sin(&x)), Axes::All, false)

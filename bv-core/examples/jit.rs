@@ -11,8 +11,7 @@
 //! compiles: 1, cache hits: 1
 //! ```
 
-use bv_core::numpy as np;
-use bv_core::{jit, Array, DType, Spec, Tensor};
+use bv_core::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let predict =

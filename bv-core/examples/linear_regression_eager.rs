@@ -8,9 +8,7 @@
 //! ```
 //! prints the loss curve, the fitted weights and the largest difference from JAX's numbers.
 
-use bv_core::autodiff::value_and_grad;
-use bv_core::numpy as np;
-use bv_core::{DType, Tensor};
+use bv_core::prelude::*;
 use serde_json::Value;
 
 mod jax_reference;

@@ -8,10 +8,8 @@
 //! ```
 //! prints each example's loss and gradient and the largest difference from JAX's.
 
-use bv_core::autodiff::grad;
-use bv_core::batching::{vmap, Axes, Axis};
-use bv_core::numpy as np;
-use bv_core::{impl_tree, jit, Array, Tensor};
+use bv_core::batching::Axes;
+use bv_core::prelude::*;
 use serde_json::Value;
 
 mod jax_reference;

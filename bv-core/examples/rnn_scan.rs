@@ -9,11 +9,8 @@
 //! ```
 //! prints the losses and the largest difference of each output from JAX's.
 
-use bv_core::autodiff::grad;
-use bv_core::batching::{vmap, Axes, Axis};
-use bv_core::control::scan;
-use bv_core::numpy as np;
-use bv_core::{impl_tree, jit, Array, DType, Tensor};
+use bv_core::batching::Axes;
+use bv_core::prelude::*;
 use serde_json::Value;
 
 mod jax_reference;

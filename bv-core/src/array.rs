@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
 
+use crate::client::default_client;
 use crate::dtype::{DType, Element};
-use crate::jit::default_client;
 use crate::pjrt::{self, Buffer, Client, Device};
 use crate::sharding::{Mesh, NamedSharding};
 use crate::trace::{Aval, Spec};
@@ -98,6 +98,8 @@ pub type ShardPlace = (i64, Vec<std::ops::Range<i64>>);
 pub struct Array {
     inner: Arc<Inner>,
 }
+
+crate::tree::leaf!(Array);
 
 impl Array {
     /// Wraps one whole-array buffer.

@@ -16,6 +16,22 @@ use sha2::{Digest, Sha256};
 
 use crate::pjrt::{provision, Client, CompileOptions, LoadedExecutable, Result};
 
+/// Counters for one jitted function (and, from [`crate::eager::stats`], for eager ops).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitStats {
+    /// Programs built for a new signature (in-memory cache misses): compiled, or loaded
+    /// from the persistent cache (this module).
+    pub compiles: usize,
+    /// Of those, the programs loaded from the persistent cache.
+    pub disk_cache_hits: usize,
+    /// Calls served from the cache.
+    pub cache_hits: usize,
+    /// Total time spent tracing and emitting.
+    pub trace_time: Duration,
+    /// Total time spent compiling (or loading) programs.
+    pub compile_time: Duration,
+}
+
 /// Environment variable naming the cache directory (`off` disables the cache).
 pub const DIR_ENV: &str = "BV_COMPILATION_CACHE_DIR";
 /// Environment variable with the minimum compile time, in seconds, worth caching.

@@ -9,38 +9,19 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::array::{mesh_devices, Array, ArrayError};
-use crate::compile_cache;
+use crate::client::default_client;
+use crate::compile_cache::{self, JitStats};
 use crate::emit::{self, EmitError, ModuleOptions};
-use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
+use crate::pjrt::{self, CompileOptions, LoadedExecutable};
 use crate::prim::shard_map::JitMeshScope;
 use crate::prim::sharding::MESH_NAME;
 use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
 use crate::trace::{self, Aval, Spec, Tensor, TraceError};
 use crate::tree::{self, Tree, TreeDef, TreeError};
 use crate::DType;
-
-static DEFAULT_CLIENT: Mutex<Option<Client>> = Mutex::new(None);
-
-/// The process-wide client `jit` and `Array::from_slice` use (JAX's default backend): set by
-/// [`set_default_client`], else [`Client::from_env`] on first use (a one-device CPU client
-/// unless `BV_PLATFORM` names another platform).
-pub fn default_client() -> Result<Client, pjrt::Error> {
-    let mut slot = DEFAULT_CLIENT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = &*slot {
-        return Ok(c.clone());
-    }
-    let c = Client::from_env()?;
-    *slot = Some(c.clone());
-    Ok(c)
-}
-
-/// Makes `client` the default for later `jit` calls and array creation.
-pub fn set_default_client(client: Client) {
-    *DEFAULT_CLIENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
-}
 
 /// Why a jitted call failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,22 +51,6 @@ pub enum JitError {
         /// The runtime error (for compiles, XLA's diagnostics).
         source: pjrt::Error,
     },
-}
-
-/// Counters for one jitted function.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct JitStats {
-    /// Programs built for a new signature (in-memory cache misses): compiled, or loaded
-    /// from the persistent [`compile_cache`].
-    pub compiles: usize,
-    /// Of those, the programs loaded from the persistent cache.
-    pub disk_cache_hits: usize,
-    /// Calls served from the cache.
-    pub cache_hits: usize,
-    /// Total time spent tracing and emitting.
-    pub trace_time: Duration,
-    /// Total time spent compiling (or loading) programs.
-    pub compile_time: Duration,
 }
 
 /// A traced and emitted program, before compilation.

@@ -136,32 +136,42 @@ fn mismatch<T>(expected: &'static str, found: &TreeDef) -> Result<T, TreeError> 
     })
 }
 
+/// Implements [`Leaf`] and [`Tree`] (a single leaf) for a type; the modules that define
+/// leaf types invoke it, so this module depends on none of them.
 macro_rules! leaf {
     ($t:ty) => {
-        impl Leaf for $t {}
-        impl Tree for $t {
+        impl $crate::tree::Leaf for $t {}
+        impl $crate::tree::Tree for $t {
             type Leaf = $t;
-            type With<L: Leaf> = L;
-            fn flatten_into(&self, prefix: &str, out: &mut Vec<(String, $t)>) -> TreeDef {
+            type With<L: $crate::tree::Leaf> = L;
+            fn flatten_into(
+                &self,
+                prefix: &str,
+                out: &mut Vec<(String, $t)>,
+            ) -> $crate::tree::TreeDef {
                 out.push((prefix.to_string(), self.clone()));
-                TreeDef::Leaf
+                $crate::tree::TreeDef::Leaf
             }
             fn unflatten_from(
-                def: &TreeDef,
+                def: &$crate::tree::TreeDef,
                 leaves: &mut dyn Iterator<Item = $t>,
-            ) -> Result<Self, TreeError> {
+            ) -> Result<Self, $crate::tree::TreeError> {
                 match def {
-                    TreeDef::Leaf => leaves.next().ok_or(TreeError::TooFewLeaves),
-                    other => mismatch("a leaf", other),
+                    $crate::tree::TreeDef::Leaf => {
+                        leaves.next().ok_or($crate::tree::TreeError::TooFewLeaves)
+                    }
+                    other => Err($crate::tree::TreeError::Mismatch {
+                        expected: "a leaf",
+                        found: other.clone(),
+                    }),
                 }
             }
         }
     };
 }
+pub(crate) use leaf;
 leaf!(Tensor);
 leaf!(Spec);
-leaf!(crate::array::Array);
-leaf!(crate::batching::Axis);
 
 macro_rules! tuple {
     ($($t:ident $i:tt),+) => {

@@ -16,8 +16,8 @@ use bv_core::batching::{vmap, Axes, Axis};
 use bv_core::control::{cond, fori_loop, scan, switch, while_loop};
 use bv_core::numpy::{self as np};
 use bv_core::prim::{
-    self, window_grad, ArgKind, CompareDir, ConvDims, Convolution, DotDims, GatherDims, Precision,
-    ReduceKind, ScatterDims, ScatterKind, Window,
+    self, ArgKind, CompareDir, ConvDims, Convolution, DotDims, GatherDims, Precision, ReduceKind,
+    ScatterDims, ScatterKind, Window,
 };
 use bv_core::{jit, DType, Tensor};
 use support::{array, assert_close, ints, read, rng, uniform};
@@ -333,8 +333,8 @@ fn table() -> Vec<Case> {
             |x| {
                 let w = window();
                 let y = prim::reduce_window(&x[0], ReduceKind::Max, &w);
-                let s = window_grad::select_and_scatter_add(&y, &x[0], ReduceKind::Max, &w);
-                let g = window_grad::select_and_gather_add(&x[1], &x[0], ReduceKind::Max, &w);
+                let s = prim::select_and_scatter_add(&y, &x[0], ReduceKind::Max, &w);
+                let g = prim::select_and_gather_add(&x[1], &x[0], ReduceKind::Max, &w);
                 vec![y, s, g]
             },
         ),

@@ -57,7 +57,7 @@ fn run_unary(ops: &[UnaryOp], inputs: &[Vec<f64>], dtype: DType) -> Vec<Vec<f64>
     let f = jit(move |xs: Vec<Tensor>| {
         xs.iter()
             .zip(&ops2)
-            .map(|(x, &op)| prim::unary::Unary(op).apply(x))
+            .map(|(x, &op)| prim::Unary(op).apply(x))
             .collect::<Vec<Tensor>>()
     });
     let args: Vec<_> = inputs.iter().map(|v| array(v, &[v.len()], dtype)).collect();
@@ -199,7 +199,7 @@ fn run_binary(ops: &[BinaryOp], xs: &[Vec<f64>], ys: &[Vec<f64>], dtype: DType) 
         xs.iter()
             .zip(&ys)
             .zip(&ops2)
-            .map(|((x, y), &op)| prim::binary::Binary(op).apply(x, y))
+            .map(|((x, y), &op)| prim::Binary(op).apply(x, y))
             .collect::<Vec<Tensor>>()
     });
     let a: Vec<_> = xs.iter().map(|v| array(v, &[v.len()], dtype)).collect();

@@ -17,8 +17,7 @@
 //! logits [2, 10]: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 //! ```
 
-use bv_core::random::Key;
-use bv_core::{jit, Array, Tensor};
+use bv_core::prelude::*;
 use bv_nn::models::vit::Vit;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

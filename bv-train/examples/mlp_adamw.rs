@@ -10,9 +10,7 @@
 
 use std::sync::Arc;
 
-use bv_core::autodiff::value_and_grad;
-use bv_core::numpy as np;
-use bv_core::{impl_tree, jit, Array, Tensor};
+use bv_core::prelude::*;
 use bv_train::optim::{adamw, apply_updates, AdamWOptions, Mask, Optimizer, State};
 use serde_json::Value;
 

@@ -1,6 +1,6 @@
 //! Differentiation of traced programs. `grad`, `vjp` and `jvp` run the user's function in
 //! the current trace, then walk the nodes it recorded: backwards with each primitive's
-//! reverse-mode rule ([`Primitive::vjp`]), or forwards with its forward-mode rule (by default
+//! reverse-mode rule (`Primitive::vjp`), or forwards with its forward-mode rule (by default
 //! the transpose of the reverse rule). The derivative ops land in the same trace, so forward,
 //! backward and update compile into one executable, and rules built from differentiable
 //! primitives make derivatives of derivatives work.

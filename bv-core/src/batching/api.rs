@@ -21,6 +21,8 @@ impl Axis {
     }
 }
 
+crate::tree::leaf!(Axis);
+
 /// `in_axes` / `out_axes` of [`vmap`]: one [`Axis`] for every leaf, or a tree of axes that
 /// is a prefix of the value's tree (an axis in place of a subtree applies to all its
 /// leaves), as in JAX. `0.into()`, `None::<i32>.into()`, `Axes::tree(&(Axis::NONE, Axis::at(0)))`.
@@ -136,15 +138,17 @@ fn normalize(a: i32, rank: usize, path: &str, what: &str) -> Result<usize, Strin
 /// it.
 ///
 /// ```
-/// use bv_core::batching::vmap;
-/// use bv_core::{jit, numpy as np, DType, Spec, Tensor};
+/// use bv_core::batching::Axes;
+/// use bv_core::prelude::*;
 /// // A matrix-vector product written for one vector, applied to the rows of `xs`.
-/// let f = jit(|(w, xs): (Tensor, Tensor)| {
-///     let mv = |(w, x): (Tensor, Tensor)| np::matmul(&w, &x);
-///     vmap(mv, bv_core::batching::Axes::tree(&(bv_core::batching::Axis::NONE, bv_core::batching::Axis::at(0))), 0)(&(w, xs))
-/// });
+/// let mv = |(w, x): (Tensor, Tensor)| np::matmul(&w, &x);
+/// let rows = move || vmap(mv, Axes::tree(&(Axis::NONE, Axis::at(0))), 0);
+/// let f = jit(move |(w, xs): (Tensor, Tensor)| rows()(&(w, xs)));
 /// let l = f.lower(&(Spec::new([4, 3], DType::F32), Spec::new([8, 3], DType::F32)))?;
 /// assert!(l.text.contains("tensor<8x4xf32>"));
+/// // Eager: each row of `xs` times the identity is that row.
+/// let (w, xs) = (np::eye(2, 2, 0, DType::F32), np::arange(6, DType::F32).reshape(&[3, 2]));
+/// assert_eq!(rows()(&(w, xs)).to_vec::<f32>().unwrap(), [0., 1., 2., 3., 4., 5.]);
 /// # Ok::<(), bv_core::JitError>(())
 /// ```
 #[track_caller]

@@ -1,6 +1,6 @@
 //! Vectorization (`jax.vmap`): a function written for one example runs on a batch. `vmap`
 //! traces the function once on unbatched values, then records its nodes again, each through
-//! its primitive's batching rule ([`Primitive::batch`], beside the primitive's shape rule
+//! its primitive's batching rule (`Primitive::batch`, beside the primitive's shape rule
 //! and derivative rules) with the position of every value's batch dimension tracked along
 //! the way (JAX's `BatchTrace`, applied to the traced graph). Rules emit ordinary
 //! primitives into the current trace, so `vmap` composes with `jit`, `grad`, `jvp` and the

@@ -45,10 +45,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::array::{Array, ArrayError};
+use crate::client::default_client;
 use crate::compile_cache;
+use crate::compile_cache::JitStats;
 use crate::dtype::Element;
 use crate::emit::{self, ModuleOptions};
-use crate::jit::{default_client, JitStats};
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
 use crate::prim::Primitive;
 use crate::trace::{
@@ -191,8 +192,8 @@ fn execute(
         graph.values.push(ValueDef::Param(i));
         graph.avals.push(Rc::new((*a).clone()));
     }
-    for (index, a) in out_avals.iter().enumerate() {
-        graph.values.push(ValueDef::Node { node: 0, index });
+    for a in out_avals {
+        graph.values.push(ValueDef::Node);
         graph.avals.push(Rc::new(a.clone()));
     }
     let outputs: Vec<usize> = (n_in..n_in + out_avals.len()).collect();

@@ -2,7 +2,7 @@
 //! StableHLO's readable (pretty) syntax; ops with regions use the generic form with `{...}`
 //! attribute dictionaries, as the StableHLO spec's own examples do.
 
-pub mod literal;
+pub(crate) mod literal;
 
 use std::cell::Cell;
 use std::fmt::Write as _;

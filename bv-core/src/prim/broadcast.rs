@@ -18,7 +18,9 @@ pub struct BroadcastInDim {
     pub dims: Vec<usize>,
 }
 
-/// See [`BroadcastInDim`].
+/// Operand dimension `i` becomes result dimension `dims[i]`; sizes must match or be 1
+/// (`stablehlo.broadcast_in_dim`).
+/// `shape`: result shape; `dims`: for each operand dimension, its result dimension (increasing).
 #[track_caller]
 pub fn broadcast_in_dim(x: &Tensor, shape: &[usize], dims: &[usize]) -> Tensor {
     bind1(

@@ -54,7 +54,7 @@ impl CompareDir {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compare(pub CompareDir);
 
-/// `x <dir> y` elementwise; see [`Compare`].
+/// `x <dir> y` elementwise (`stablehlo.compare`); operands of equal shape and type; bool result.
 #[track_caller]
 pub fn compare(x: &Tensor, y: &Tensor, dir: CompareDir) -> Tensor {
     bind1(Compare(dir), &[x, y])

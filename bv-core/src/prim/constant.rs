@@ -182,7 +182,8 @@ pub struct Iota {
     pub dim: usize,
 }
 
-/// See [`Iota`].
+/// `0, 1, 2, ...` along `dim`, repeated along the other dimensions (`stablehlo.iota`).
+/// `dim`: the counting dimension.
 #[track_caller]
 pub fn iota(dtype: DType, shape: &[usize], dim: usize) -> Tensor {
     bind1(

@@ -19,7 +19,10 @@ pub struct Convert {
     pub weak: bool,
 }
 
-/// See [`Convert`]; the result is strongly typed.
+/// Converts each element to `to` (`stablehlo.convert`): floats to integers truncate toward
+/// zero, to bool is `x != 0`.
+/// `to`: target element type.
+/// The result is strongly typed.
 #[track_caller]
 pub fn convert(x: &Tensor, to: DType) -> Tensor {
     bind1(Convert { to, weak: false }, &[x])
@@ -76,7 +79,9 @@ pub struct BitcastConvert {
     pub to: DType,
 }
 
-/// See [`BitcastConvert`].
+/// Reinterprets the bits of each element as `to` (`stablehlo.bitcast_convert`). A narrower
+/// target adds a minor dimension of `width ratio`; a wider one consumes it.
+/// `to`: target element type.
 #[track_caller]
 pub fn bitcast_convert(x: &Tensor, to: DType) -> Tensor {
     bind1(BitcastConvert { to }, &[x])

@@ -58,7 +58,10 @@ pub struct DotGeneral {
     pub preferred: Option<DType>,
 }
 
-/// See [`DotGeneral`].
+/// Result dimensions: batch, then the left operand's free dimensions, then the right's
+/// (`stablehlo.dot_general`). Operands share an element type; the result has
+/// `preferred` (e.g. f32 accumulation of bf16) or that type.
+/// `dims`: dimension numbers; `precision`: precision for both operands; `preferred`: result element type, if not the operands'.
 #[track_caller]
 pub fn dot_general(
     x: &Tensor,

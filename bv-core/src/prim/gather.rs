@@ -38,7 +38,9 @@ pub struct Gather {
     pub indices_are_sorted: bool,
 }
 
-/// See [`Gather`].
+/// Gathers `slice_sizes`-shaped slices of the operand (`stablehlo.gather`); start indices
+/// are clamped so every slice stays inside.
+/// `dims`: dimension numbers; `slice_sizes`: slice size per operand dimension.
 #[track_caller]
 pub fn gather(x: &Tensor, indices: &Tensor, dims: GatherDims, slice_sizes: &[usize]) -> Tensor {
     bind1(

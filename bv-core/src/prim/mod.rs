@@ -2,42 +2,39 @@
 //! with the function users call, its shape/dtype rule and its StableHLO emission. These ops
 //! do not promote or broadcast (that is [`crate::numpy`]'s job): operands must already agree.
 //!
-//! Each primitive's reverse-mode rule ([`Primitive::vjp`]) sits in its file beside `infer`
+//! Each primitive's reverse-mode rule (`Primitive::vjp`) sits in its file beside `infer`
 //! and `emit`; rules are written with primitives that have rules themselves, so derivatives
 //! of derivatives work. Forward mode transposes the reverse rule unless a primitive gives
-//! its own ([`Primitive::jvp`]; `while_loop` does). The batching rule ([`Primitive::batch`],
+//! its own (`Primitive::jvp`; `while_loop` does). The batching rule (`Primitive::batch`,
 //! used by [`crate::batching::vmap`]) sits there too.
 
-pub mod binary;
-pub mod broadcast;
-pub mod collective;
-pub mod compare;
-pub mod constant;
-pub mod conv;
-pub mod convert;
-pub mod cumulative;
-pub mod dot;
-pub mod gather;
-pub mod pad;
-pub mod reduce;
-pub mod reduce_window;
-pub mod reshape;
-pub mod scatter;
-pub mod select;
-pub mod shard_map;
-pub mod sharding;
-pub mod slice;
-pub mod sort;
-pub mod transpose;
-pub mod unary;
-pub mod window_grad;
-
-use std::fmt;
+pub(crate) mod binary;
+pub(crate) mod broadcast;
+pub(crate) mod collective;
+pub(crate) mod compare;
+pub(crate) mod constant;
+pub(crate) mod conv;
+pub(crate) mod convert;
+pub(crate) mod cumulative;
+pub(crate) mod dot;
+pub(crate) mod gather;
+pub(crate) mod pad;
+pub(crate) mod reduce;
+pub(crate) mod reduce_window;
+pub(crate) mod reshape;
+pub(crate) mod scatter;
+pub(crate) mod select;
+pub(crate) mod shard_map;
+pub(crate) mod sharding;
+pub(crate) mod slice;
+pub(crate) mod sort;
+pub(crate) mod transpose;
+pub(crate) mod unary;
+pub(crate) mod window_grad;
 
 use crate::dtype::DType;
-use crate::emit::EmitCx;
 use crate::trace::error::{bail, ensure};
-use crate::trace::{Aval, Func, OpError, Tensor};
+use crate::trace::{Aval, OpError};
 
 pub use binary::*;
 pub use broadcast::broadcast_in_dim;
@@ -61,74 +58,9 @@ pub use slice::{dynamic_slice, dynamic_update_slice, slice, slice_in_dim};
 pub use sort::sort;
 pub use transpose::{reverse, transpose};
 pub use unary::*;
+pub use window_grad::{select_and_gather_add, select_and_scatter_add};
 
-/// A primitive operation with its static parameters (the struct's fields).
-pub trait Primitive: fmt::Debug + 'static {
-    /// The name used in errors, e.g. `"add"`.
-    fn name(&self) -> &'static str;
-
-    /// Shape and dtype rule: the result avals for these operand avals, or why not.
-    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError>;
-
-    /// The StableHLO text after `%n = ` (may span lines; regions use `cx.scope` for names).
-    fn emit(&self, cx: &EmitCx) -> String;
-
-    /// How many results the primitive has (used to shape poisoned results).
-    fn num_outputs(&self) -> usize {
-        1
-    }
-
-    /// Reverse-mode rule: the cotangents of the operands, given the operands, the results
-    /// and the results' cotangents (`None` is a zero). Returns `None` for an operand with a
-    /// zero (or no) cotangent. Only called when some floating-point result has a cotangent.
-    fn vjp(&self, ins: &[Tensor], outs: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
-        let _ = (ins, outs, cts);
-        Err(OpError(format!(
-            "`{}` has no reverse-mode derivative rule",
-            self.name()
-        )))
-    }
-
-    /// Forward-mode rule: the results' tangents given the operands' (`None` is a zero), or
-    /// `None` to derive it by transposing [`Primitive::vjp`].
-    fn jvp(
-        &self,
-        ins: &[Tensor],
-        outs: &[Tensor],
-        tangents: &[Option<Tensor>],
-    ) -> Option<VjpResult> {
-        let _ = (ins, outs, tangents);
-        None
-    }
-
-    /// Batching rule (`vmap`): the results and where each carries the batch dimension,
-    /// given operands of which operand `i` carries it at `dims[i]` (`None`: not batched).
-    /// Only called when some operand is batched; all batched operands share its size.
-    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
-        let _ = (ins, dims);
-        Err(OpError(format!("`{}` has no batching rule", self.name())))
-    }
-
-    /// For call-like primitives (remat, custom rules, identity): the function this node
-    /// applies, emitted inline in its place (and run op by op in eager mode).
-    fn inline(&self) -> Option<&Func> {
-        None
-    }
-
-    /// For constants: the value's little-endian bytes (one element for a splat, else all),
-    /// which eager mode copies to the device instead of compiling a program.
-    fn literal(&self) -> Option<&[u8]> {
-        None
-    }
-}
-
-/// The result of a derivative rule: one optional tensor per operand (or result, for
-/// [`Primitive::jvp`]), or why the rule does not apply.
-pub type VjpResult = Result<Vec<Option<Tensor>>, OpError>;
-
-/// The result of a batching rule: the results and the batch dimension of each (`None`:
-/// the same for every batch element), or why the rule does not apply.
-pub type BatchResult = Result<(Vec<Tensor>, Vec<Option<usize>>), OpError>;
+pub(crate) use crate::trace::{BatchResult, Primitive, VjpResult};
 
 /// Which element types an op accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

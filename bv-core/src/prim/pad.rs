@@ -22,7 +22,9 @@ pub struct Pad {
     pub interior: Vec<i64>,
 }
 
-/// See [`Pad`]; `config[i] = (lo, hi, interior)`, as `lax.pad`.
+/// Pads with a scalar value: `lo[i]` before, `hi[i]` after (negative removes elements) and
+/// `interior[i]` between elements of dimension `i` (`stablehlo.pad`).
+/// `config[i] = (lo, hi, interior)`, as `lax.pad`.
 #[track_caller]
 pub fn pad(x: &Tensor, value: &Tensor, config: &[(i64, i64, i64)]) -> Tensor {
     let p = Pad {
@@ -137,7 +139,9 @@ pub struct Concatenate {
     pub dim: usize,
 }
 
-/// See [`Concatenate`].
+/// Joins operands along `dim`; other dimensions and element types must agree
+/// (`stablehlo.concatenate`).
+/// `dim`: the joining dimension.
 #[track_caller]
 pub fn concatenate(xs: &[&Tensor], dim: usize) -> Tensor {
     bind(Concatenate { dim }, xs).swap_remove(0)

@@ -48,7 +48,9 @@ pub struct Scatter {
     pub kind: ScatterKind,
 }
 
-/// See [`Scatter`].
+/// Combines update slices into the operand at the indexed positions; out-of-range windows
+/// are skipped (`stablehlo.scatter`).
+/// `dims`: dimension numbers; `kind`: combination rule.
 #[track_caller]
 pub fn scatter(
     x: &Tensor,

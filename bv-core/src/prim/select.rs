@@ -26,7 +26,8 @@ fn scalar_or_front(x: &Tensor, d: Option<usize>, n: usize, shape: &[usize]) -> T
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Select;
 
-/// See [`Select`].
+/// `pred ? on_true : on_false` elementwise (`stablehlo.select`). `pred` is bool, of the
+/// branches' shape or a scalar; the branches have equal shape and type.
 #[track_caller]
 pub fn select(pred: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Tensor {
     bind1(Select, &[pred, on_true, on_false])
@@ -99,7 +100,8 @@ impl Primitive for Select {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Clamp;
 
-/// See [`Clamp`].
+/// `min(max(x, lo), hi)` elementwise (`stablehlo.clamp`); `lo` and `hi` are scalars or of
+/// `x`'s shape, all of one element type.
 #[track_caller]
 pub fn clamp(lo: &Tensor, x: &Tensor, hi: &Tensor) -> Tensor {
     bind1(Clamp, &[lo, x, hi])

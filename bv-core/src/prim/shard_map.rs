@@ -421,7 +421,7 @@ impl Primitive for ShardMap {
 /// `in_specs[i]`) and assembles result `j` from the per-device results as `out_specs[j]`
 /// says. A result is taken to be equal across the mesh axes its spec leaves out (JAX's
 /// `check_rep=False`). Tensors `f` closes over enter replicated. Inside `f`, the
-/// collectives of [`crate::prim::collective`] (`psum`, `all_gather`, `ppermute`, …) work over
+/// collectives of [`crate::prim`] (`psum`, `all_gather`, `ppermute`, …) work over
 /// the mesh's named axes.
 ///
 /// Use it in a function jitted with [`crate::Jit::sharded`] over the same `mesh`; it is

@@ -21,7 +21,10 @@ pub struct Slice {
     pub strides: Vec<usize>,
 }
 
-/// See [`Slice`]; `strides` may be empty for all ones.
+/// Elements `start[i] .. limit[i]` with step `strides[i]` of each dimension
+/// (`stablehlo.slice`).
+/// `start`: inclusive start per dimension; `limit`: exclusive limit per dimension; `strides`: step per dimension (at least 1).
+/// `strides` may be empty for all ones.
 #[track_caller]
 pub fn slice(x: &Tensor, start: &[usize], limit: &[usize], strides: &[usize]) -> Tensor {
     let strides = if strides.is_empty() {
@@ -160,7 +163,9 @@ pub struct DynamicSlice {
     pub sizes: Vec<usize>,
 }
 
-/// See [`DynamicSlice`].
+/// A `sizes`-shaped window starting at run-time indices (one scalar integer per
+/// dimension), clamped so the window stays inside (`stablehlo.dynamic_slice`).
+/// `sizes`: window size per dimension.
 #[track_caller]
 pub fn dynamic_slice(x: &Tensor, starts: &[&Tensor], sizes: &[usize]) -> Tensor {
     let mut ins = vec![x];
@@ -269,7 +274,8 @@ impl Primitive for DynamicSlice {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DynamicUpdateSlice;
 
-/// See [`DynamicUpdateSlice`].
+/// Writes `update` into `x` at run-time start indices, clamped so it fits
+/// (`stablehlo.dynamic_update_slice`).
 #[track_caller]
 pub fn dynamic_update_slice(x: &Tensor, update: &Tensor, starts: &[&Tensor]) -> Tensor {
     let mut ins = vec![x, update];

@@ -15,7 +15,8 @@ pub struct Transpose {
     pub perm: Vec<usize>,
 }
 
-/// See [`Transpose`].
+/// Result dimension `i` is operand dimension `perm[i]` (`stablehlo.transpose`).
+/// `perm`: a permutation of `0..rank`.
 #[track_caller]
 pub fn transpose(x: &Tensor, perm: &[usize]) -> Tensor {
     bind1(
@@ -76,7 +77,8 @@ pub struct Reverse {
     pub dims: Vec<usize>,
 }
 
-/// See [`Reverse`].
+/// Reverses the order of elements along `dims` (`stablehlo.reverse`).
+/// `dims`: dimensions to flip.
 #[track_caller]
 pub fn reverse(x: &Tensor, dims: &[usize]) -> Tensor {
     bind1(

@@ -50,7 +50,9 @@ pub struct SelectAndScatterAdd {
     pub window: Window,
 }
 
-/// See [`SelectAndScatterAdd`].
+/// Scatters `source` (one value per window) into `operand`'s shape at each window's
+/// max (or min) position, adding where windows overlap.
+/// `kind`: `Max` or `Min`; `window`: the windows (no dilation).
 #[track_caller]
 pub fn select_and_scatter_add(
     source: &Tensor,
@@ -139,7 +141,8 @@ pub struct SelectAndGatherAdd {
     pub window: Window,
 }
 
-/// See [`SelectAndGatherAdd`].
+/// Reads `tangent` at the position of each window's max (or min) of `operand`.
+/// `kind`: `Max` or `Min`; `window`: the windows.
 #[track_caller]
 pub fn select_and_gather_add(
     tangent: &Tensor,

@@ -8,8 +8,9 @@
 //! trace); a concrete tensor used inside a trace is closed over: it becomes a parameter of
 //! the traced function, passed its value when the program runs.
 
-pub mod aval;
-pub mod error;
+pub(crate) mod aval;
+pub(crate) mod error;
+mod primitive;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,10 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use aval::{Aval, Spec};
 pub use error::{CallSite, OpError, TraceError};
+pub(crate) use primitive::{BatchResult, Primitive, VjpResult};
 
 use crate::array::Array;
 use crate::dtype::DType;
-use crate::prim::Primitive;
 
 /// A value: inside a function being traced, a cheap handle (an id and its abstract value)
 /// whose arithmetic records ops; outside any trace, a concrete value on a device, computed
@@ -117,11 +118,11 @@ impl Tensor {
 
 /// How a value of the graph is defined.
 #[derive(Clone, Debug)]
-pub enum ValueDef {
+pub(crate) enum ValueDef {
     /// The function's i-th flat argument.
     Param(usize),
-    /// Output `index` of node `node`.
-    Node { node: usize, index: usize },
+    /// A result of a node (the node's `outputs` list it).
+    Node,
     /// The result of a rejected op (or of an op on such a result).
     Poison,
     /// A tensor of an enclosing trace used by a body being traced; it becomes a parameter
@@ -131,28 +132,28 @@ pub enum ValueDef {
 
 /// One recorded op application.
 #[derive(Clone, Debug)]
-pub struct Node {
+pub(crate) struct Node {
     /// The primitive and its static parameters.
-    pub prim: Rc<dyn Primitive>,
+    pub(crate) prim: Rc<dyn Primitive>,
     /// Value ids of the operands.
-    pub inputs: Vec<usize>,
+    pub(crate) inputs: Vec<usize>,
     /// Value ids of the results.
-    pub outputs: Vec<usize>,
+    pub(crate) outputs: Vec<usize>,
     /// Where user code applied it.
-    pub site: CallSite,
+    pub(crate) site: CallSite,
 }
 
 /// A traced program: parameters, values and nodes in program order (a topological order).
 #[derive(Clone, Debug, Default)]
-pub struct Graph {
+pub(crate) struct Graph {
     /// Abstract values of the parameters (value ids `0..params.len()`).
-    pub params: Vec<Aval>,
+    pub(crate) params: Vec<Aval>,
     /// Definition of every value, by id.
-    pub values: Vec<ValueDef>,
+    pub(crate) values: Vec<ValueDef>,
     /// Abstract value of every value, by id.
-    pub avals: Vec<Rc<Aval>>,
+    pub(crate) avals: Vec<Rc<Aval>>,
     /// The recorded ops.
-    pub nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
 }
 
 impl Graph {
@@ -167,16 +168,16 @@ impl Graph {
 /// A traced function: a graph and which of its values it returns (JAX's closed jaxpr).
 /// Control-flow, remat and custom-rule primitives hold their bodies as `Func`s.
 #[derive(Clone, Debug, Default)]
-pub struct Func {
+pub(crate) struct Func {
     /// The body; its parameters are the function's inputs.
-    pub graph: Graph,
+    pub(crate) graph: Graph,
     /// Value ids of the results.
-    pub outputs: Vec<usize>,
+    pub(crate) outputs: Vec<usize>,
 }
 
 impl Func {
     /// Abstract values of the results.
-    pub fn out_avals(&self) -> Vec<Aval> {
+    pub(crate) fn out_avals(&self) -> Vec<Aval> {
         self.outputs
             .iter()
             .map(|&o| (*self.graph.avals[o]).clone())
@@ -189,7 +190,7 @@ impl Func {
 pub struct Trace {
     id: u64,
     /// The recorded program.
-    pub graph: Graph,
+    pub(crate) graph: Graph,
     /// The first error recorded.
     pub error: Option<TraceError>,
     /// The tensors from outside that the function used, with the values that stand for
@@ -203,7 +204,7 @@ pub struct Trace {
 
 impl Trace {
     /// Checks that `t` was computed inside this trace and returns its value id.
-    pub fn value_of(&self, t: &Tensor, path: &str) -> Result<usize, TraceError> {
+    pub(crate) fn value_of(&self, t: &Tensor, path: &str) -> Result<usize, TraceError> {
         if t.trace != self.id {
             return Err(TraceError::ForeignOutput {
                 path: path.to_string(),
@@ -214,7 +215,7 @@ impl Trace {
 
     /// The concrete tensors the function closed over: they became the graph's parameters
     /// after the declared ones, in this order, and are passed their values when it runs.
-    pub fn constants(&self) -> Vec<Tensor> {
+    pub(crate) fn constants(&self) -> Vec<Tensor> {
         self.captures.iter().map(|(t, _)| t.clone()).collect()
     }
 }
@@ -237,7 +238,7 @@ impl Drop for PopOnDrop {
 
 /// Runs `f` on fresh parameter tensors with the given avals inside a new trace, and returns
 /// its result with the finished trace. Concrete tensors `f` uses become parameters after
-/// `params` ([`Trace::constants`]).
+/// `params`.
 pub fn trace<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
     trace_impl(params, false, f)
 }
@@ -320,13 +321,13 @@ pub fn is_tracing() -> bool {
 /// plausible aval, so tracing continues. With no trace active it runs at once on concrete
 /// operands ([`crate::eager`]); concrete operands inside a trace are closed over.
 #[track_caller]
-pub fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
+pub(crate) fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
     bind_rc(Rc::new(prim), inputs)
 }
 
 /// [`bind`] for a shared primitive (used when replaying a recorded graph).
 #[track_caller]
-pub fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
+pub(crate) fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
     let site = CallSite::here();
     if !is_tracing() {
         return crate::eager::apply(prim, inputs, site);
@@ -397,10 +398,9 @@ pub fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
         }
         match inferred {
             Ok(outs) => {
-                let node = tr.graph.nodes.len();
                 let mut tensors = Vec::with_capacity(outs.len());
-                for (index, a) in outs.into_iter().enumerate() {
-                    let (vid, aval) = tr.graph.new_value(ValueDef::Node { node, index }, a);
+                for a in outs {
+                    let (vid, aval) = tr.graph.new_value(ValueDef::Node, a);
                     tensors.push(Tensor {
                         trace: tr.id,
                         id: vid,
@@ -441,7 +441,7 @@ pub(crate) fn poison_like(ins: &[&Aval], n_out: usize) -> Vec<Aval> {
 
 /// [`bind`] for single-result primitives.
 #[track_caller]
-pub fn bind1(prim: impl Primitive, inputs: &[&Tensor]) -> Tensor {
+pub(crate) fn bind1(prim: impl Primitive, inputs: &[&Tensor]) -> Tensor {
     let mut outs = bind(prim, inputs);
     outs.swap_remove(0)
 }
@@ -559,7 +559,7 @@ fn with_trace<R>(t: Option<&Tensor>, f: impl FnOnce(&Trace) -> R) -> Option<R> {
 
 /// Applies a traced function to `ins` in the current trace by recording its nodes again.
 #[track_caller]
-pub fn replay(f: &Func, ins: &[Tensor]) -> Vec<Tensor> {
+pub(crate) fn replay(f: &Func, ins: &[Tensor]) -> Vec<Tensor> {
     let mut vals: Vec<Option<Tensor>> = vec![None; f.graph.values.len()];
     for (vid, def) in f.graph.values.iter().enumerate() {
         if let ValueDef::Param(i) = def {
