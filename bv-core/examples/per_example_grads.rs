@@ -13,7 +13,7 @@ use bv_core::prelude::*;
 use serde_json::Value;
 
 mod jax_reference;
-use jax_reference::{floats, worst};
+use jax_reference::{floats, report, worst};
 
 /// The model's parameters: a weight per feature and a bias.
 struct Params<L> {
@@ -122,12 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "mean-loss gradient: dL/dw {:?}  dL/db {:?}",
         ours[3], ours[4]
     );
-    for (k, worst) in differences(&ours, &r) {
-        println!("{k}: largest difference from JAX {worst:.2e}");
-        if worst > TOLERANCE {
-            return Err(format!("{k} differs from JAX's by {worst:e}").into());
-        }
-    }
+    report(&differences(&ours, &r), TOLERANCE)?;
     Ok(())
 }
 
@@ -139,8 +134,6 @@ mod tests {
     fn per_example_gradients_equal_jax() {
         let r = reference().unwrap();
         let ours = compute(&r).unwrap();
-        for (k, worst) in differences(&ours, &r) {
-            assert!(worst <= TOLERANCE, "{k}: {worst:e} from JAX's numbers");
-        }
+        report(&differences(&ours, &r), TOLERANCE).unwrap();
     }
 }

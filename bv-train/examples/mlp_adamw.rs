@@ -16,7 +16,7 @@ use serde_json::Value;
 
 #[path = "../../bv-core/examples/jax_reference/mod.rs"]
 mod jax_reference;
-use jax_reference::{floats, worst};
+use jax_reference::{floats, report, worst};
 
 /// A dense layer's parameters.
 struct Dense<L> {
@@ -147,11 +147,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("step {i:2}: loss {l:.6}");
     }
     let off = worst(&losses, &floats(&r["loss"]));
-    println!("data and initial parameters: largest difference from JAX's {inputs_off:.2e}");
-    println!("losses: largest difference from JAX's {off:.2e}");
-    if off > TOLERANCE || inputs_off > TOLERANCE {
-        return Err(format!("differs from JAX's numbers by {:e}", off.max(inputs_off)).into());
-    }
+    report(
+        &[("data and initial parameters", inputs_off), ("losses", off)],
+        TOLERANCE,
+    )?;
     Ok(())
 }
 

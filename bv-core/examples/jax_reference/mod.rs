@@ -22,3 +22,15 @@ pub fn worst(ours: &[f32], jax: &[f32]) -> f64 {
         .map(|(a, b)| f64::from((a - b).abs() / (1.0 + b.abs())))
         .fold(0.0, f64::max)
 }
+
+/// Prints each named largest difference from JAX's numbers; the error names the first one
+/// above `tolerance`.
+pub fn report(differences: &[(&str, f64)], tolerance: f64) -> Result<(), String> {
+    for &(name, worst) in differences {
+        println!("{name}: largest difference from JAX {worst:.2e}");
+        if worst > tolerance {
+            return Err(format!("{name} differs from JAX's by {worst:e}"));
+        }
+    }
+    Ok(())
+}

@@ -35,43 +35,8 @@ pub use super::scale::LearningRate;
 use super::scale::{AddDecayedWeights, Identity, ScaleByLearningRate, ScaleByTrustRatio};
 use super::transform::{chain, masked, Chain, Mask, Transform};
 
-/// `optax.adam`'s keyword arguments.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AdamOptions {
-    pub b1: f64,
-    pub b2: f64,
-    pub eps: f64,
-    pub eps_root: f64,
-    /// The dtype of the first moment (`None`: the parameter's).
-    pub mu_dtype: Option<DType>,
-    pub nesterov: bool,
-}
-
-impl Default for AdamOptions {
-    fn default() -> Self {
-        AdamOptions {
-            b1: 0.9,
-            b2: 0.999,
-            eps: 1e-8,
-            eps_root: 0.0,
-            mu_dtype: None,
-            nesterov: false,
-        }
-    }
-}
-
-impl AdamOptions {
-    fn core(&self) -> ScaleByAdam {
-        ScaleByAdam {
-            b1: self.b1,
-            b2: self.b2,
-            eps: self.eps,
-            eps_root: self.eps_root,
-            mu_dtype: self.mu_dtype,
-            nesterov: self.nesterov,
-        }
-    }
-}
+/// `optax.adam`'s keyword arguments: those of its core, `scale_by_adam`.
+pub type AdamOptions = ScaleByAdam;
 
 /// `optax.adamw`'s keyword arguments: Adam's, the decay rate and its mask.
 #[derive(Clone, Debug)]
@@ -191,13 +156,13 @@ fn lr(learning_rate: impl Into<LearningRate>) -> Stage {
 
 /// `optax.adam`: stages `adam`, `lr`.
 pub fn adam(learning_rate: impl Into<LearningRate>, o: AdamOptions) -> Chain {
-    chain(vec![stage("adam", o.core()), lr(learning_rate)])
+    chain(vec![stage("adam", o), lr(learning_rate)])
 }
 
 /// `optax.adamw`: stages `adam`, `wd`, `lr`.
 pub fn adamw(learning_rate: impl Into<LearningRate>, o: AdamWOptions) -> Chain {
     chain(vec![
-        stage("adam", o.adam.core()),
+        stage("adam", o.adam),
         decay(o.weight_decay, o.mask),
         lr(learning_rate),
     ])
