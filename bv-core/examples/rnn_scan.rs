@@ -14,7 +14,7 @@ use bv_core::prelude::*;
 use serde_json::Value;
 
 mod jax_reference;
-use jax_reference::{floats, report, worst};
+use jax_reference::{differences, floats, report};
 
 /// The RNN's parameters: `h_t = tanh(wh h_{t-1} + wx x_t + b)`, readout `v . h_t`.
 #[derive(Clone)]
@@ -116,19 +116,6 @@ fn compute(r: &Value) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?)
 }
 
-/// JAX's numbers for a key such as `mean_grad/wh`.
-fn jax(r: &Value, key: &str) -> Vec<f32> {
-    floats(key.split('/').fold(r, |v: &Value, k| &v[k]))
-}
-
-/// The largest difference from JAX's numbers, per key.
-fn differences(ours: &[Vec<f32>], r: &Value) -> Vec<(&'static str, f64)> {
-    KEYS.iter()
-        .zip(ours)
-        .map(|(k, o)| (*k, worst(o, &jax(r, k))))
-        .collect()
-}
-
 /// Float32 rounding: a few units in the last place.
 const TOLERANCE: f64 = 2e-6;
 
@@ -136,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = reference()?;
     let ours = compute(&r)?;
     println!("per-sequence losses: {:?}", ours[0]);
-    report(&differences(&ours, &r), TOLERANCE)?;
+    report(&differences(&KEYS, &ours, &r), TOLERANCE)?;
     Ok(())
 }
 
@@ -148,6 +135,6 @@ mod tests {
     fn batched_rnn_equals_jax() {
         let r = reference().unwrap();
         let ours = compute(&r).unwrap();
-        report(&differences(&ours, &r), TOLERANCE).unwrap();
+        report(&differences(&KEYS, &ours, &r), TOLERANCE).unwrap();
     }
 }

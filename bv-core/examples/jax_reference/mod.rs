@@ -34,3 +34,16 @@ pub fn report(differences: &[(&str, f64)], tolerance: f64) -> Result<(), String>
     }
     Ok(())
 }
+
+/// The largest difference of each of `ours` from the JSON entry its key names (`a/b` reaches
+/// into nested objects), as [`worst`] measures it.
+pub fn differences(
+    keys: &[&'static str],
+    ours: &[Vec<f32>],
+    r: &Value,
+) -> Vec<(&'static str, f64)> {
+    keys.iter()
+        .zip(ours)
+        .map(|(k, o)| (*k, worst(o, &floats(k.split('/').fold(r, |v, p| &v[p])))))
+        .collect()
+}

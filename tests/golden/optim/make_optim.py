@@ -115,9 +115,9 @@ def optax_optimizer(fn, kw, total):
   return getattr(optax, fn)(lr, **kw)
 
 
-def one_optax_case(name, fn, kw, total, params0, grads, outdir):
-  tx = optax_optimizer(fn, kw, total)
-  params = nest(params0)
+def run_and_save(tx, params, grads, outdir, name):
+  """Applies `tx` to `grads` step by step under jit; saves and returns params, updates and
+  state."""
   opt = jax.jit(tx.init)(params)
 
   @jax.jit
@@ -135,6 +135,11 @@ def one_optax_case(name, fn, kw, total, params0, grads, outdir):
   os.makedirs(os.path.join(outdir, name), exist_ok=True)
   for f, arrays in saved.items():
     np.savez(os.path.join(outdir, name, f"{f}.npz"), **arrays)
+  return saved
+
+
+def one_optax_case(name, fn, kw, total, params0, grads, outdir):
+  run_and_save(optax_optimizer(fn, kw, total), nest(params0), grads, outdir, name)
   write_json(os.path.join(outdir, name, "meta.json"),
              {"optimizer": fn, "kwargs": kw, "total_steps": total})
 
@@ -217,23 +222,7 @@ def one_case(name, cfg, total, params0, grads, outdir):
   sched_kw = {"total_steps": total, "batch_size": None, "data_size": None}
   params = nest(params0)
   tx, sched_fns = bv_optax.make(config, params, sched_kw=sched_kw)
-  opt = jax.jit(tx.init)(params)
-
-  @jax.jit
-  def step(params, opt, g):
-    updates, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, updates), updates, opt
-
-  saved = {"params": {}, "updates": {}, "opt_state": {}}
-  for t, g in enumerate(grads, 1):
-    params, updates, opt = step(params, opt, nest(g))
-    saved["params"].update({f"step{t}/{k}": v for k, v in flat(params).items()})
-    saved["updates"].update({f"step{t}/{k}": v for k, v in flat(updates).items()})
-    if t in SAVED_STATE_STEPS:
-      saved["opt_state"].update(state_arrays(opt, f"step{t}"))
-  os.makedirs(os.path.join(outdir, name), exist_ok=True)
-  for f, arrays in saved.items():
-    np.savez(os.path.join(outdir, name, f"{f}.npz"), **arrays)
+  saved = run_and_save(tx, params, grads, outdir, name)
 
   schedule = config.get("schedule")
   if not isinstance(schedule, (list, tuple)):
