@@ -1,8 +1,8 @@
 //! `xla.CompileOptionsProto`, encoded by hand: the handful of fields bv sets.
 //!
-//! Field numbers follow `xla/pjrt/proto/compile_options.proto` and `xla/xla_data.proto`
-//! (see `../shared/spec/anchors.md` §7). Encoding them ourselves avoids protoc and a
-//! vendored copy of XLA's protos.
+//! Field numbers follow `xla/pjrt/proto/compile_options.proto` and `xla/xla_data.proto` in
+//! the openxla/xla repository. Encoding them ourselves avoids protoc and a vendored copy of
+//! XLA's protos.
 
 use std::collections::BTreeMap;
 
