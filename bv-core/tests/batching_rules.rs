@@ -107,16 +107,8 @@ fn looped(c: &Case, xs: &[Tensor]) -> Vec<Tensor> {
         .collect();
     (0..per[0].len())
         .map(|j| {
-            let parts: Vec<Tensor> = per
-                .iter()
-                .map(|o| {
-                    let mut s = vec![1];
-                    s.extend(o[j].shape());
-                    prim::reshape(&o[j], &s)
-                })
-                .collect();
-            let refs: Vec<&Tensor> = parts.iter().collect();
-            prim::concatenate(&refs, 0)
+            let parts: Vec<&Tensor> = per.iter().map(|o| &o[j]).collect();
+            np::stack(&parts, 0)
         })
         .collect()
 }

@@ -315,16 +315,8 @@ fn collectives_and_shard_map_batch_like_a_loop() {
             .collect();
         let stacked: Vec<Tensor> = (0..v.len())
             .map(|j| {
-                let parts: Vec<Tensor> = l
-                    .iter()
-                    .map(|o| {
-                        let mut s = vec![1];
-                        s.extend(o[j].shape());
-                        prim::reshape(&o[j], &s)
-                    })
-                    .collect();
-                let refs: Vec<&Tensor> = parts.iter().collect();
-                prim::concatenate(&refs, 0)
+                let parts: Vec<&Tensor> = l.iter().map(|o| &o[j]).collect();
+                np::stack(&parts, 0)
             })
             .collect();
         (v, stacked)

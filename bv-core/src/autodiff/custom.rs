@@ -200,13 +200,7 @@ where
             let (def, xs) = leaves(&x);
             let (func, caps, out_def) = trace_tree(&f, &def, &xs);
             let Some(out_def) = out_def else {
-                trace::record(
-                    "checkpoint",
-                    "the function returned a tensor it did not compute from its inputs or captures"
-                        .into(),
-                    &[],
-                    site,
-                );
+                foreign_output("checkpoint", "the function", site);
                 return f(x);
             };
             let mut args = xs;
@@ -343,7 +337,7 @@ where
                 &xs,
             );
             let (Some(_), Some((od, rd, n_out))) = (out_def, res_def) else {
-                trace::record("custom_vjp", "the forward function returned a tensor it did not compute from its inputs or captures".into(), &[], site);
+                foreign_output("custom_vjp", "the forward function", site);
                 return fwd(x).0;
             };
             let bwd = bwd.clone();
@@ -522,13 +516,7 @@ where
             let (def, xs) = leaves(&x);
             let (func, caps, out_def) = trace_tree(&f, &def, &xs);
             let Some(od) = out_def else {
-                trace::record(
-                    "custom_jvp",
-                    "the function returned a tensor it did not compute from its inputs or captures"
-                        .into(),
-                    &[],
-                    site,
-                );
+                foreign_output("custom_jvp", "the function", site);
                 return f(x);
             };
             let (jvp, id, od2) = (jvp.clone(), def.clone(), od.clone());
@@ -551,4 +539,14 @@ where
             tree::unflatten(&od, outs).expect("outputs of the function's own structure")
         })
     }
+}
+
+/// Records that `what`, traced for `op`, returned a tensor of no trace it can reach.
+fn foreign_output(op: &'static str, what: &str, site: trace::CallSite) {
+    trace::record(
+        op,
+        format!("{what} returned a tensor it did not compute from its inputs or captures"),
+        &[],
+        site,
+    );
 }
