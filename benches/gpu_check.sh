@@ -17,7 +17,8 @@
 #   --dry-run   print the steps without running them (what happens without a GPU, too:
 #               the check is skipped with a message and exit status 0).
 # Environment: OUT (results folder), PYTHON (the interpreter with JAX; default python3),
-# ROUNDS (benchmark rounds; default 3).
+# ROUNDS (benchmark rounds; default 3), BV_PREBUILT_TESTS (a folder of prebuilt runtime-test
+# binaries, for a machine without cargo: target/release/ must then hold bv-train and bv-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,9 +81,26 @@ if (( ! dry )); then
     "$python" -c 'import jax; print("jax", jax.__version__, jax.devices())'; } | tee "$out/machine.txt"
 fi
 
-step build cargo build --release -p bv-train -p bv-benches
-step runtime_tests cargo test --release -p bv-core --test 'jit_*' --test 'prim_*' \
-  --test 'autodiff_*' --test 'random_*' --test trace_golden
+# run_test_binaries DIR: each prebuilt test binary in DIR, from bv-core/ as cargo runs them.
+run_test_binaries() {
+  local rc=0 t dir
+  dir=$(cd "$1" && pwd)
+  for t in "$dir"/*; do
+    echo "== $(basename "$t")"
+    (cd bv-core && "$t") || rc=1
+  done
+  return $rc
+}
+
+if [[ -n "${BV_PREBUILT_TESTS:-}" ]]; then
+  # A machine without a Rust toolchain: release binaries built elsewhere are already in
+  # target/release/ and the runtime tests' binaries in $BV_PREBUILT_TESTS.
+  step runtime_tests run_test_binaries "$BV_PREBUILT_TESTS"
+else
+  step build cargo build --release -p bv-train -p bv-benches
+  step runtime_tests cargo test --release -p bv-core --test 'jit_*' --test 'prim_*' \
+    --test 'autodiff_*' --test 'random_*' --test trace_golden
+fi
 step vit_b16_float32 target/release/bv-bench models --variants B/16 --platform cuda \
   --dtype float32 --rounds "$rounds" --python "$python" --out "$out/benchmarks.md"
 step vit_b16_bfloat16 target/release/bv-bench models --variants B/16 --platform cuda \

@@ -196,7 +196,15 @@ pub fn run(python: &Path, rounds: usize, out: &Path, setup: &Setup) -> Result<()
                     .env("BV_JAX_CACHE_DIR", jax_cache.path());
                 out.push(spawn(c, platform)?);
             }
-            eprintln!("{variant}: round {}/{rounds} done", r + 1);
+            // Each round's figures as they come, so a run cut short still reports them.
+            eprintln!(
+                "{variant}: round {}/{rounds}: bv {} | bv cached {} | JAX {} | JAX cached {}",
+                r + 1,
+                bv[r],
+                bv_warm[r],
+                jx[r],
+                jx_warm[r]
+            );
         }
         let m = |v: &[serde_json::Value], k: &str| {
             median(&v.iter().filter_map(|x| x[k].as_f64()).collect::<Vec<_>>())

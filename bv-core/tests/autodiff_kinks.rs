@@ -167,6 +167,11 @@ fn matches(got: &[f64], want: &[f64]) -> bool {
         })
 }
 
+/// Cases whose result XLA leaves to the backend: which of several updates to one index a
+/// scatter keeps. The references are JAX's on a CPU; on an H200, JAX 0.11.2 keeps the first
+/// update where its CPU keeps the last, as bv does there (docs/tpu_gpu.md).
+const BACKEND_DEFINED: &[&str] = &["scatter_set_repeated"];
+
 /// Inputs, tangents and output weights of one case, as arrays.
 struct Case {
     name: String,
@@ -263,14 +268,16 @@ fn derivatives_at_kinks_and_ties_match_jax() {
     let mut it = out.iter();
     let mut bad = Vec::new();
     for c in &cases {
+        let strict = support::on_cpu() || !BACKEND_DEFINED.contains(&c.name.as_str());
         let mut check = |what: String, got: Vec<f64>, want: Vec<f64>| {
             let ok = matches(&got, &want);
-            println!(
-                "{:<28} {}: bv {got:?} jax {want:?}",
-                what,
-                if ok { "ok " } else { "BAD" }
-            );
-            if !ok {
+            let verdict = match (ok, strict) {
+                (true, _) => "ok ",
+                (false, true) => "BAD",
+                (false, false) => "backend-defined",
+            };
+            println!("{what:<28} {verdict}: bv {got:?} jax {want:?}");
+            if !ok && strict {
                 bad.push(what);
             }
         };

@@ -233,7 +233,11 @@ fn remat_recomputes_behind_barriers_with_equal_gradients() {
         plain.call(&args).expect("run"),
         remat.call(&args).expect("run"),
     );
-    close(&read(&g2), &read(&g1), 1e-5, "remat gradient");
+    // Off the CPU, float32 matmuls run at the backend's default precision (TF32 on an
+    // NVIDIA GPU), where recomputation moves the gradient: JAX 0.11.2 on an H200 differs by
+    // 1.4e-3 with and without jax.checkpoint on this program, bv by 1.6e-3 (docs/tpu_gpu.md).
+    let tol = if support::on_cpu() { 1e-5 } else { 5e-3 };
+    close(&read(&g2), &read(&g1), tol, "remat gradient");
 }
 
 /// A float64 host reference of one MLP step: loss, then Adam on (w1, b1, w2, b2).

@@ -3,6 +3,8 @@
 //! must match bit for bit; floats within the README's tolerances (uniform exact, normal and
 //! truncated normal 4 ulp, gumbel rtol 1e-6, beta and loggamma rtol 1e-5).
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -188,7 +190,10 @@ fn float_samplers_match_jax() {
     let keys: Vec<Array> = names.iter().map(|n| key_array(g.key(n))).collect();
     let out = f.call(&keys).unwrap();
     let got: Vec<Vec<f32>> = out.iter().map(|a| a.to_vec::<f32>().unwrap()).collect();
-    assert_ulps(names[0], &got[0], &g.f32s(names[0]), 0);
+    // Off the CPU the scaled draw rounds differently: JAX 0.11.2 on an H200 is 32 ulp from
+    // this CPU-made reference, as bv is there (docs/tpu_gpu.md).
+    let minmax_ulps = if support::on_cpu() { 0 } else { 32 };
+    assert_ulps(names[0], &got[0], &g.f32s(names[0]), minmax_ulps);
     assert_ulps(names[1], &got[1], &g.f32s(names[1]), 0);
     assert_ulps(names[2], &got[2], &g.f32s(names[2]), 4);
     assert_ulps(names[3], &got[3], &g.f32s(names[3]), 0);

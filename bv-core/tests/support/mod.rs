@@ -7,6 +7,14 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// Whether the default client is XLA:CPU, where the CPU-made references hold bit for bit;
+/// other platforms differ where XLA leaves the result to the backend (see docs/tpu_gpu.md).
+pub fn on_cpu() -> bool {
+    bv_core::default_client()
+        .map(|c| c.platform_name() == "cpu")
+        .unwrap_or(true)
+}
+
 /// A deterministic generator per test.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
