@@ -24,4 +24,4 @@ pub mod zoo;
 /// The parameter tree, shared with the optimizers and trainers.
 pub use bv_core::tree::Params;
 pub use init::Init;
-pub use scope::{apply, init, Module, Scope};
+pub use scope::{apply, init, Module, Scope, Stream};

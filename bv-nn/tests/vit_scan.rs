@@ -26,7 +26,7 @@ use bv_core::{jit, Array, DType, Spec, Tensor};
 use bv_nn::checkpoint::{self, CheckpointError};
 use bv_nn::models::vit::{pyloop_to_scan, scan_to_pyloop};
 use bv_nn::models::{build, ImageModel, Out};
-use bv_nn::Params;
+use bv_nn::{Params, Stream};
 use common::{check, check_all, entry, forward, golden, loss, loss_and_grads, meta, ulps};
 use serde_json::{json, Value};
 
@@ -133,7 +133,7 @@ fn remat_on_and_off_give_the_same_gradients() {
         let m = build("vit", &kwargs).unwrap();
         let f = jit(
             move |(p, x, y, k): (Params<Tensor>, Tensor, Tensor, Tensor)| {
-                let rngs = [("dropout".to_string(), k)];
+                let rngs = [(Stream::DROPOUT, k)];
                 let vg = value_and_grad_aux(|p: Params<Tensor>| {
                     let (logits, _): (Tensor, Out) = m.apply(&p, &x, true, &rngs);
                     (loss("softmax_xent", &logits, &y), ())
@@ -224,7 +224,7 @@ fn dropout_matches_flax_nn_scan() {
         .collect();
     let m = mu8_scan(json!({"dropout": 0.1}));
     let f = jit(move |(p, x, k): (Params<Tensor>, Tensor, Tensor)| {
-        m.apply(&p, &x, true, &[("dropout".to_string(), k)]).0
+        m.apply(&p, &x, true, &[(Stream::DROPOUT, k)]).0
     });
     let image = common::device(&flax_entry(&refs, "image"));
     let key = common::device(&flax_entry(&refs, "dropout_key"));

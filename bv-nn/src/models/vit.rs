@@ -19,7 +19,7 @@ use crate::layers::{
 };
 use crate::models::config::Cfg;
 use crate::models::{ImageModel, ModelError, Out};
-use crate::scope::{Module, ScanLift, Scope};
+use crate::scope::{Module, ScanLift, Scope, Stream};
 use crate::Params;
 
 /// Position embedding of the patch tokens.
@@ -505,7 +505,7 @@ impl Module for Encoder {
         if self.scan {
             let lift = ScanLift {
                 length: self.depth,
-                split_rngs: &["params", "dropout"],
+                split_rngs: &[Stream::PARAMS, Stream::DROPOUT],
                 remat: Some(self.remat_policy),
             };
             let (y, stacked): (Tensor, Out) = s.scan_named("encoderblock", &block, &lift, (x, det));
