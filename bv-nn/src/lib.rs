@@ -14,10 +14,10 @@
 //! # Ok::<(), bv_core::JitError>(())
 //! ```
 
-pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod models;
+pub mod npz;
 pub mod scope;
 pub mod zoo;
 

@@ -244,14 +244,15 @@ pub enum TrainError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Plot(#[from] PlotError),
-    /// A model's parameters or a big_vision npz file (bv-nn).
+    /// A model's settings or parameters (bv-nn).
     #[error(transparent)]
     Model(#[from] bv_nn::models::ModelError),
     /// A big_vision checkpoint name whose file is not downloaded.
     #[error(transparent)]
     NotDownloaded(#[from] bv_nn::zoo::NotDownloaded),
+    /// A big_vision npz file read, merged into a model's parameters or written (bv-nn).
     #[error(transparent)]
-    ModelCheckpoint(#[from] bv_nn::checkpoint::CheckpointError),
+    Npz(#[from] bv_nn::npz::NpzError),
     /// Device arrays, compilation and execution (bv-core).
     #[error(transparent)]
     Array(#[from] ArrayError),

@@ -1207,7 +1207,7 @@ fn load_model_init(
     mesh: &Mesh,
     strategy: &[(String, String)],
 ) -> Result<Params<Array>, TrainError> {
-    let init_host = bv_nn::checkpoint::to_host(&fresh)?;
+    let init_host = bv_nn::npz::to_host(&fresh)?;
     let loaded = trainer.load(&init_host, config)?;
     let placed: Params<Array> = loaded
         .iter()

@@ -68,7 +68,7 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
     }
 
     /// The model's fixes of older or other checkpoint layouts, applied by
-    /// [`checkpoint::load`](crate::checkpoint::load) before merging; `Err` says why the
+    /// [`npz::load`](crate::npz::load) before merging; `Err` says why the
     /// checkpoint cannot be converted. None by default.
     fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
         Ok(loaded)

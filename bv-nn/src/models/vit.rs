@@ -727,6 +727,6 @@ pub fn resample_posemb(name: &str, loaded: &HostArray, shape: &[usize]) -> Optio
         return None;
     }
     let values = loaded.to_vec::<f32>().ok()?;
-    let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
+    let grid = crate::npz::resample_grid(&values, g, n, new[2]);
     HostArray::from_slice(&grid, new).ok()
 }

@@ -41,7 +41,7 @@ impl ExportArgs {
             return Err(TrainError::NoParams { dir });
         }
         let tmp = self.out.with_extension("npz.tmp");
-        bv_nn::checkpoint::write(&tmp, &params)?;
+        bv_nn::npz::write(&tmp, &params)?;
         std::fs::rename(&tmp, &self.out)?;
         println!(
             "{} parameters of step {} from {} written to {}",

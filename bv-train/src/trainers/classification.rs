@@ -135,5 +135,5 @@ pub fn load_model_init(
     };
     let dont_load = super::dont_load(config, None)?;
     let path = super::resolve_init(&config.model_name, &path)?;
-    Ok(bv_nn::checkpoint::load(model, fresh, &path, &dont_load)?)
+    Ok(bv_nn::npz::load(model, fresh, &path, &dont_load)?)
 }

@@ -346,7 +346,7 @@ impl Trainer for Distill {
             super::resolve_init(&name, init).map_err(|e| TrainError::at("student_init", e))?;
         let dont_load = dont_load_in("student_load", config.student_load.as_ref())?;
         Ok(
-            bv_nn::checkpoint::load(self.student.as_ref(), fresh, &path, &dont_load)
+            bv_nn::npz::load(self.student.as_ref(), fresh, &path, &dont_load)
                 .map_err(|e| TrainError::at("student_init", e))?,
         )
     }
@@ -368,12 +368,12 @@ impl Trainer for Distill {
             })?;
             let (model, image) = (t.model.clone(), t.image.clone());
             let fresh = jit(move |k: Tensor| model.init(&k, &image)).call(&key)?;
-            let fresh = bv_nn::checkpoint::to_host(&fresh)?;
+            let fresh = bv_nn::npz::to_host(&fresh)?;
             let path =
                 super::resolve_init(&t.spec.name, init).map_err(|e| TrainError::at(&what, e))?;
             let dont_load = dont_load_in(&format!("teachers.{}.load", t.name), Some(&t.spec.load))?;
-            let loaded = bv_nn::checkpoint::load(t.model.as_ref(), &fresh, &path, &dont_load)
-                .map_err(|e| {
+            let loaded =
+                bv_nn::npz::load(t.model.as_ref(), &fresh, &path, &dont_load).map_err(|e| {
                     TrainError::at(format!("{what}: teacher {:?} ({})", t.name, t.spec.name), e)
                 })?;
             for (k, v) in loaded.iter() {
