@@ -14,14 +14,14 @@
 //! # Ok::<(), bv_core::JitError>(())
 //! ```
 
-pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod models;
+pub mod npz;
 pub mod scope;
 pub mod zoo;
 
 /// The parameter tree, shared with the optimizers and trainers.
 pub use bv_core::tree::Params;
 pub use init::Init;
-pub use scope::{apply, init, Module, Scope};
+pub use scope::{apply, init, Module, Scope, Stream};

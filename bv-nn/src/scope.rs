@@ -3,8 +3,8 @@
 //! the module path; at apply, the same call reads it. So names cannot drift between the two.
 //!
 //! Naming: an unnamed child is `ClassName_n` (one counter per class per parent); a named
-//! child keeps its name. Keys: each scope counts its `make_rng` calls per stream; the key
-//! is `fold_in(root, u32(sha1(path items ++ counter)))` (Flax's `_fold_in_static`: strings
+//! child keeps its name. Keys: each scope counts its `make_rng` calls per [`Stream`]; the
+//! key is `fold_in(root, u32(sha1(path items ++ counter)))` (Flax's `_fold_in_static`: strings
 //! as UTF-8, the counter as minimal big-endian bytes, no separator, first four digest
 //! bytes big-endian). The parameter's own name is not hashed; the counter is.
 //!
@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use bv_core::autodiff::{checkpoint, RematPolicy};
+use bv_core::autodiff::{checkpoint as remat, RematPolicy};
 use bv_core::control::scan;
 use bv_core::trace::{fail, trace_body, Aval};
 use bv_core::tree::{self, Tree};
@@ -43,17 +43,47 @@ enum Store<'a> {
     Apply(&'a Params<Tensor>),
 }
 
+/// An rng stream (a key of Flax's `rngs` dict): [`Scope::make_rng`] draws from the root key
+/// given for it. [`Stream::PARAMS`] creates parameters at init, [`Stream::DROPOUT`] drops
+/// activations in training; [`Stream::named`] names any other, as Flax lets modules draw
+/// from a stream of any name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Stream(&'static str);
+
+impl Stream {
+    /// Flax's `"params"`: the keys of parameter initializers.
+    pub const PARAMS: Stream = Stream("params");
+    /// Flax's `"dropout"`: the keys of dropout masks.
+    pub const DROPOUT: Stream = Stream("dropout");
+
+    /// A stream of the user's, named `name`.
+    pub const fn named(name: &'static str) -> Stream {
+        Stream(name)
+    }
+
+    /// Its name, as Flax's `rngs` dict spells it.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// `make_rng` counters by `(scope path, stream)` that outlive the scopes using them (see
 /// [`Scope::scan_named`]).
-type SharedCounters = Rc<RefCell<HashMap<(String, String), u32>>>;
+type SharedCounters = Rc<RefCell<HashMap<(String, Stream), u32>>>;
 
 /// Where a module runs: its path from the root, the parameter store, the root rngs and
 /// the per-stream counters of this scope (kept in a shared table inside a scan body).
 pub struct Scope<'a> {
     store: Store<'a>,
-    rngs: &'a [(String, Tensor)],
+    rngs: &'a [(Stream, Tensor)],
     path: Vec<String>,
-    counters: HashMap<String, u32>,
+    counters: HashMap<Stream, u32>,
     shared: Option<SharedCounters>,
     children: HashMap<&'static str, usize>,
 }
@@ -66,7 +96,7 @@ pub struct ScanLift<'s> {
     /// Iterations (the size of the parameters' leading axis).
     pub length: usize,
     /// Rng streams split into one key per iteration; the others are the same in each.
-    pub split_rngs: &'s [&'s str],
+    pub split_rngs: &'s [Stream],
     /// `nn.remat` around the body with this policy (`None`: no remat).
     pub remat: Option<RematPolicy>,
 }
@@ -84,11 +114,11 @@ pub fn path_hash(path: &[String], counter: u32) -> u32 {
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
-/// Runs `m` in init mode with `params_key` as the `params` rng and returns its output and
-/// the parameters it created, in creation order (`model.init(key, x)`).
+/// Runs `m` in init mode with `params_key` as the [`Stream::PARAMS`] rng and returns its
+/// output and the parameters it created, in creation order (`model.init(key, x)`).
 pub fn init<M: Module>(m: &M, params_key: &Tensor, x: M::In) -> (M::Out, Params<Tensor>) {
     let mut params = Params::new();
-    let rngs = [("params".to_string(), params_key.clone())];
+    let rngs = [(Stream::PARAMS, params_key.clone())];
     let out = {
         let mut s = Scope::root(Store::Init(&mut params), &rngs);
         m.apply(&mut s, x)
@@ -96,12 +126,12 @@ pub fn init<M: Module>(m: &M, params_key: &Tensor, x: M::In) -> (M::Out, Params<
     (out, params)
 }
 
-/// Runs `m` on `params` with the given rng streams (e.g. `("dropout", key)`):
+/// Runs `m` on `params` with the given rng streams (e.g. `(Stream::DROPOUT, key)`):
 /// `model.apply({"params": params}, x, rngs=...)`.
 pub fn apply<M: Module>(
     m: &M,
     params: &Params<Tensor>,
-    rngs: &[(String, Tensor)],
+    rngs: &[(Stream, Tensor)],
     x: M::In,
 ) -> M::Out {
     let mut s = Scope::root(Store::Apply(params), rngs);
@@ -109,7 +139,7 @@ pub fn apply<M: Module>(
 }
 
 impl<'a> Scope<'a> {
-    fn root(store: Store<'a>, rngs: &'a [(String, Tensor)]) -> Scope<'a> {
+    fn root(store: Store<'a>, rngs: &'a [(Stream, Tensor)]) -> Scope<'a> {
         Scope {
             store,
             rngs,
@@ -139,22 +169,20 @@ impl<'a> Scope<'a> {
     /// A new key from rng stream `stream` (`make_rng`): the stream's root key folded with
     /// this scope's path and its counter for the stream.
     #[track_caller]
-    pub fn make_rng(&mut self, stream: &str) -> Tensor {
-        let Some((_, root)) = self.rngs.iter().find(|(n, _)| n == stream) else {
+    pub fn make_rng(&mut self, stream: Stream) -> Tensor {
+        let Some((_, root)) = self.rngs.iter().find(|(n, _)| *n == stream) else {
             let reason = format!("no `{stream}` rng was given; pass one to apply");
             return fail("make_rng", reason, &[], None, Aval::new([2], DType::U32));
         };
         let counter = match &self.shared {
             Some(table) => {
                 let mut table = table.borrow_mut();
-                let c = table
-                    .entry((self.path.join("/"), stream.to_string()))
-                    .or_insert(0);
+                let c = table.entry((self.path.join("/"), stream)).or_insert(0);
                 *c += 1;
                 *c
             }
             None => {
-                let c = self.counters.entry(stream.to_string()).or_insert(0);
+                let c = self.counters.entry(stream).or_insert(0);
                 *c += 1;
                 *c
             }
@@ -163,7 +191,7 @@ impl<'a> Scope<'a> {
     }
 
     /// The parameter `name` of this scope: created by `make(key)` at init (the key comes
-    /// from the `params` stream), read at apply, where its shape and type are checked.
+    /// from [`Stream::PARAMS`]), read at apply, where its shape and type are checked.
     #[track_caller]
     pub fn param_with(
         &mut self,
@@ -174,7 +202,7 @@ impl<'a> Scope<'a> {
     ) -> Tensor {
         let full = self.full_name(name);
         if self.is_init() {
-            let key = self.make_rng("params");
+            let key = self.make_rng(Stream::PARAMS);
             let value = make(&key);
             if let Store::Init(p) = &mut self.store {
                 p.insert(full, value.clone());
@@ -269,10 +297,10 @@ impl<'a> Scope<'a> {
         let mut split_keys = Vec::new();
         let mut broadcast = Vec::new();
         for (stream, key) in self.rngs {
-            if lift.split_rngs.contains(&stream.as_str()) {
-                split_keys.push((stream.clone(), random::split(key, n)));
+            if lift.split_rngs.contains(stream) {
+                split_keys.push((*stream, random::split(key, n)));
             } else {
-                broadcast.push((stream.clone(), key.clone()));
+                broadcast.push((*stream, key.clone()));
             }
         }
         let stacked: Params<Tensor> = match &self.store {
@@ -289,7 +317,7 @@ impl<'a> Scope<'a> {
         let body =
             |(c, slices, keys): (C, Params<Tensor>, Vec<Tensor>)| -> (C, (Params<Tensor>, Y)) {
                 let mut rngs = broadcast.clone();
-                rngs.extend(split_keys.iter().map(|(s, _)| s.clone()).zip(keys));
+                rngs.extend(split_keys.iter().map(|(s, _)| *s).zip(keys));
                 let mut created = Params::new();
                 let store = if init {
                     Store::Init(&mut created)
@@ -324,7 +352,7 @@ impl<'a> Scope<'a> {
             Some(body((c, slices, keys)))
         });
         let step = match (init, lift.remat) {
-            (false, Some(policy)) => Box::new(checkpoint(body, policy))
+            (false, Some(policy)) => Box::new(remat(body, policy))
                 as Box<dyn Fn((C, Params<Tensor>, Vec<Tensor>)) -> (C, (Params<Tensor>, Y))>,
             _ => Box::new(body),
         };
@@ -362,12 +390,55 @@ fn leading(name: &str, t: &Tensor, n: usize) -> Tensor {
 
 #[cfg(test)]
 mod tests {
-    use super::path_hash;
+    use bv_core::random::Key;
+    use bv_core::{jit, Tensor};
+
+    use super::{path_hash, Module, Scope, Stream};
 
     /// Hashes from `tests/golden/flax_init/*/param_keys.json` (`hash_uint32`).
     #[test]
     fn path_hash_matches_flax() {
         assert_eq!(path_hash(&[], 1), 3213575472);
         assert_eq!(path_hash(&[], 2), 3303678395);
+    }
+
+    /// Draws twice from a user-named stream and once from dropout.
+    struct Draws;
+
+    impl Module for Draws {
+        const NAME: &'static str = "Draws";
+        type In = ();
+        type Out = Vec<Tensor>;
+        fn apply(&self, s: &mut Scope, (): ()) -> Vec<Tensor> {
+            let noise = Stream::named("noise");
+            vec![
+                s.make_rng(noise),
+                s.make_rng(Stream::DROPOUT),
+                s.make_rng(noise),
+            ]
+        }
+    }
+
+    /// A user-named stream draws from its own root key with its own counter, as Flax's
+    /// `make_rng("noise")`: keys from the host `fold_in` with the Flax-checked path hash.
+    #[test]
+    fn a_named_stream_has_its_own_key_and_counter() {
+        let (noise, dropout) = (Key::from_seed(1), Key::from_seed(2));
+        let f = jit(|(n, d): (Tensor, Tensor)| {
+            let rngs = [(Stream::named("noise"), n), (Stream::DROPOUT, d)];
+            let params = crate::Params::new();
+            super::apply(&Draws, &params, &rngs, ())
+        });
+        let args = (noise.to_array().unwrap(), dropout.to_array().unwrap());
+        let got: Vec<Vec<u32>> = f
+            .call(&args)
+            .unwrap()
+            .iter()
+            .map(|a| a.to_vec::<u32>().unwrap())
+            .collect();
+        let want = |root: Key, counter| root.fold_in(path_hash(&[], counter)).0.to_vec();
+        assert_eq!(got, [want(noise, 1), want(dropout, 1), want(noise, 2)]);
+        assert_eq!(Stream::named("noise").name(), "noise");
+        assert_eq!(Stream::DROPOUT.to_string(), "dropout");
     }
 }

@@ -23,10 +23,10 @@ use bv_core::autodiff::value_and_grad_aux;
 use bv_core::io::{read_npz, HostArray};
 use bv_core::random::Key;
 use bv_core::{jit, Array, DType, Spec, Tensor};
-use bv_nn::checkpoint::{self, CheckpointError};
 use bv_nn::models::vit::{pyloop_to_scan, scan_to_pyloop};
 use bv_nn::models::{build, ImageModel, Out};
-use bv_nn::Params;
+use bv_nn::npz::{self, NpzError};
+use bv_nn::{Params, Stream};
 use common::{check, check_all, entry, forward, golden, loss, loss_and_grads, meta, ulps};
 use serde_json::{json, Value};
 
@@ -42,7 +42,7 @@ fn with(kwargs: &Value, extra: Value) -> Value {
 fn init(model: &Arc<dyn ImageModel>, input: &[usize], key: Key) -> Params<HostArray> {
     let (m, spec) = (model.clone(), Spec::new(input, DType::F32));
     let f = jit(move |key: Tensor| m.init(&key, &spec));
-    checkpoint::to_host(&f.call(&key.to_array().unwrap()).unwrap()).unwrap()
+    npz::to_host(&f.call(&key.to_array().unwrap()).unwrap()).unwrap()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -52,7 +52,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn to_device(p: &Params<HostArray>) -> Params<Array> {
-    checkpoint::to_device(p).unwrap()
+    npz::to_device(p).unwrap()
 }
 
 /// The golden ti8 (scan=False) checkpoint.
@@ -61,14 +61,14 @@ fn golden_params() -> PathBuf {
 }
 
 /// The golden `params_init.npz` loaded into a scan model of the fixture's config through
-/// `checkpoint::load` (the trainer's `model_init` path), which stacks the blocks.
+/// `npz::load` (the trainer's `model_init` path), which stacks the blocks.
 fn scan_model_with_golden(case: &str) -> (Arc<dyn ImageModel>, Params<HostArray>, PathBuf) {
     let dir = golden("vit", case);
     let kwargs = with(&meta(&dir)["model_kwargs"], json!({"scan": true}));
     let model = build("vit", &kwargs).unwrap();
     let batch = entry(&dir.join("inputs.npz"), "image").shape().to_vec();
     let init = init(&model, &batch, Key::from_seed(1));
-    let params = checkpoint::load(model.as_ref(), &init, dir.join("params_init.npz"), &[]).unwrap();
+    let params = npz::load(model.as_ref(), &init, dir.join("params_init.npz"), &[]).unwrap();
     (model, params, dir)
 }
 
@@ -95,7 +95,7 @@ fn golden_forward_loss_grads(case: &str) {
     );
     let want = meta(&dir)["loss_init_softmax_xent"].as_f64().unwrap();
     assert!((l - want).abs() <= 1e-5, "{case}: loss {l}, want {want}");
-    let grads = scan_to_pyloop(checkpoint::to_host(&grads).unwrap()).unwrap();
+    let grads = scan_to_pyloop(npz::to_host(&grads).unwrap()).unwrap();
     let n = check_all(
         &dir.join("grads_init.npz"),
         &to_device(&grads),
@@ -133,7 +133,7 @@ fn remat_on_and_off_give_the_same_gradients() {
         let m = build("vit", &kwargs).unwrap();
         let f = jit(
             move |(p, x, y, k): (Params<Tensor>, Tensor, Tensor, Tensor)| {
-                let rngs = [("dropout".to_string(), k)];
+                let rngs = [(Stream::DROPOUT, k)];
                 let vg = value_and_grad_aux(|p: Params<Tensor>| {
                     let (logits, _): (Tensor, Out) = m.apply(&p, &x, true, &rngs);
                     (loss("softmax_xent", &logits, &y), ())
@@ -224,7 +224,7 @@ fn dropout_matches_flax_nn_scan() {
         .collect();
     let m = mu8_scan(json!({"dropout": 0.1}));
     let f = jit(move |(p, x, k): (Params<Tensor>, Tensor, Tensor)| {
-        m.apply(&p, &x, true, &[("dropout".to_string(), k)]).0
+        m.apply(&p, &x, true, &[(Stream::DROPOUT, k)]).0
     });
     let image = common::device(&flax_entry(&refs, "image"));
     let key = common::device(&flax_entry(&refs, "dropout_key"));
@@ -272,7 +272,7 @@ fn stacked_names_and_shapes_are_big_vision_s() {
 
 #[test]
 fn pyloop_scan_round_trip_is_identity() {
-    let pyloop = checkpoint::read(golden_params()).unwrap();
+    let pyloop = npz::read(golden_params()).unwrap();
     let scan = pyloop_to_scan(pyloop.clone()).unwrap();
     let stacked = scan
         .get("Transformer/encoderblock/MultiHeadDotProductAttention_0/query/kernel")
@@ -314,10 +314,10 @@ fn pyloop_scan_round_trip_is_identity() {
 
 /// The golden ti8 checkpoint with `edit` applied, written to a file.
 fn edited(name: &str, edit: impl FnOnce(&mut Params<HostArray>)) -> PathBuf {
-    let mut p = checkpoint::read(golden_params()).unwrap();
+    let mut p = npz::read(golden_params()).unwrap();
     edit(&mut p);
     let path = tmp(name);
-    checkpoint::write(&path, &p).unwrap();
+    npz::write(&path, &p).unwrap();
     path
 }
 
@@ -338,8 +338,8 @@ fn wrong_depth_or_block_shapes_are_clear_errors() {
     let (model, init, _) = scan_model_with_golden("ti8_d2");
 
     let path = edited("depth3.npz", third_block);
-    let err = checkpoint::load(model.as_ref(), &init, &path, &[]).unwrap_err();
-    let CheckpointError::Shape {
+    let err = npz::load(model.as_ref(), &init, &path, &[]).unwrap_err();
+    let NpzError::Shape {
         name,
         expected,
         found,
@@ -356,9 +356,9 @@ fn wrong_depth_or_block_shapes_are_clear_errors() {
     let path = edited("bad_block.npz", |p| {
         p.insert("Transformer/encoderblock_1/MlpBlock_0/Dense_1/bias", bad)
     });
-    let err = checkpoint::load(model.as_ref(), &init, &path, &[]).unwrap_err();
+    let err = npz::load(model.as_ref(), &init, &path, &[]).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, CheckpointError::Convert { .. }), "{msg}");
+    assert!(matches!(err, NpzError::Convert { .. }), "{msg}");
     for part in [
         "Transformer/encoderblock_1/MlpBlock_0/Dense_1/bias",
         "[5]",
@@ -376,7 +376,7 @@ fn wrong_depth_or_block_shapes_are_clear_errors() {
             .collect();
         *p = kept;
     });
-    let msg = checkpoint::load(model.as_ref(), &init, &path, &[])
+    let msg = npz::load(model.as_ref(), &init, &path, &[])
         .unwrap_err()
         .to_string();
     assert!(
@@ -384,7 +384,7 @@ fn wrong_depth_or_block_shapes_are_clear_errors() {
         "{msg}"
     );
 
-    let mut ragged = pyloop_to_scan(checkpoint::read(golden_params()).unwrap()).unwrap();
+    let mut ragged = pyloop_to_scan(npz::read(golden_params()).unwrap()).unwrap();
     ragged.insert(
         "Transformer/encoderblock/LayerNorm_0/bias",
         HostArray::from_slice(&[0f32; 3 * 192], &[3, 192]).unwrap(),
@@ -403,16 +403,16 @@ fn scan_checkpoint_into_pyloop_model() {
     let dir = golden("vit", "ti8_d2");
     let model = build("vit", &meta(&dir)["model_kwargs"]).unwrap();
     let init = init(&model, &[8, 32, 32, 3], Key::from_seed(0));
-    let mut p = checkpoint::read(golden_params()).unwrap();
+    let mut p = npz::read(golden_params()).unwrap();
     let path = tmp("scan2.npz");
-    checkpoint::write(&path, &pyloop_to_scan(p.clone()).unwrap()).unwrap();
-    let loaded = checkpoint::load(model.as_ref(), &init, &path, &[]).unwrap();
-    for (k, v) in checkpoint::read(golden_params()).unwrap().iter() {
+    npz::write(&path, &pyloop_to_scan(p.clone()).unwrap()).unwrap();
+    let loaded = npz::load(model.as_ref(), &init, &path, &[]).unwrap();
+    for (k, v) in npz::read(golden_params()).unwrap().iter() {
         assert_eq!(loaded.get(k).unwrap().bytes(), v.bytes(), "{k}");
     }
     third_block(&mut p);
-    checkpoint::write(&path, &pyloop_to_scan(p).unwrap()).unwrap();
-    let msg = checkpoint::load(model.as_ref(), &init, &path, &[])
+    npz::write(&path, &pyloop_to_scan(p).unwrap()).unwrap();
+    let msg = npz::load(model.as_ref(), &init, &path, &[])
         .unwrap_err()
         .to_string();
     assert!(

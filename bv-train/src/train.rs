@@ -20,12 +20,13 @@ use bv_core::sharding::rules::{self, Leaf};
 use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
 use bv_core::{jit, prim, Array, Aval, DType, Jit, Spec, Tensor};
 use bv_nn::models::ImageModel;
+use bv_nn::Stream;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{check_batch_divisible, check_location, Config, Plan};
 use crate::data::{self, Batch, Corruption, Source, TfdsDataset, TrainConfig, Value};
 use crate::error::TrainError;
-use crate::evals;
+use crate::evaluators;
 use crate::losses;
 use crate::metrics::MetricWriter;
 use crate::optim::{self, Optimizer, Transform};
@@ -77,7 +78,7 @@ type DeviceState = (Params<Array>, BTreeMap<String, Array>);
 
 /// The traced arguments of the update step: state, loop key, step, image, labels, the
 /// trainer's other batch features and its fixed parameters.
-type StepArgs = (
+pub type StepArgs = (
     TrainState,
     (Tensor, Tensor, Tensor, Tensor),
     (Params, Params),
@@ -142,11 +143,7 @@ fn setup(args: &RunArgs) -> Result<Setup, TrainError> {
         .map(|d| i64::from(d.id()))
         .collect();
     check_batch_divisible(config.input.batch_size, devices.len() as u64)?;
-    for (name, e) in &config.evals {
-        let bs = e.batch_size.unwrap_or(config.input.batch_size);
-        check_batch_divisible(bs, devices.len() as u64)
-            .map_err(|err| format!("evals.{name}.batch_size: {err}"))?;
-    }
+    check_eval_batch_sizes(&config, devices.len())?;
     let data_dir = args
         .data_dir
         .clone()
@@ -176,8 +173,19 @@ fn setup(args: &RunArgs) -> Result<Setup, TrainError> {
     })
 }
 
-/// 2. Devices and mesh: one canonical device order for parameters, data and evaluators.
-fn make_mesh(config: &Config, devices: &[i64]) -> Result<Mesh, TrainError> {
+/// Every evaluator's batch size (default: the training one) splits evenly over `devices`.
+pub fn check_eval_batch_sizes(config: &Config, devices: usize) -> Result<(), TrainError> {
+    for (name, e) in &config.evals {
+        let bs = e.batch_size.unwrap_or(config.input.batch_size);
+        check_batch_divisible(bs, devices as u64)
+            .map_err(|err| TrainError::at(format!("evals.{name}.batch_size"), err))?;
+    }
+    Ok(())
+}
+
+/// 2. Devices and mesh: `config.mesh` (default: one `data` axis over every device) over
+///    `devices`, one canonical device order for parameters, data and evaluators.
+pub fn make_mesh(config: &Config, devices: &[i64]) -> Result<Mesh, TrainError> {
     let mesh_axes = config
         .mesh
         .clone()
@@ -216,7 +224,7 @@ fn input(setup: &Setup, mesh: &Mesh, me: &ProcessInfo) -> Result<Input, TrainErr
     };
     let probe = data::train(&train_cfg, None)?
         .next()
-        .ok_or("the training split is empty")??;
+        .ok_or(TrainError::InputEnded { step: None })??;
     Ok(Input { train_cfg, probe })
 }
 
@@ -240,10 +248,7 @@ struct Model {
 ///    the parameters' layout checked against `sharding_strategy`.
 fn model(setup: &Setup, mesh: &Mesh, probe: &Batch) -> Result<Model, TrainError> {
     let config = &setup.config;
-    let strategy = config
-        .sharding_strategy
-        .clone()
-        .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())]);
+    let strategy = sharding_strategy(config);
     let trainer = trainers::build(config, probe, mesh.size(), &setup.plan)?;
     let fixed: Params<Array> = trainer
         .fixed(config)?
@@ -275,6 +280,14 @@ fn model(setup: &Setup, mesh: &Mesh, probe: &Batch) -> Result<Model, TrainError>
     })
 }
 
+/// `config.sharding_strategy`, or big_vision's default: every leaf replicated.
+pub fn sharding_strategy(config: &Config) -> Vec<(String, String)> {
+    config
+        .sharding_strategy
+        .clone()
+        .unwrap_or_else(|| vec![(".*".into(), "replicate()".into())])
+}
+
 /// `config.loss` and every evaluator's `loss_name` name a loss of [`losses::NAMES`].
 fn check_losses(config: &Config) -> Result<(), TrainError> {
     let loss_name = config.loss.clone().unwrap_or_else(|| "sigmoid_xent".into());
@@ -286,11 +299,7 @@ fn check_losses(config: &Config) -> Result<(), TrainError> {
             .map(|n| ("evals.*.loss_name", n)),
     ) {
         if !losses::NAMES.contains(&name.as_str()) {
-            return Err(format!(
-                "{what}: unknown loss {name:?}; use one of {:?}",
-                losses::NAMES
-            )
-            .into());
+            return Err(TrainError::unknown(what, "loss", name, &losses::NAMES));
         }
     }
     Ok(())
@@ -324,28 +333,38 @@ fn optimizer_and_step(setup: &Setup, mesh: &Mesh, m: &Model) -> Result<Step, Tra
         &out_specs::<BTreeMap<String, Spec>>(&opt_init.lower(&m.param_specs)?)?,
     )?;
     let update_variant = |variant: usize| {
-        let (trainer, t, frozen) = (m.trainer.clone(), tx.clone(), frozen.clone());
-        let rule = update_rule(strategy, mesh);
-        jit(
-            move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
-                let inputs = StepInputs {
-                    rng_loop: &rng_loop,
-                    step: &step,
-                    image: &x,
-                    labels: &y,
-                    features: &features,
-                    fixed: &fixed,
-                    variant,
-                };
-                trainer.update(t.as_ref(), &frozen, state, inputs)
-            },
-        )
-        .named("update")
-        .donate_argnums(&[0])
-        .sharded(mesh.clone(), rule)
+        update_fn(m.trainer.clone(), tx.clone(), frozen.clone(), variant)
+            .named("update")
+            .donate_argnums(&[0])
+            .sharded(mesh.clone(), update_rule(strategy, mesh))
     };
     let updates = (0..m.trainer.variants()).map(update_variant).collect();
     Ok(Step { opt_init, updates })
+}
+
+/// The update step of `trainer` (its variant `variant`, see `Trainer::variants`) with the
+/// optimizer `tx`, `frozen` parameters left out of `l2_grads`: `Trainer::update` on
+/// [`StepArgs`], jitted but neither named, donating nor laid out (the loop adds those).
+pub fn update_fn<T: Transform + Send + Sync + 'static>(
+    trainer: Arc<dyn Trainer>,
+    tx: Arc<T>,
+    frozen: Vec<String>,
+    variant: usize,
+) -> Jit<(), StepArgs, (TrainState, trainers::Measurements)> {
+    jit(
+        move |(state, (rng_loop, step, x, y), (features, fixed)): StepArgs| {
+            let inputs = StepInputs {
+                rng_loop: &rng_loop,
+                step: &step,
+                image: &x,
+                labels: &y,
+                features: &features,
+                fixed: &fixed,
+                variant,
+            };
+            trainer.update(tx.as_ref(), &frozen, state, inputs)
+        },
+    )
 }
 
 /// Section 6's result: where training starts.
@@ -405,16 +424,16 @@ fn load(
     })
 }
 
-/// 7. Evaluators, built by their config's `type` (`evals::TYPES`).
+/// 7. Evaluators, built by their config's `type` (`evaluators::TYPES`).
 fn evaluators(
     args: &RunArgs,
     setup: &Setup,
     mesh: &Mesh,
     m: &Model,
     input: &Input,
-) -> Result<Vec<evals::Scheduled>, TrainError> {
+) -> Result<Vec<evaluators::Scheduled>, TrainError> {
     let me = &args.process;
-    let ctx = evals::Context {
+    let ctx = evaluators::Context {
         config: &setup.config,
         model: m.trainer.model(),
         towers: m.trainer.towers(),
@@ -426,7 +445,7 @@ fn evaluators(
         process: (me.process_id, me.num_processes),
         workdir: args.workdir.clone(),
     };
-    evals::from_config(&setup.plan.evals, &ctx)
+    evaluators::from_config(&setup.plan.evals, &ctx)
 }
 
 /// Sections 1–7, which the loop reads.
@@ -437,7 +456,7 @@ struct Run<'a> {
     input: Input,
     model: Model,
     step: Step,
-    evaluators: Vec<evals::Scheduled>,
+    evaluators: Vec<evaluators::Scheduled>,
 }
 
 /// What the loop reports to: the progress line, the metrics file and the summary.
@@ -540,7 +559,9 @@ fn train_loop(run: Run, start: Start) -> Result<Summary, TrainError> {
         .map_or(plan.total_steps, |s| s.min(plan.total_steps));
     let stop_point = StopPoint::new(me);
     for step in first_step + 1..=last_step {
-        let (batch, x, y, features) = batches.next().ok_or("the training pipeline ended")??;
+        let (batch, x, y, features) = batches
+            .next()
+            .ok_or(TrainError::InputEnded { step: Some(step) })??;
         log.metrics.step_start(step);
         let step_arr = Array::scalar((step - 1) as u32)?;
         let t = Instant::now();
@@ -664,14 +685,14 @@ fn open_workdir(
 /// Runs the evaluators due at `step` (at the first step of a fresh run, those without
 /// `skip_first`) and logs their metrics and time.
 fn run_evals(
-    evaluators: &mut [evals::Scheduled],
+    evaluators: &mut [evaluators::Scheduled],
     plan: &Plan,
     log: &mut Log,
     step: u64,
     params: &Params<Array>,
     first: bool,
 ) -> Result<(), TrainError> {
-    for evals::Scheduled { plan: e, evaluator } in evaluators {
+    for evaluators::Scheduled { plan: e, evaluator } in evaluators {
         let due = if first {
             !e.skip_first
         } else {
@@ -721,7 +742,11 @@ fn log_step(
     for (name, a) in measured {
         let v = f64::from(a.item::<f32>()?);
         if !v.is_finite() {
-            return Err(format!("{name} is {v} at step {step}; lower the learning rate or check the data (the last checkpoint is kept)").into());
+            return Err(TrainError::NotFinite {
+                name: name.clone(),
+                value: v,
+                step,
+            });
         }
         values.push((name, v));
     }
@@ -774,13 +799,11 @@ fn join(args: &RunArgs) -> Result<Job, TrainError> {
     let job = Job::initialize(me, options, Duration::from_secs(300))?;
     if me.num_processes > 1 && !job.spans_processes() {
         if !args.allow_independent_replicas {
-            return Err(format!(
-                "{} processes, but the PJRT plugin ({}, platform {}) has no collectives across processes: each process would train a separate replica on its share of the data. Use a GPU or TPU plugin for one job over all processes, run one process, or pass --allow-independent-replicas to train independent replicas on purpose",
-                me.num_processes,
-                client_plugin_name(&job.client),
-                job.client.platform_name()
-            )
-            .into());
+            return Err(TrainError::NoCollectives {
+                processes: me.num_processes,
+                plugin: client_plugin_name(&job.client),
+                platform: job.client.platform_name().to_string(),
+            });
         }
         eprintln!(
             "bv-train: --allow-independent-replicas: process {} trains a replica of its own over its {} device(s); process 0 writes the checkpoints",
@@ -801,7 +824,7 @@ fn client_plugin_name(client: &bv_core::pjrt::Client) -> String {
 
 /// This process's share of a global batch: the batch over the mesh's devices, times those
 /// of them that are this process's (the whole batch when the mesh is all here).
-pub(crate) fn local_batch_size(global: usize, mesh: &Mesh) -> Result<usize, TrainError> {
+pub fn local_batch_size(global: usize, mesh: &Mesh) -> Result<usize, TrainError> {
     let here: std::collections::HashSet<i64> = bv_core::default_client()?
         .addressable_devices()
         .iter()
@@ -848,8 +871,9 @@ fn completed_summary(workdir: &Path, step: u64, prefixes: &[&str]) -> Summary {
     summary
 }
 
-/// Opens a prepared dataset; Fashion-MNIST is prepared on first use.
-pub(crate) fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDataset>, TrainError> {
+/// Opens a prepared dataset (`dir`: the TFDS data dir, default `$TFDS_DATA_DIR`);
+/// Fashion-MNIST is prepared on first use.
+pub fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDataset>, TrainError> {
     match TfdsDataset::open(name, dir) {
         Ok(ds) => Ok(Arc::new(ds)),
         Err(e)
@@ -866,44 +890,43 @@ pub(crate) fn open_dataset(name: &str, dir: Option<&Path>) -> Result<Arc<TfdsDat
 }
 
 /// The spec of one batch feature (its dtype as the device will see it).
-pub(crate) fn batch_spec(batch: &Batch, key: &str) -> Result<Spec, TrainError> {
+pub fn batch_spec(batch: &Batch, key: &str) -> Result<Spec, TrainError> {
     let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
-    Ok(Spec::new(v.shape().to_vec(), value_dtype(v)?))
+    Ok(Spec::new(v.shape().to_vec(), value_dtype(key, v)?))
 }
 
 fn missing(key: &str, batch: &Batch) -> TrainError {
-    format!(
-        "the pp pipeline yields no {key:?} (it yields {:?}); end it with e.g. keep(\"image\", \"labels\")",
-        batch.data.keys().collect::<Vec<_>>()
-    )
-    .into()
+    TrainError::MissingFeature {
+        key: key.to_string(),
+        have: batch.data.keys().cloned().collect(),
+    }
 }
 
-fn value_dtype(v: &Value) -> Result<DType, TrainError> {
+/// What a byte-string feature's reader wants instead.
+const NOT_BYTES: &str = "numbers: byte strings cannot go to devices; decode them in pp";
+
+fn bytes_feature(key: &str, v: &Value) -> TrainError {
+    TrainError::FeatureType {
+        key: key.to_string(),
+        holds: v.dtype(),
+        want: NOT_BYTES,
+    }
+}
+
+fn value_dtype(key: &str, v: &Value) -> Result<DType, TrainError> {
     Ok(match v {
         Value::U8(_) => DType::U8,
         Value::I64(_) => DType::I32,
         Value::F32(_) => DType::F32,
-        Value::Bytes(_) => {
-            return Err("byte-string features cannot go to devices; decode them in pp".into())
-        }
+        Value::Bytes(_) => return Err(bytes_feature(key, v)),
     })
 }
 
 /// A batch feature, this process's share of the global batch, as a global device array
 /// split over the mesh's batch axis (big_vision's `make_fsarray_from_local_slice`).
-pub(crate) fn to_array(
-    batch: &Batch,
-    key: &str,
-    mesh: &Mesh,
-    axis: &str,
-) -> Result<Array, TrainError> {
+pub fn to_array(batch: &Batch, key: &str, mesh: &Mesh, axis: &str) -> Result<Array, TrainError> {
     let v = batch.data.get(key).ok_or_else(|| missing(key, batch))?;
-    let mut spec = vec![None; v.shape().len()];
-    if !spec.is_empty() {
-        spec[0] = Some(axis);
-    }
-    let sharding = NamedSharding::new(mesh.clone(), PartitionSpec::of(&spec))?;
+    let sharding = batch_sharding(mesh, axis, v.shape().len())?;
     let put =
         |bytes: &[u8], dtype| Array::from_process_local_data(bytes, dtype, v.shape(), &sharding);
     Ok(match v {
@@ -917,8 +940,18 @@ pub(crate) fn to_array(
             put(&narrowed, DType::I32)?
         }
         Value::F32(a) => put(bv_core::dtype::as_bytes(&a.data), DType::F32)?,
-        Value::Bytes(_) => return Err(format!("feature {key:?} holds byte strings").into()),
+        Value::Bytes(_) => return Err(bytes_feature(key, v)),
     })
+}
+
+/// The layout of a batch of rank `rank`: its first (batch) dimension split over the mesh
+/// axis `axis`, the others whole (a scalar is replicated).
+pub fn batch_sharding(mesh: &Mesh, axis: &str, rank: usize) -> Result<NamedSharding, TrainError> {
+    let mut spec = vec![None; rank];
+    if let Some(first) = spec.first_mut() {
+        *first = Some(axis);
+    }
+    Ok(NamedSharding::new(mesh.clone(), PartitionSpec::of(&spec))?)
 }
 
 /// The layout of each leaf under big_vision's `sharding_strategy`, names prefixed as
@@ -967,7 +1000,7 @@ pub fn update_rule(
 }
 
 /// `model.init`, then `init_head_bias` as big_vision applies it.
-pub(crate) fn init_params(
+pub fn init_params(
     model: &dyn ImageModel,
     key: &Tensor,
     image: &Spec,
@@ -980,8 +1013,9 @@ pub(crate) fn init_params(
     params
 }
 
-/// The outputs of a lowered function returning a dict, by name.
-fn out_specs<T: Tree<Leaf = Spec>>(lowered: &bv_core::Lowered) -> Result<T, TrainError> {
+/// The outputs of a lowered function returning a tree (a lowered init: the parameters'
+/// shapes and types, by name).
+pub fn out_specs<T: Tree<Leaf = Spec>>(lowered: &bv_core::Lowered) -> Result<T, TrainError> {
     let specs: Vec<Spec> = lowered
         .out_avals
         .iter()
@@ -1015,7 +1049,7 @@ fn check_layouts(
             dtype: *dtype,
         })
         .collect();
-    rules::infer(strategy, &leaves, mesh).map_err(|e| format!("sharding_strategy: {e}"))?;
+    rules::infer(strategy, &leaves, mesh).map_err(|e| TrainError::at("sharding_strategy", e))?;
     Ok(())
 }
 
@@ -1067,7 +1101,7 @@ pub fn update_step(
     } = *u;
     let (rng, image, labels) = trainers::classifier_batch(rng_loop, step, x, y, mixup);
     let (_, rng_model) = random::split2(&rng);
-    let rngs = [("dropout".to_string(), rng_model)];
+    let rngs = [(Stream::DROPOUT, rng_model)];
     let loss_fn =
         |p: Params| trainers::classifier_loss(model, p, &image, &labels, loss_name, &rngs);
     let (loss, grads) = value_and_grad(loss_fn)(&params);
@@ -1138,22 +1172,22 @@ fn restore(
     let mut params = Params::new();
     let mut opt = BTreeMap::new();
     for (name, h) in &c.leaves {
-        let (prefix, rest) = name
-            .split_once('/')
-            .ok_or_else(|| format!("checkpoint leaf {name:?} is neither params/ nor opt/"))?;
+        let bad_leaf = || TrainError::CheckpointLeaf { name: name.clone() };
+        let (prefix, rest) = name.split_once('/').ok_or_else(bad_leaf)?;
         let a = place(h, prefix, rest, mesh, strategy)?;
         match prefix {
             "params" => params.insert(rest, a),
             "opt" => {
                 opt.insert(rest.to_string(), a);
             }
-            other => {
-                return Err(format!("checkpoint leaf {name:?} has unknown prefix {other:?}").into())
-            }
+            _ => return Err(bad_leaf()),
         }
     }
-    let bad =
-        |what: &str, e: serde_json::Error| format!("checkpoint of step {}: {what}: {e}", c.step);
+    let bad = |what, source| TrainError::CheckpointExtra {
+        step: c.step,
+        what,
+        source,
+    };
     let position =
         serde_json::from_value(c.extra["position"].clone()).map_err(|e| bad("data position", e))?;
     let mut chrono: Chrono = match &c.extra["chrono"] {
@@ -1173,7 +1207,7 @@ fn load_model_init(
     mesh: &Mesh,
     strategy: &[(String, String)],
 ) -> Result<Params<Array>, TrainError> {
-    let init_host = bv_nn::checkpoint::to_host(&fresh)?;
+    let init_host = bv_nn::npz::to_host(&fresh)?;
     let loaded = trainer.load(&init_host, config)?;
     let placed: Params<Array> = loaded
         .iter()
@@ -1182,8 +1216,9 @@ fn load_model_init(
     Ok(placed.sorted())
 }
 
-/// A host array on the mesh, laid out as `sharding_strategy` lays out `prefix/name`.
-pub(crate) fn place(
+/// A host array on the mesh, laid out as `sharding_strategy` lays out `prefix/name`
+/// (`prefix` is `params` or `opt`, as in checkpoints).
+pub fn place(
     h: &HostArray,
     prefix: &str,
     name: &str,
@@ -1198,7 +1233,7 @@ pub(crate) fn place(
         dtype: h.dtype(),
     };
     let spec = rules::infer(strategy, &[leaf], mesh)
-        .map_err(|e| format!("sharding_strategy: {e}"))?
+        .map_err(|e| TrainError::at("sharding_strategy", e))?
         .remove(0);
     let sharding = NamedSharding::new(mesh.clone(), spec)?;
     Ok(Array::from_bytes_sharded(

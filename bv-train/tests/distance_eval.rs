@@ -16,7 +16,7 @@ use bv_core::{jit, Array, Tensor};
 use bv_nn::models::ImageModel;
 use bv_train::config::{Config, Plan};
 use bv_train::data::{self, Value};
-use bv_train::evals::{self, Context};
+use bv_train::evaluators::{self, Context};
 use bv_train::trainers::{Predict, PredictFn};
 
 const PP: &str = r#"decode(channels=1)|value_range(-1, 1)|keep("image")"#;
@@ -72,7 +72,7 @@ fn distances_over_a_padded_split_match_float64() {
         process: (0, 1),
         workdir: std::env::temp_dir(),
     };
-    let mut e = evals::from_config(&plan.evals, &ctx).unwrap();
+    let mut e = evaluators::from_config(&plan.evals, &ctx).unwrap();
     let got: BTreeMap<String, f64> = e[0].evaluator.run(&ps, 1).unwrap().into_iter().collect();
 
     // float64 reference: both models' logits on every unpadded test image.
@@ -92,7 +92,7 @@ fn distances_over_a_padded_split_match_float64() {
     let (mut kl, mut eu, mut agree) = (Vec::new(), Vec::new(), Vec::new());
     for b in data::eval(&cfg).unwrap() {
         let b = b.unwrap();
-        let x = evals::to_device(&b, "image", &mesh).unwrap();
+        let x = evaluators::to_device(&b, "image", &mesh).unwrap();
         let Value::U8(mask) = &b.data["_mask"] else {
             panic!("mask")
         };

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use bv_core::io::{read_npz, HostArray};
 use bv_core::{jit, Array, Tensor};
-use bv_train::evals::distance::Distance;
+use bv_train::evaluators::distance::Distance;
 use serde_json::Value;
 
 fn dir() -> PathBuf {

@@ -94,14 +94,17 @@ fn sam_adaptive_gradient_at_init() {
 fn rho_min_above_rho_max_is_an_error() {
     let v = serde_json::json!({"rho_max": 0.1, "rho_min": 0.6, "alpha": 0.6,
                                "lr_max": 0.003, "lr_min": 3e-5});
-    let e = Gsam::from_config(&v).unwrap_err();
+    let e = Gsam::from_config(&v).unwrap_err().to_string();
     assert!(
         e.contains("rho_min (0.6)") && e.contains("rho_max (0.1)"),
         "{e}"
     );
     let v = serde_json::json!({"rho_max": 0.1, "rho_min": 0.1, "alpha": 0.0,
                                "lr_max": 0.003, "lr_min": 3e-5, "rho": 1});
-    assert!(Gsam::from_config(&v).unwrap_err().contains("gsam.rho:"));
+    assert!(Gsam::from_config(&v)
+        .unwrap_err()
+        .to_string()
+        .contains("gsam.rho:"));
 }
 
 use bv_train::config::Config;

@@ -10,12 +10,12 @@ use bv_core::numpy::{self as np, Axes};
 use bv_core::pjrt::Client;
 use bv_core::random::Key;
 
-use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::sharding::Mesh;
 use bv_core::tree::Params;
 use bv_core::{jit, set_default_client, Array, DType, Spec, Tensor};
 use bv_nn::models::{build, ImageModel};
 use bv_train::optim::{apply_updates, make, OptimSpec, Optimizer, ScheduleGroups, State};
-use bv_train::train::{layout_rule, update_rule};
+use bv_train::train::{batch_sharding, layout_rule, out_specs, update_rule};
 use serde_json::json;
 
 const BATCH: usize = 16;
@@ -42,7 +42,7 @@ fn model() -> Arc<dyn ImageModel> {
     .unwrap()
 }
 
-/// The layout of `prefix/path` under `strategy`.
+/// A batch of images and one-hot labels.
 fn inputs() -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..BATCH * 28 * 28)
         .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
@@ -65,16 +65,11 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
     let spec = Spec::new([BATCH, 28, 28, 1], DType::F32);
     let mi = m.clone();
     let init = jit(move |key: Tensor| mi.init(&key, &spec).sorted());
-    let names: Vec<String> = {
-        let lowered = init.lower(&Key::spec()).unwrap();
-        let specs: Vec<Spec> = lowered
-            .out_avals
-            .iter()
-            .map(|a| Spec::new(a.shape.clone(), a.dtype))
-            .collect();
-        let tree: Params<Spec> = bv_core::tree::unflatten(&lowered.out_def, specs).unwrap();
-        tree.names().map(str::to_string).collect()
-    };
+    let names: Vec<String> = out_specs::<Params<Spec>>(&init.lower(&Key::spec()).unwrap())
+        .unwrap()
+        .names()
+        .map(str::to_string)
+        .collect();
     let spec: OptimSpec = serde_json::from_value(json!({"optax_name": "big_vision.momentum_hp", "lr": 0.1, "wd": 0.001, "grad_clip_norm": 1.0})).unwrap();
     let groups = ScheduleGroups::new(None, 10, None, None).unwrap();
     let tx = Arc::new(make(&spec, &groups, &names).unwrap());
@@ -106,11 +101,7 @@ fn train(strategy: Option<&'static str>) -> (Vec<f32>, Arrays, Arrays) {
             Array::from_slice(&y, &[BATCH, 10]).unwrap(),
         ),
         Some(s) => {
-            let batch = |rank: usize| {
-                let mut dims = vec![None; rank];
-                dims[0] = Some("data");
-                NamedSharding::new(mesh.clone(), PartitionSpec::of(&dims)).unwrap()
-            };
+            let batch = |rank| batch_sharding(&mesh, "data", rank).unwrap();
             let strategy = [(".*".to_string(), s.to_string())];
             (
                 init.sharded(mesh.clone(), layout_rule(&strategy, &mesh, "params")),

@@ -9,15 +9,15 @@ use std::sync::{Arc, OnceLock};
 use bv_core::pjrt::Client;
 use bv_core::random::Key;
 
-use bv_core::sharding::{Mesh, NamedSharding, PartitionSpec};
+use bv_core::sharding::Mesh;
 use bv_core::tree::Params;
 use bv_core::{jit, set_default_client, Array, Spec, Tensor};
 use bv_train::config::{Config, Plan};
 use bv_train::data::{Batch, Example};
-use bv_train::optim::{make_for_config, Optimizer, State, Transform};
-use bv_train::train::{layout_rule, update_rule};
+use bv_train::optim::{make_for_config, Optimizer};
+use bv_train::train::{batch_sharding, layout_rule, out_specs, update_fn, update_rule};
 use bv_train::trainers::siglip::Siglip;
-use bv_train::trainers::{StepInputs, Trainer};
+use bv_train::trainers::Trainer;
 
 const BATCH: usize = 16;
 const FSDP: &str = "fsdp(axis='data', min_size_to_shard_mb=0.01)";
@@ -60,37 +60,16 @@ fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays)
     let trainer = Arc::new(Siglip::new(&config, &probe).unwrap());
     let tr = trainer.clone();
     let init = jit(move |key: Tensor| tr.init(&key));
-    let lowered = init.lower(&Key::spec()).unwrap();
-    let specs: Vec<Spec> = lowered
-        .out_avals
-        .iter()
-        .map(|a| Spec::new(a.shape.clone(), a.dtype))
+    let names: Vec<String> = out_specs::<Params<Spec>>(&init.lower(&Key::spec()).unwrap())
+        .unwrap()
+        .names()
+        .map(str::to_string)
         .collect();
-    let names: Vec<String> =
-        bv_core::tree::unflatten::<BTreeMap<String, Spec>>(&lowered.out_def, specs)
-            .unwrap()
-            .into_keys()
-            .collect();
     let plan = Plan::new(&config, 160).unwrap();
     let tx = Arc::new(make_for_config(&config, &plan, &names).unwrap());
     let t = tx.clone();
     let opt_init = jit(move |p: Params| t.init(&p));
-    let (t, tr) = (tx.clone(), trainer.clone());
-    let step = jit(
-        move |((p, s), rng, k, x, y): ((Params, State), Tensor, Tensor, Tensor, Tensor)| {
-            let inputs = StepInputs {
-                rng_loop: &rng,
-                step: &k,
-                image: &x,
-                labels: &y,
-                features: &Params::new(),
-                fixed: &Params::new(),
-                variant: 0,
-            };
-            tr.update(t.as_ref() as &dyn Transform, &[], (p, s), inputs)
-        },
-    )
-    .donate_argnums(&[0]);
+    let step = update_fn(trainer.clone(), tx.clone(), Vec::new(), 0).donate_argnums(&[0]);
     let x: Vec<f32> = (0..BATCH * 16 * 16 * 3)
         .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
         .collect();
@@ -106,11 +85,7 @@ fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays)
             Array::from_slice(&y, &[BATCH, 6]).unwrap(),
         ),
         Some(s) => {
-            let batch = |rank: usize| {
-                let mut dims = vec![None; rank];
-                dims[0] = Some("data");
-                NamedSharding::new(mesh.clone(), PartitionSpec::of(&dims)).unwrap()
-            };
+            let batch = |rank| batch_sharding(&mesh, "data", rank).unwrap();
             let strategy = [(".*".to_string(), s.to_string())];
             (
                 init.sharded(mesh.clone(), layout_rule(&strategy, &mesh, "params")),

@@ -3,7 +3,7 @@
 
 use bv_core::{numpy as np, prim, random, Tensor};
 
-use crate::scope::{Module, Scope};
+use crate::scope::{Module, Scope, Stream};
 
 /// `nn.Dropout(rate)`; called with `(x, deterministic)`.
 #[derive(Clone, Debug)]
@@ -27,7 +27,7 @@ impl Module for Dropout {
             return zeros;
         }
         let keep = 1.0 - self.rate;
-        let mask = random::bernoulli(&s.make_rng("dropout"), keep, x.shape());
+        let mask = random::bernoulli(&s.make_rng(Stream::DROPOUT), keep, x.shape());
         let scaled = prim::div(&x, &prim::full(x.shape(), keep, x.dtype()));
         prim::select(&mask, &scaled, &zeros)
     }

@@ -8,7 +8,7 @@ use crate::init::Init;
 use crate::layers::{Conv, Dense, LayerNorm};
 use crate::models::config::Cfg;
 use crate::models::{ImageModel, ModelError, Out};
-use crate::scope::{Module, Scope};
+use crate::scope::{Module, Scope, Stream};
 
 /// `(hidden_dim, num_blocks, channels_mlp_dim, tokens_mlp_dim)` of a named variant.
 pub fn variant(name: &str) -> Option<(usize, usize, usize, usize)> {
@@ -62,7 +62,7 @@ impl MixerBlock {
         }
         let mut shape = vec![1; x.rank()];
         shape[0] = x.shape()[0];
-        let drop = random::bernoulli(&s.make_rng("dropout"), self.drop_p, &shape);
+        let drop = random::bernoulli(&s.make_rng(Stream::DROPOUT), self.drop_p, &shape);
         let keep = prim::sub(
             &prim::full(&shape, 1.0, DType::F32),
             &np::astype(&drop, DType::F32),

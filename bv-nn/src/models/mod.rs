@@ -26,7 +26,7 @@ use bv_core::io::HostArray;
 use bv_core::{numpy as np, DType, Spec, Tensor};
 use serde_json::Value;
 
-use crate::scope::{Module, Scope};
+use crate::scope::{Module, Scope, Stream};
 use crate::Params;
 
 /// Intermediate values by big_vision's `out` names (`pre_logits`, `logits`, `stage1`, ...).
@@ -51,14 +51,14 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
 
     /// `model.apply({"params": params}, image, train=train, rngs=rngs)`: the logits (or the
     /// representation for a model without head) and the `out` dict. `rngs` holds the
-    /// streams the model draws from in training (`("dropout", key)`); deterministic models
+    /// streams the model draws from in training (`(Stream::DROPOUT, key)`); deterministic models
     /// and `train = false` need none. Images are cast to float32 first.
     fn apply(
         &self,
         params: &Params<Tensor>,
         image: &Tensor,
         train: bool,
-        rngs: &[(String, Tensor)],
+        rngs: &[(Stream, Tensor)],
     ) -> (Tensor, Out) {
         let image = match image.dtype() {
             DType::F32 => image.clone(),
@@ -68,7 +68,7 @@ pub trait ImageModel: Send + Sync + fmt::Debug {
     }
 
     /// The model's fixes of older or other checkpoint layouts, applied by
-    /// [`checkpoint::load`](crate::checkpoint::load) before merging; `Err` says why the
+    /// [`npz::load`](crate::npz::load) before merging; `Err` says why the
     /// checkpoint cannot be converted. None by default.
     fn fix_checkpoint(&self, loaded: Params<HostArray>) -> Result<Params<HostArray>, String> {
         Ok(loaded)

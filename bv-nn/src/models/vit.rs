@@ -19,7 +19,7 @@ use crate::layers::{
 };
 use crate::models::config::Cfg;
 use crate::models::{ImageModel, ModelError, Out};
-use crate::scope::{Module, ScanLift, Scope};
+use crate::scope::{Module, ScanLift, Scope, Stream};
 use crate::Params;
 
 /// Position embedding of the patch tokens.
@@ -505,7 +505,7 @@ impl Module for Encoder {
         if self.scan {
             let lift = ScanLift {
                 length: self.depth,
-                split_rngs: &["params", "dropout"],
+                split_rngs: &[Stream::PARAMS, Stream::DROPOUT],
                 remat: Some(self.remat_policy),
             };
             let (y, stacked): (Tensor, Out) = s.scan_named("encoderblock", &block, &lift, (x, det));
@@ -727,6 +727,6 @@ pub fn resample_posemb(name: &str, loaded: &HostArray, shape: &[usize]) -> Optio
         return None;
     }
     let values = loaded.to_vec::<f32>().ok()?;
-    let grid = crate::checkpoint::resample_grid(&values, g, n, new[2]);
+    let grid = crate::npz::resample_grid(&values, g, n, new[2]);
     HostArray::from_slice(&grid, new).ok()
 }

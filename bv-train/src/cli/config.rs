@@ -49,12 +49,11 @@ impl ConfigArgs {
             None => {
                 let data = &config.input.data;
                 let dir = self.data_dir.or(data.data_dir.as_ref().map(PathBuf::from));
-                let ds = TfdsDataset::open(&data.name, dir.as_deref()).map_err(|e| {
-                    format!(
-                        "{e}\nTo check the config without the data, give the size of \
-                         {:?} with --data-size N",
-                        data.split
-                    )
+                let ds = TfdsDataset::open(&data.name, dir.as_deref()).map_err(|source| {
+                    TrainError::NoDataSize {
+                        split: data.split.clone(),
+                        source,
+                    }
                 })?;
                 ds.ranges(&data.split)?.iter().map(|r| r.len()).sum()
             }

@@ -50,10 +50,7 @@ impl DataCommand {
             } => {
                 if name != "fashion_mnist" {
                     let hint = crate::data::error::how_to_prepare(&name, &data_dir(dd.as_deref()));
-                    return Err(format!(
-                        "`data prepare` knows only fashion_mnist, not '{name}': {hint}"
-                    )
-                    .into());
+                    return Err(TrainError::CannotPrepare { name, hint });
                 }
                 let idx = fashion_mnist::provide_idx_dir(idx_dir.as_deref())?;
                 println!("raw IDX files: {}", idx.display());

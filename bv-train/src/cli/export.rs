@@ -26,12 +26,9 @@ impl ExportArgs {
             Some(d) => d,
             None if self.path.join("manifest.json").is_file() => self.path.clone(),
             None => {
-                return Err(format!(
-                    "{}: no checkpoint here (neither a workdir with checkpoint.bv-LAST nor a \
-                     checkpoint folder with manifest.json)",
-                    self.path.display()
-                )
-                .into())
+                return Err(TrainError::NotACheckpoint {
+                    path: self.path.clone(),
+                })
             }
         };
         let ckpt = checkpoint::load(&dir)?;
@@ -41,12 +38,10 @@ impl ExportArgs {
             .filter_map(|(name, a)| Some((name.strip_prefix("params/")?.to_string(), a.clone())))
             .collect();
         if params.is_empty() {
-            return Err(
-                format!("{}: the checkpoint holds no params/ leaves", dir.display()).into(),
-            );
+            return Err(TrainError::NoParams { dir });
         }
         let tmp = self.out.with_extension("npz.tmp");
-        bv_nn::checkpoint::write(&tmp, &params)?;
+        bv_nn::npz::write(&tmp, &params)?;
         std::fs::rename(&tmp, &self.out)?;
         println!(
             "{} parameters of step {} from {} written to {}",

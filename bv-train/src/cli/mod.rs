@@ -144,9 +144,7 @@ impl Cli {
 impl TrainFlags {
     fn run(self) -> Result<(), TrainError> {
         let (Some(config), Some(workdir)) = (self.config, self.workdir) else {
-            return Err(
-                "give --config FILE and --workdir DIR to train (see bv-train --help)".into(),
-            );
+            return Err(TrainError::TrainFlags);
         };
         crate::stop::install_handlers()?;
         let process = match (&self.coordinator, self.num_processes, self.process_id) {

@@ -176,9 +176,9 @@ impl Plan {
             known(
                 &format!("evals.{name}.type"),
                 &e.kind,
-                &crate::evals::type_names(),
+                &crate::evaluators::type_names(),
             )?;
-            crate::evals::check_keys(name, e)
+            crate::evaluators::check_keys(name, e)
                 .map_err(|(key, msg)| PlanError::Invalid { key, msg })?;
             let log_steps = length(
                 "log",

@@ -10,7 +10,7 @@ use bv_core::tree::Params;
 use bv_core::Tensor;
 use serde_json::Value;
 
-use super::global_norm;
+use super::{global_norm, OptimError};
 
 /// big_vision's `config.gsam` (the keyword arguments of `gsam_gradient` besides the loss,
 /// parameters and learning rate).
@@ -50,26 +50,40 @@ impl Gsam {
     /// `config.gsam`: `rho_max`, `rho_min`, `alpha`, `lr_max`, `lr_min` required, `eps`
     /// (1e-12), `adaptive_perturbation` (false), `minimize_fp` (true) optional. Radii must
     /// be non-negative with `rho_min <= rho_max`, and `lr_min <= lr_max`.
-    pub fn from_config(v: &Value) -> Result<Gsam, String> {
-        let map = v
-            .as_object()
-            .ok_or_else(|| format!("gsam: expected a map of {KEYS:?}, got {v}"))?;
+    pub fn from_config(v: &Value) -> Result<Gsam, OptimError> {
+        let bad = |key: String, msg: String| OptimError::Gsam { key, msg };
+        let map = v.as_object().ok_or_else(|| {
+            bad(
+                "gsam".into(),
+                format!("expected a map of {KEYS:?}, got {v}"),
+            )
+        })?;
         if let Some(k) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(format!("gsam.{k}: not a GSAM setting; use {KEYS:?}"));
+            return Err(bad(
+                format!("gsam.{k}"),
+                format!("not a GSAM setting; use {KEYS:?}"),
+            ));
         }
-        let num = |k: &str, default: Option<f64>| -> Result<f64, String> {
+        let num = |k: &str, default: Option<f64>| -> Result<f64, OptimError> {
             match (map.get(k), default) {
                 (Some(v), _) => v
                     .as_f64()
-                    .ok_or_else(|| format!("gsam.{k}: expected a number, got {v}")),
+                    .ok_or_else(|| bad(format!("gsam.{k}"), format!("expected a number, got {v}"))),
                 (None, Some(d)) => Ok(d),
-                (None, None) => Err(format!("gsam.{k}: missing (big_vision requires it)")),
+                (None, None) => Err(bad(
+                    format!("gsam.{k}"),
+                    "missing (big_vision requires it)".into(),
+                )),
             }
         };
-        let flag = |k: &str, default: bool| -> Result<bool, String> {
+        let flag = |k: &str, default: bool| -> Result<bool, OptimError> {
             map.get(k).map_or(Ok(default), |v| {
-                v.as_bool()
-                    .ok_or_else(|| format!("gsam.{k}: expected true or false, got {v}"))
+                v.as_bool().ok_or_else(|| {
+                    bad(
+                        format!("gsam.{k}"),
+                        format!("expected true or false, got {v}"),
+                    )
+                })
             })
         };
         let g = Gsam {
@@ -83,16 +97,19 @@ impl Gsam {
             minimize_fp: flag("minimize_fp", true)?,
         };
         if g.rho_min < 0.0 || g.rho_min > g.rho_max {
-            return Err(format!(
-                "gsam: rho_min ({}) must be between 0 and rho_max ({}); ρ follows the learning \
-                 rate from rho_max down to rho_min",
-                g.rho_min, g.rho_max
+            return Err(bad(
+                "gsam".into(),
+                format!(
+                    "rho_min ({}) must be between 0 and rho_max ({}); ρ follows the learning \
+                     rate from rho_max down to rho_min",
+                    g.rho_min, g.rho_max
+                ),
             ));
         }
         if g.lr_min > g.lr_max {
-            return Err(format!(
-                "gsam: lr_min ({}) is above lr_max ({})",
-                g.lr_min, g.lr_max
+            return Err(bad(
+                "gsam".into(),
+                format!("lr_min ({}) is above lr_max ({})", g.lr_min, g.lr_max),
             ));
         }
         Ok(g)

@@ -91,6 +91,9 @@ pub enum OptimError {
     /// An lr multiplier that is not positive (big_vision asserts `mult > 0`).
     #[error("lr_mults: multiplier {mult} for {pattern:?} is not positive; freeze parameters with a None schedule instead")]
     LrMult { pattern: String, mult: f64 },
+    /// A `config.gsam` setting (`key` is `gsam` or `gsam.<setting>`).
+    #[error("{key}: {msg}")]
+    Gsam { key: String, msg: String },
     /// A parameter in no schedule group.
     #[error(transparent)]
     Schedule(#[from] ScheduleError),

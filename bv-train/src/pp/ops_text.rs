@@ -739,7 +739,7 @@ pub struct ClassPrompts {
 impl ClassPrompts {
     /// Factory.
     pub fn make(a: &Args) -> Result<Box<dyn ValueOp>, String> {
-        use crate::evals::image_text::prompts::{canonicalize, templates};
+        use crate::evaluators::image_text::prompts::{canonicalize, templates};
         let names = a.strs("names")?;
         if names.is_empty() {
             return Err("missing required argument 'names' (a list of class names)".into());

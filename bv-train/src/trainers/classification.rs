@@ -29,11 +29,11 @@ pub struct Classification {
 /// keys).
 pub fn model(config: &Config) -> Result<Arc<dyn ImageModel>, TrainError> {
     if config.model_name == "proj.image_text.two_towers" {
-        return Err(
-            "model_name \"proj.image_text.two_towers\" is trained by trainer \
-                    \"proj.image_text.siglip\"; set trainer: \"proj.image_text.siglip\""
-                .into(),
-        );
+        return Err(TrainError::setting(
+            "model_name",
+            "\"proj.image_text.two_towers\" is trained by trainer \"proj.image_text.siglip\"; \
+             set trainer: \"proj.image_text.siglip\"",
+        ));
     }
     let mut model_kw = serde_json::Value::Object(config.model.clone().into_iter().collect());
     if let Some(n) = config.num_classes {
@@ -127,10 +127,13 @@ pub fn load_model_init(
         Some(serde_json::Value::String(p)) => p.clone(),
         other => {
             let got = other.as_ref().map_or("nothing".into(), |v| v.to_string());
-            return Err(format!("model_init: expected the path of an .npz, got {got}").into());
+            return Err(TrainError::setting(
+                "model_init",
+                format!("expected the path of an .npz, got {got}"),
+            ));
         }
     };
     let dont_load = super::dont_load(config, None)?;
     let path = super::resolve_init(&config.model_name, &path)?;
-    Ok(bv_nn::checkpoint::load(model, fresh, &path, &dont_load)?)
+    Ok(bv_nn::npz::load(model, fresh, &path, &dont_load)?)
 }

@@ -22,6 +22,7 @@ use bv_core::random::{self, Key};
 use bv_core::{jit, DType, Spec, Tensor};
 use bv_nn::models::proj::flexi::vit::FlexiVit;
 use bv_nn::models::{self, ImageModel};
+use bv_nn::Stream;
 
 use super::flexi::Sampler;
 use super::{
@@ -31,7 +32,7 @@ use super::{
 use crate::config::{Config, Teacher};
 use crate::data::Batch;
 use crate::error::TrainError;
-use crate::evals::distance::Distance;
+use crate::evaluators::distance::Distance;
 use crate::losses;
 use crate::optim::Transform;
 use crate::train::{batch_spec, init_params};
@@ -74,15 +75,17 @@ fn build_model(
     if let Some(n) = config.num_classes {
         v["num_classes"] = n.into();
     }
-    models::build(name, &v).map_err(|e| format!("{what}: {e}").into())
+    models::build(name, &v).map_err(|e| TrainError::at(what, e))
 }
 
 /// The student of a distillation config (`student_name` with `student`).
 pub fn student(config: &Config) -> Result<Arc<dyn ImageModel>, TrainError> {
-    let name = config
-        .student_name
-        .as_deref()
-        .ok_or("student_name: a distillation config names the student's model module")?;
+    let name = config.student_name.as_deref().ok_or_else(|| {
+        TrainError::setting(
+            "student_name",
+            "a distillation config names the student's model module",
+        )
+    })?;
     build_model(
         "student",
         name,
@@ -109,7 +112,12 @@ impl Distill {
             .teachers
             .as_ref()
             .filter(|t| !t.is_empty())
-            .ok_or("teachers: a distillation config needs at least one teacher")?;
+            .ok_or_else(|| {
+                TrainError::setting(
+                    "teachers",
+                    "a distillation config needs at least one teacher",
+                )
+            })?;
         let student_model = student(config)?;
         let student_image = batch_spec(probe, image_key(probe, "student"))?;
         let flexi = match (flexi_trainer, &config.student_name) {
@@ -122,7 +130,7 @@ impl Distill {
                         .into_iter()
                         .collect(),
                 );
-                let vit = FlexiVit::from_config(&kw).map_err(|e| format!("student: {e}"))?;
+                let vit = FlexiVit::from_config(&kw).map_err(|e| TrainError::at("student", e))?;
                 let sampler = Sampler::new(
                     config,
                     (student_image.shape[1], student_image.shape[2]),
@@ -131,18 +139,20 @@ impl Distill {
                 Some(Flexi { vit, sampler })
             }
             (true, _) => {
-                return Err(
-                    "student_name: the proj.flexi.distill trainer distills into \
-                            \"proj.flexi.vit\""
-                        .into(),
-                )
+                return Err(TrainError::setting(
+                    "student_name",
+                    "the proj.flexi.distill trainer distills into \"proj.flexi.vit\"",
+                ))
             }
             _ => None,
         };
         let mut teachers = Vec::new();
         for (name, spec) in teachers_cfg {
             if name == "student" || name.contains('/') {
-                return Err(format!("teachers.{name}: a teacher needs another name").into());
+                return Err(TrainError::setting(
+                    format!("teachers.{name}"),
+                    "a teacher needs another name",
+                ));
             }
             let what = format!("teachers.{name}");
             teachers.push(TeacherModel {
@@ -206,7 +216,7 @@ impl Distill {
     ) -> (Tensor, Measurements) {
         let student = self.student_at(variant);
         let x = &data[image_key_of(data, "student")];
-        let rngs = [("dropout".to_string(), student_key.clone())];
+        let rngs = [(Stream::DROPOUT, student_key.clone())];
         let (logits, _) = student.apply(&p, x, true, &rngs);
         let mean = |t: &Tensor| np::mean(t, np::Axes::All, false);
         let mut m = Measurements::new();
@@ -300,7 +310,7 @@ impl Trainer for Distill {
                         k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone()))
                     })
                     .collect();
-                let rngs = [("dropout".to_string(), model_key(i + 1))];
+                let rngs = [(Stream::DROPOUT, model_key(i + 1))];
                 let x = &data[image_key_of(&data, &t.name)];
                 stop_gradient(&t.model.apply(&p, x, false, &rngs).0)
             })
@@ -325,13 +335,19 @@ impl Trainer for Distill {
             .student_init
             .as_ref()
             .and_then(|v| v.as_str())
-            .ok_or("student_init: expected the path of an .npz or a checkpoint name")?;
+            .ok_or_else(|| {
+                TrainError::setting(
+                    "student_init",
+                    "expected the path of an .npz or a checkpoint name",
+                )
+            })?;
         let name = config.student_name.clone().unwrap_or_default();
-        let path = super::resolve_init(&name, init).map_err(|e| format!("student_init: {e}"))?;
+        let path =
+            super::resolve_init(&name, init).map_err(|e| TrainError::at("student_init", e))?;
         let dont_load = dont_load_in("student_load", config.student_load.as_ref())?;
         Ok(
-            bv_nn::checkpoint::load(self.student.as_ref(), fresh, &path, &dont_load)
-                .map_err(|e| format!("student_init: {e}"))?,
+            bv_nn::npz::load(self.student.as_ref(), fresh, &path, &dont_load)
+                .map_err(|e| TrainError::at("student_init", e))?,
         )
     }
 
@@ -348,16 +364,18 @@ impl Trainer for Distill {
         for t in &self.teachers {
             let what = format!("teachers.{}.init", t.name);
             let init = t.spec.init.as_str().ok_or_else(|| {
-                format!("{what}: expected the path of an .npz or a checkpoint name")
+                TrainError::setting(&what, "expected the path of an .npz or a checkpoint name")
             })?;
             let (model, image) = (t.model.clone(), t.image.clone());
             let fresh = jit(move |k: Tensor| model.init(&k, &image)).call(&key)?;
-            let fresh = bv_nn::checkpoint::to_host(&fresh)?;
+            let fresh = bv_nn::npz::to_host(&fresh)?;
             let path =
-                super::resolve_init(&t.spec.name, init).map_err(|e| format!("{what}: {e}"))?;
+                super::resolve_init(&t.spec.name, init).map_err(|e| TrainError::at(&what, e))?;
             let dont_load = dont_load_in(&format!("teachers.{}.load", t.name), Some(&t.spec.load))?;
-            let loaded = bv_nn::checkpoint::load(t.model.as_ref(), &fresh, &path, &dont_load)
-                .map_err(|e| format!("{what}: teacher {:?} ({}): {e}", t.name, t.spec.name))?;
+            let loaded =
+                bv_nn::npz::load(t.model.as_ref(), &fresh, &path, &dont_load).map_err(|e| {
+                    TrainError::at(format!("{what}: teacher {:?} ({})", t.name, t.spec.name), e)
+                })?;
             for (k, v) in loaded.iter() {
                 out.insert(format!("{}/{k}", t.name), v.clone());
             }

@@ -16,6 +16,7 @@ use bv_core::random;
 use bv_core::{Spec, Tensor};
 use bv_nn::models::proj::flexi::vit::FlexiVit;
 use bv_nn::models::ImageModel;
+use bv_nn::Stream;
 
 use super::classification::load_model_init;
 use super::{
@@ -42,40 +43,52 @@ impl Sampler {
     /// `config.flexi` checked against the model and `(h, w)` images: only `seqhw` is
     /// flexible (FlexiViT's one call argument); every value must give a whole patch size.
     pub fn new(config: &Config, hw: (usize, usize), vit: &FlexiVit) -> Result<Sampler, TrainError> {
-        let flexi = config
-            .flexi
-            .as_ref()
-            .ok_or("flexi: a FlexiViT config samples `flexi.seqhw` (v: [...], p: [...])")?;
-        if let Some(k) = flexi.keys().find(|k| *k != "seqhw") {
-            return Err(format!(
-                "flexi.{k}: FlexiViT's only flexible argument is seqhw (the token grid side)"
+        let flexi = config.flexi.as_ref().ok_or_else(|| {
+            TrainError::setting(
+                "flexi",
+                "a FlexiViT config samples `flexi.seqhw` (v: [...], p: [...])",
             )
-            .into());
+        })?;
+        if let Some(k) = flexi.keys().find(|k| *k != "seqhw") {
+            return Err(TrainError::setting(
+                format!("flexi.{k}"),
+                "FlexiViT's only flexible argument is seqhw (the token grid side)",
+            ));
         }
-        let arg = flexi.get("seqhw").ok_or("flexi.seqhw: missing")?;
+        let arg = flexi
+            .get("seqhw")
+            .ok_or_else(|| TrainError::setting("flexi.seqhw", "missing"))?;
         if arg.v.is_empty() {
-            return Err("flexi.seqhw.v: give at least one grid side".into());
+            return Err(TrainError::setting(
+                "flexi.seqhw.v",
+                "give at least one grid side",
+            ));
         }
         let values: Vec<usize> = arg.v.iter().map(|&v| v as usize).collect();
         for &s in &values {
             if s == 0 {
-                return Err("flexi.seqhw.v: grid sides must be positive".into());
+                return Err(TrainError::setting(
+                    "flexi.seqhw.v",
+                    "grid sides must be positive",
+                ));
             }
             vit.at_seqhw(s)
                 .call_patch_size(hw)
-                .map_err(|e| format!("flexi.seqhw.v: {e}"))?;
+                .map_err(|e| TrainError::setting("flexi.seqhw.v", e))?;
         }
         let weights = arg.p.clone().unwrap_or_else(|| vec![1.0; values.len()]);
         if weights.len() != values.len() || weights.iter().any(|w| w.is_nan() || *w < 0.0) {
-            return Err(format!(
-                "flexi.seqhw.p: expected {} non-negative weights (one per value), got {weights:?}",
-                values.len()
-            )
-            .into());
+            return Err(TrainError::setting(
+                "flexi.seqhw.p",
+                format!(
+                    "expected {} non-negative weights (one per value), got {weights:?}",
+                    values.len()
+                ),
+            ));
         }
         let total: f64 = weights.iter().sum();
         if total <= 0.0 {
-            return Err("flexi.seqhw.p: the weights sum to 0".into());
+            return Err(TrainError::setting("flexi.seqhw.p", "the weights sum to 0"));
         }
         let mut acc = 0.0;
         let cdf = weights
@@ -125,11 +138,13 @@ impl FlexiTrain {
     /// The FlexiViT of `config.model` and its sampled grid sides; shapes from `probe`.
     pub fn new(config: &Config, probe: &Batch, devices: usize) -> Result<FlexiTrain, TrainError> {
         if config.model_name != "proj.flexi.vit" {
-            return Err(format!(
-                "model_name: the proj.flexi.train trainer trains \"proj.flexi.vit\", not {:?}",
-                config.model_name
-            )
-            .into());
+            return Err(TrainError::setting(
+                "model_name",
+                format!(
+                    "the proj.flexi.train trainer trains \"proj.flexi.vit\", not {:?}",
+                    config.model_name
+                ),
+            ));
         }
         let mut kw = serde_json::Value::Object(config.model.clone().into_iter().collect());
         if let Some(n) = config.num_classes {
@@ -183,7 +198,7 @@ impl Trainer for FlexiTrain {
             self.mixup,
         );
         let (_, rng_model) = random::split2(&rng);
-        let rngs = [("dropout".to_string(), random::fold_in(&rng_model, 0u32))];
+        let rngs = [(Stream::DROPOUT, random::fold_in(&rng_model, 0u32))];
         let model = self.at(inputs.variant);
         let loss = |p: Params| classifier_loss(model.as_ref(), p, &x, &y, &self.loss_name, &rngs);
         let (l, grads) = value_and_grad(loss)(&params);

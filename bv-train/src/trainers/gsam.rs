@@ -11,6 +11,7 @@ use bv_core::numpy as np;
 use bv_core::random;
 use bv_core::{DType, Spec, Tensor};
 use bv_nn::models::ImageModel;
+use bv_nn::Stream;
 
 use super::classification::{load_model_init, model};
 use super::{
@@ -40,10 +41,13 @@ pub struct GsamTrain {
 
 /// `config.gsam` checked (before anything is written).
 pub fn settings(config: &Config) -> Result<Gsam, TrainError> {
-    let g = config
-        .gsam
-        .as_ref()
-        .ok_or("gsam: the proj.gsam.train trainer needs a gsam block (rho_max, rho_min, alpha, lr_max, lr_min)")?;
+    let g = config.gsam.as_ref().ok_or_else(|| {
+        TrainError::setting(
+            "gsam",
+            "the proj.gsam.train trainer needs a gsam block (rho_max, rho_min, alpha, \
+                 lr_max, lr_min)",
+        )
+    })?;
     let v = serde_json::Value::Object(g.clone().into_iter().collect());
     Ok(Gsam::from_config(&v)?)
 }
@@ -61,11 +65,11 @@ impl GsamTrain {
         let schedule = match groups.as_slice() {
             [(_, Some(s))] => (*s).clone(),
             _ => {
-                return Err(
-                    "schedule: GSAM follows one global learning-rate schedule; give one \
-                            schedule (no per-group list), as big_vision asserts"
-                        .into(),
-                )
+                return Err(TrainError::setting(
+                    "schedule",
+                    "GSAM follows one global learning-rate schedule; give one schedule (no \
+                     per-group list), as big_vision asserts",
+                ))
             }
         };
         Ok(GsamTrain {
@@ -111,7 +115,7 @@ impl Trainer for GsamTrain {
             self.mixup,
         );
         let (_, rng_model) = random::split2(&rng);
-        let rngs = [("dropout".to_string(), random::fold_in(&rng_model, 0u32))];
+        let rngs = [(Stream::DROPOUT, random::fold_in(&rng_model, 0u32))];
         let loss =
             |p: Params| classifier_loss(self.model.as_ref(), p, &x, &y, &self.loss_name, &rngs);
         let step = np::astype(inputs.step, DType::F32) + 1.0;

@@ -25,6 +25,7 @@ use bv_core::io::HostArray;
 use bv_core::Tensor;
 use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 use bv_nn::models::ImageModel;
+use bv_nn::Stream;
 
 use crate::config::{Config, Plan};
 use crate::data::Batch;
@@ -203,7 +204,7 @@ pub fn build(
         "proj.gsam.train" => Ok(Arc::new(gsam::GsamTrain::new(
             config, probe, devices, plan,
         )?)),
-        other => Err(format!("trainer: unknown trainer {other:?}; use one of {NAMES:?}").into()),
+        other => Err(TrainError::unknown("trainer", "trainer", other, &NAMES)),
     }
 }
 
@@ -256,12 +257,15 @@ pub fn apply_gradients(
 /// The local `.npz` a `model_init`-like key names for a `model_name` model: an object in
 /// a bucket (`gs://`, `s3://`) through its copy in the bv cache, else a path or one of
 /// big_vision's checkpoint names ([`bv_nn::zoo::resolve`]).
-pub fn resolve_init(model_name: &str, init: &str) -> Result<std::path::PathBuf, String> {
-    if crate::storage::is_bucket(std::path::Path::new(init)) {
-        return crate::storage::local_copy(std::path::Path::new(init))
-            .map_err(|e| format!("{init}: {e}"));
+pub fn resolve_init(model_name: &str, init: &str) -> Result<std::path::PathBuf, TrainError> {
+    let path = std::path::Path::new(init);
+    if crate::storage::is_bucket(path) {
+        return crate::storage::local_copy(path).map_err(|source| TrainError::File {
+            path: path.to_path_buf(),
+            source,
+        });
     }
-    bv_nn::zoo::resolve(model_name, init).map_err(|e| e.to_string())
+    Ok(bv_nn::zoo::resolve(model_name, init)?)
 }
 
 /// `model_load.<key>.dont_load` (a list of regexes), empty when absent.
@@ -279,7 +283,7 @@ pub fn dont_load(config: &Config, key: Option<&str>) -> Result<Vec<String>, Trai
             let at = key.map_or("model_load.dont_load".into(), |k| {
                 format!("model_load.{k}.dont_load")
             });
-            format!("{at}: expected a list of regexes, got {v}").into()
+            TrainError::setting(at, format!("expected a list of regexes, got {v}"))
         }),
     }
 }
@@ -295,12 +299,19 @@ pub fn dont_load_in(
         return Ok(Vec::new());
     };
     if let Some(k) = kw.keys().find(|k| *k != "dont_load") {
-        return Err(format!("{what}.{k}: the loader takes only dont_load").into());
+        return Err(TrainError::setting(
+            format!("{what}.{k}"),
+            "the loader takes only dont_load",
+        ));
     }
     match kw.get("dont_load") {
         None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|_| format!("{what}.dont_load: expected a list of regexes, got {v}").into()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+            TrainError::setting(
+                format!("{what}.dont_load"),
+                format!("expected a list of regexes, got {v}"),
+            )
+        }),
     }
 }
 
@@ -349,7 +360,7 @@ pub fn classifier_loss(
     x: &Tensor,
     y: &Tensor,
     loss_name: &str,
-    rngs: &[(String, Tensor)],
+    rngs: &[(Stream, Tensor)],
 ) -> Tensor {
     let (logits, _) = model.apply(&params, x, true, rngs);
     let per_example = crate::losses::per_example(loss_name, &logits, y).unwrap_or(logits);

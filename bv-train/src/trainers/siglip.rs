@@ -15,6 +15,7 @@ use bv_core::{DType, Spec, Tensor};
 use bv_nn::models::proj::image_text::load;
 use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 use bv_nn::models::ImageModel;
+use bv_nn::Stream;
 
 use super::{apply_gradients, Measurements, StepInputs, TrainState, Trainer};
 use crate::config::Config;
@@ -49,9 +50,12 @@ fn init_spec(config: &Config, i: usize) -> Result<Option<Spec>, TrainError> {
         return Ok(None);
     };
     let shape = shapes.get(i).ok_or_else(|| {
-        format!(
-            "init_shapes: the SigLIP trainer needs two shapes (image, text), got {}",
-            shapes.len()
+        TrainError::setting(
+            "init_shapes",
+            format!(
+                "the SigLIP trainer needs two shapes (image, text), got {}",
+                shapes.len()
+            ),
         )
     })?;
     let default = ["float32", "int32"][i];
@@ -63,7 +67,12 @@ fn init_spec(config: &Config, i: usize) -> Result<Option<Spec>, TrainError> {
     {
         "float32" => DType::F32,
         "int32" => DType::I32,
-        other => return Err(format!("init_types[{i}]: {other:?} is not float32 or int32").into()),
+        other => {
+            return Err(TrainError::setting(
+                format!("init_types[{i}]"),
+                format!("{other:?} is not float32 or int32"),
+            ))
+        }
     };
     Ok(Some(Spec::new(
         shape.iter().map(|&d| d as usize).collect::<Vec<_>>(),
@@ -74,11 +83,13 @@ fn init_spec(config: &Config, i: usize) -> Result<Option<Spec>, TrainError> {
 /// The two-tower model of `config.model`.
 pub fn model(config: &Config) -> Result<Arc<TwoTowers>, TrainError> {
     if config.model_name != "proj.image_text.two_towers" {
-        return Err(format!(
-            "model_name: the SigLIP trainer trains \"proj.image_text.two_towers\", not {:?}",
-            config.model_name
-        )
-        .into());
+        return Err(TrainError::setting(
+            "model_name",
+            format!(
+                "the SigLIP trainer trains \"proj.image_text.two_towers\", not {:?}",
+                config.model_name
+            ),
+        ));
     }
     let kw = serde_json::Value::Object(config.model.clone().into_iter().collect());
     Ok(Arc::new(TwoTowers::from_config(&kw)?))
@@ -89,13 +100,19 @@ impl Siglip {
     /// or, as big_vision's trainer, from the training batch's `image` and `labels`.
     pub fn new(config: &Config, probe: &Batch) -> Result<Siglip, TrainError> {
         if config.mixup.as_ref().is_some_and(|m| m.p > 0.0) {
-            return Err("mixup: not supported by the SigLIP trainer (as big_vision)".into());
+            return Err(TrainError::setting(
+                "mixup",
+                "not supported by the SigLIP trainer (as big_vision)",
+            ));
         }
         let loss = match config.loss_fn.as_deref().unwrap_or("sigmoid") {
             "sigmoid" => Loss::Sigmoid,
             "softmax" => Loss::Softmax,
             other => {
-                return Err(format!("loss_fn: {other:?} is not \"sigmoid\" or \"softmax\"").into())
+                return Err(TrainError::setting(
+                    "loss_fn",
+                    format!("{other:?} is not \"sigmoid\" or \"softmax\""),
+                ))
             }
         };
         if let Some(k) = config
@@ -103,10 +120,10 @@ impl Siglip {
             .keys()
             .find(|k| !["img_load_kw", "txt_load_kw"].contains(&k.as_str()))
         {
-            return Err(format!(
-                "model_load.{k}: the two-tower loader takes img_load_kw and txt_load_kw"
-            )
-            .into());
+            return Err(TrainError::setting(
+                format!("model_load.{k}"),
+                "the two-tower loader takes img_load_kw and txt_load_kw",
+            ));
         }
         Ok(Siglip {
             towers: model(config)?,
@@ -163,7 +180,7 @@ impl Siglip {
         params: Params,
         image: &Tensor,
         text: &Tensor,
-        rngs: &[(String, Tensor)],
+        rngs: &[(Stream, Tensor)],
     ) -> (Tensor, (Tensor, Option<Tensor>)) {
         let (zimg, ztxt, out) =
             self.towers
@@ -206,7 +223,7 @@ impl Trainer for Siglip {
     ) -> (TrainState, Measurements) {
         let rng = random::fold_in(inputs.rng_loop, inputs.step);
         let (_, rng_model) = random::split2(&rng);
-        let rngs = [("dropout".to_string(), rng_model)];
+        let rngs = [(Stream::DROPOUT, rng_model)];
         let loss_fn = |p: Params| self.loss(p, inputs.image, inputs.labels, &rngs);
         let ((loss, (t, b)), grads) = value_and_grad_aux(loss_fn)(&params);
         let (state, mut m) = apply_gradients(tx, frozen, (params, opt), grads);
@@ -223,7 +240,10 @@ impl Trainer for Siglip {
         fresh: &bv_nn::Params<HostArray>,
         config: &Config,
     ) -> Result<bv_nn::Params<HostArray>, TrainError> {
-        let init = config.model_init.as_ref().ok_or("model_init is not set")?;
+        let init = config
+            .model_init
+            .as_ref()
+            .ok_or_else(|| TrainError::setting("model_init", "not set"))?;
         let img = super::dont_load(config, Some("img_load_kw"))?;
         let txt = super::dont_load(config, Some("txt_load_kw"))?;
         Ok(load::load(&self.towers, fresh, init, &img, &txt)?)

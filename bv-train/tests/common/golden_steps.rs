@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use bv_core::io::{read_npz, HostArray};
 use bv_core::tree::Params;
-use bv_core::{jit, Array, Tensor};
+use bv_core::{jit, Array};
 use bv_train::config::{Config, Plan};
 use bv_train::data::{self, Batch, Example, Value};
-use bv_train::optim::{make_for_config, Optimizer, State, Transform};
-use bv_train::trainers::{self, StepInputs, Trainer};
+use bv_train::optim::{make_for_config, Optimizer};
+use bv_train::train::update_fn;
+use bv_train::trainers::{self, Trainer};
 use serde_json::Value as Json;
 
 /// Device arrays by name, in name order.
@@ -105,27 +106,9 @@ pub fn run(s: Steps<'_>) -> Vec<(BTreeMap<String, f64>, Arrays)> {
     let tx = Arc::new(make_for_config(s.config, &plan, s.params.names()).unwrap());
     let t = tx.clone();
     let opt = jit(move |p: Params| t.init(&p)).call(&s.params).unwrap();
-    let step = |variant: usize| {
-        let (t, tr) = (tx.clone(), s.trainer.clone());
-        type Args = (
-            (Params, State),
-            (Tensor, Tensor, Tensor, Tensor),
-            (Params, Params),
-        );
-        jit(move |(state, (rng, k, x, y), (f, fx)): Args| {
-            let inputs = StepInputs {
-                rng_loop: &rng,
-                step: &k,
-                image: &x,
-                labels: &y,
-                features: &f,
-                fixed: &fx,
-                variant,
-            };
-            tr.update(t.as_ref() as &dyn Transform, &[], state, inputs)
-        })
-    };
-    let steps: Vec<_> = (0..s.trainer.variants()).map(step).collect();
+    let steps: Vec<_> = (0..s.trainer.variants())
+        .map(|variant| update_fn(s.trainer.clone(), tx.clone(), Vec::new(), variant))
+        .collect();
     let mut state = (s.params, opt);
     let mut out = Vec::new();
     for (k, &v) in s.variants.iter().enumerate() {

@@ -11,7 +11,7 @@ use bv_core::io::HostArray;
 use serde_json::Value;
 
 use super::two_towers::TwoTowers;
-use crate::checkpoint::{self, CheckpointError};
+use crate::npz::{self, NpzError};
 use crate::Params;
 
 /// big_vision's `two_towers.VANITY_NAMES`: paper checkpoints by short name.
@@ -134,7 +134,7 @@ pub fn checkpoint_dir() -> PathBuf {
 
 /// A vanity name's local file (its `gs://` file name in `dir`); `Ok(None)` for a name that
 /// is not a vanity name, an error saying where to download it when the file is missing.
-pub fn resolve_vanity(name: &str, dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
+pub fn resolve_vanity(name: &str, dir: &Path) -> Result<Option<PathBuf>, NpzError> {
     let Some((_, url)) = VANITY_NAMES.iter().find(|(n, _)| *n == name) else {
         return Ok(None);
     };
@@ -144,7 +144,7 @@ pub fn resolve_vanity(name: &str, dir: &Path) -> Result<Option<PathBuf>, Checkpo
         return Ok(Some(path));
     }
     let https = url.replacen("gs://", "https://storage.googleapis.com/", 1);
-    Err(CheckpointError::ModelInit {
+    Err(NpzError::ModelInit {
         reason: format!(
             "{name:?} is big_vision's {url}, not found at {}; download it \
              (`gsutil cp {url} {}/` or {https}) or set BV_CHECKPOINT_DIR to its folder",
@@ -173,9 +173,9 @@ fn split_subtree(spec: &str) -> (&str, Option<&str>) {
 
 /// The parameters of `spec` (`path` or `path:subtree`): a subtree's entries with its
 /// prefix removed, or the one entry named exactly like it (a leaf such as `t`).
-pub fn read_part(spec: &str) -> Result<(PathBuf, Params<HostArray>), CheckpointError> {
+pub fn read_part(spec: &str) -> Result<(PathBuf, Params<HostArray>), NpzError> {
     let (path, key) = split_subtree(spec);
-    let all = checkpoint::read(path)?;
+    let all = npz::read(path)?;
     let Some(key) = key else {
         return Ok((PathBuf::from(path), all));
     };
@@ -197,7 +197,7 @@ pub fn read_part(spec: &str) -> Result<(PathBuf, Params<HostArray>), CheckpointE
             .map(|n| n.split('/').next().unwrap_or(n))
             .collect();
         tops.dedup();
-        return Err(CheckpointError::ModelInit {
+        return Err(NpzError::ModelInit {
             reason: format!(
                 "{path} has no `{key}` (its top-level entries: {}); a two-tower checkpoint \
                  has img/, txt/, t and b",
@@ -215,7 +215,7 @@ pub fn parts(
     model_init: &Value,
     has_bias: bool,
     vanity_dir: &Path,
-) -> Result<BTreeMap<&'static str, String>, CheckpointError> {
+) -> Result<BTreeMap<&'static str, String>, NpzError> {
     const ALIASES: [(&str, &str); 8] = [
         ("img", "img"),
         ("image", "img"),
@@ -226,7 +226,7 @@ pub fn parts(
         ("b", "b"),
         ("bias", "b"),
     ];
-    let bad = |reason: String| CheckpointError::ModelInit { reason };
+    let bad = |reason: String| NpzError::ModelInit { reason };
     match model_init {
         Value::String(s) => {
             let file = match resolve_vanity(s, vanity_dir)? {
@@ -403,12 +403,12 @@ pub fn load(
     model_init: &Value,
     img_dont_load: &[String],
     txt_dont_load: &[String],
-) -> Result<Params<HostArray>, CheckpointError> {
+) -> Result<Params<HostArray>, NpzError> {
     let parts = parts(model_init, model.bias_init.is_some(), &checkpoint_dir())?;
     let mut loaded: HashMap<&str, Params<HostArray>> = HashMap::new();
     for (&part, spec) in &parts {
         let (file, values) = read_part(spec)?;
-        let convert = |reason| CheckpointError::Convert {
+        let convert = |reason| NpzError::Convert {
             file: file.clone(),
             reason,
         };
@@ -416,23 +416,23 @@ pub fn load(
             "img" => {
                 let fixed = model.image.fix_checkpoint(values).map_err(convert)?;
                 let init_img = subtree(init, "img");
-                checkpoint::merge(model.image.as_ref(), fixed, &init_img, img_dont_load, &file)?
+                npz::merge(model.image.as_ref(), fixed, &init_img, img_dont_load, &file)?
             }
             "txt" => {
                 let fixed = fix_text_checkpoint(values).map_err(convert)?;
                 let none = |_: &str, _: &HostArray, _: &[usize]| None;
-                checkpoint::merge_with(&none, fixed, &subtree(init, "txt"), txt_dont_load, &file)?
+                npz::merge_with(&none, fixed, &subtree(init, "txt"), txt_dont_load, &file)?
             }
             leaf => {
-                let want = init.get(leaf).ok_or_else(|| CheckpointError::ModelInit {
+                let want = init.get(leaf).ok_or_else(|| NpzError::ModelInit {
                     reason: format!("the model has no `{leaf}` (bias_init is not set)"),
                 })?;
                 let v = values.get("").or_else(|| values.get(leaf)).cloned();
-                let v = v.ok_or_else(|| CheckpointError::ModelInit {
+                let v = v.ok_or_else(|| NpzError::ModelInit {
                     reason: format!("{}: `{spec}` is not one array", file.display()),
                 })?;
                 if v.shape() != want.shape() {
-                    return Err(CheckpointError::Shape {
+                    return Err(NpzError::Shape {
                         file,
                         name: leaf.to_string(),
                         expected: want.shape().to_vec(),
@@ -525,7 +525,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        checkpoint::write(&file, &p).unwrap();
+        npz::write(&file, &p).unwrap();
         let (_, img) = read_part(&format!("{}:img", file.display())).unwrap();
         assert_eq!(names(&img), ["head/bias"]);
         let (_, t) = read_part(&format!("{}:t", file.display())).unwrap();

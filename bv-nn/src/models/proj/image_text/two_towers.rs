@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::text_transformer::TextTransformer;
 use crate::models::config::Cfg;
 use crate::models::{self, ImageModel, ModelError, Out, Root};
-use crate::scope::{Module, Scope};
+use crate::scope::{Module, Scope, Stream};
 use crate::Params;
 
 /// `two_towers.Model`.
@@ -118,7 +118,7 @@ impl TwoTowers {
         image: Option<&Tensor>,
         text: Option<&Tensor>,
         train: bool,
-        rngs: &[(String, Tensor)],
+        rngs: &[(Stream, Tensor)],
     ) -> (Option<Tensor>, Option<Tensor>, Out) {
         crate::apply(self, params, rngs, (image.cloned(), text.cloned(), train))
     }

@@ -14,7 +14,7 @@ use super::towers;
 use crate::config::Eval;
 use crate::data::EvalConfig;
 use crate::error::TrainError;
-use crate::evals::{Context, DeviceParams, Evaluator};
+use crate::evaluators::{Context, DeviceParams, Evaluator};
 use bv_core::tree::Params;
 
 /// `(params, image, labels, mask) -> (correct, loss, count)` sums, replicated.
@@ -94,7 +94,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         },
     )
     .named(&format!("eval_{name}"))
-    .sharded(ctx.mesh.clone(), crate::evals::replicated);
+    .sharded(ctx.mesh.clone(), crate::evaluators::replicated);
     Ok(Box::new(Contrastive {
         data,
         mesh: ctx.mesh.clone(),
@@ -106,11 +106,11 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
 impl Evaluator for Contrastive {
     fn run(&mut self, params: &DeviceParams, _step: u64) -> Result<Vec<(String, f64)>, TrainError> {
         let (mut c, mut l, mut n) = (0.0, 0.0, 0.0);
-        for batch in crate::evals::batches(&self.data)? {
+        for batch in crate::evaluators::batches(&self.data)? {
             let batch = batch?;
-            let x = crate::evals::to_device(&batch, "image", &self.mesh)?;
-            let y = crate::evals::to_device(&batch, &self.label_key, &self.mesh)?;
-            let mask = crate::evals::to_device(&batch, "_mask", &self.mesh)?;
+            let x = crate::evaluators::to_device(&batch, "image", &self.mesh)?;
+            let y = crate::evaluators::to_device(&batch, &self.label_key, &self.mesh)?;
+            let mask = crate::evaluators::to_device(&batch, "_mask", &self.mesh)?;
             let (bc, bl, bn) = self.sums.call(&(params.clone(), x, y, mask))?;
             c += f64::from(bc.item::<f32>()?);
             l += f64::from(bl.item::<f32>()?);

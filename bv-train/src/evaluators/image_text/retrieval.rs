@@ -10,9 +10,9 @@ use serde_json::Value as Json;
 use super::discriminative_classifier::image_pp;
 use super::{batches_of, embed_all, embedder, similarities, towers, EmbedFn, Tower};
 use crate::config::{Data, Eval};
-use crate::data::{Array, Corruption, EvalConfig, Example, TfdsDataset, Value};
+use crate::data::{Array, Corruption, DataError, EvalConfig, Example, TfdsDataset, Value};
 use crate::error::TrainError;
-use crate::evals::{Context, DeviceParams, Evaluator};
+use crate::evaluators::{Context, DeviceParams, Evaluator};
 use crate::pp::{Pipeline, Rng, OPS};
 
 /// The `k` of `Recall@k`.
@@ -20,6 +20,8 @@ pub const RECALL_THRESHOLDS: [usize; 3] = [1, 5, 10];
 
 /// The retrieval evaluator.
 pub struct Retrieval {
+    /// `evals.<name>`.
+    key: String,
     images: EvalConfig,
     texts: Vec<Example>,
     image: EmbedFn,
@@ -29,27 +31,29 @@ pub struct Retrieval {
 }
 
 /// The captions of every example of `split`, in order: `(example index, caption index,
-/// text)`.
+/// text)`, from feature `key` (`evals.<name>.txt_name`).
 fn captions(
     ds: &TfdsDataset,
     split: &str,
     key: &str,
+    name: &str,
 ) -> Result<Vec<(i64, i64, Vec<u8>)>, TrainError> {
-    let reads = ds.reads(&ds.ranges(split)?);
+    let at = |e: DataError| TrainError::at(format!("evals.{name}"), e);
+    let bad = |problem| TrainError::setting(format!("evals.{name}.txt_name"), problem);
+    let reads = ds.reads(&ds.ranges(split).map_err(at)?);
     let mut out = Vec::new();
     for (i, rec) in ds.stream(&reads, Corruption::Error).enumerate() {
-        let ex = ds.example(&rec?)?;
+        let ex = rec.and_then(|rec| ds.example(&rec)).map_err(at)?;
         let texts = match ex.get(key) {
             Some(Value::Bytes(a)) => a.data.clone(),
             Some(other) => {
-                return Err(format!("txt_name {key:?} holds {}, not strings", other.dtype()).into())
+                return Err(bad(format!("{key:?} holds {}, not strings", other.dtype())))
             }
             None => {
                 let keys: Vec<&String> = ex.keys().collect();
-                return Err(format!(
-                    "txt_name {key:?} is not a feature; the examples have {keys:?}"
-                )
-                .into());
+                return Err(bad(format!(
+                    "{key:?} is not a feature; the examples have {keys:?}"
+                )));
             }
         };
         out.extend(
@@ -68,7 +72,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     let key = |k: &str| format!("evals.{name}.{k}");
     let need = |k: &str, v: &Option<String>| {
         v.clone()
-            .ok_or_else(|| format!("{}: retrieval evaluators need it", key(k)))
+            .ok_or_else(|| TrainError::setting(key(k), "retrieval evaluators need it"))
     };
     let data = Data {
         name: need("dataset", &cfg.dataset)?,
@@ -83,13 +87,17 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
             .collect::<Vec<_>>()
             .join("/"),
         Some(other) => {
-            return Err(format!(
-                "{}: a feature name or a path of names, got {other}",
-                key("txt_name")
-            )
-            .into())
+            return Err(TrainError::setting(
+                key("txt_name"),
+                format!("a feature name or a path of names, got {other}"),
+            ))
         }
-        None => return Err(format!("{}: retrieval evaluators need it", key("txt_name")).into()),
+        None => {
+            return Err(TrainError::setting(
+                key("txt_name"),
+                "retrieval evaluators need it",
+            ))
+        }
     };
     let pp_img = need("pp_img", &cfg.pp_img)?;
     let images = ctx.pipeline(
@@ -103,24 +111,26 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         &format!("{pp_txt}|keep(\"id\", \"caption_i\", \"labels\")"),
         OPS,
     )
-    .map_err(|e| format!("{}: {e}", key("pp_txt")))?;
+    .map_err(|e| TrainError::at(key("pp_txt"), e))?;
     let mut texts = Vec::new();
-    for (id, c, text) in captions(&images.dataset, &data.split, &txt_name)
-        .map_err(|e| format!("evals.{name}: {e}"))?
-    {
+    for (id, c, text) in captions(&images.dataset, &data.split, &txt_name, name)? {
         let mut ex = Example::new();
         ex.insert("texts".into(), Value::Bytes(Array::scalar(text)));
         ex.insert("id".into(), Value::I64(Array::scalar(id)));
         ex.insert("caption_i".into(), Value::I64(Array::scalar(c)));
         let mut rng = Rng::new(0, texts.len() as u64);
         pp.apply(&mut ex, &mut rng)
-            .map_err(|e| format!("{}: {e}", key("pp_txt")))?;
+            .map_err(|e| TrainError::at(key("pp_txt"), e))?;
         texts.push(ex);
     }
     if ctx.process.1 > 1 {
-        return Err(format!("evals.{name}: retrieval runs in single-process jobs for now").into());
+        return Err(TrainError::SingleProcessOnly {
+            key: format!("evals.{name}"),
+            kind: "retrieval",
+        });
     }
     Ok(Box::new(Retrieval {
+        key: format!("evals.{name}"),
         images,
         texts,
         image: embedder(&towers, Tower::Image, &ctx.mesh, name),
@@ -175,7 +185,7 @@ pub fn text_to_image(sims: &[Vec<f64>], text_image: &[usize]) -> Vec<(usize, f64
 
 impl Evaluator for Retrieval {
     fn run(&mut self, params: &DeviceParams, _step: u64) -> Result<Vec<(String, f64)>, TrainError> {
-        let batches = crate::evals::batches(&self.images)?;
+        let batches = crate::evaluators::batches(&self.images)?;
         let (zimg, _) = embed_all(&self.image, params, &self.mesh, batches, "image", &[])?;
         let text_batches = batches_of(self.texts.clone(), self.batch_size)?;
         let (ztxt, kept) = embed_all(
@@ -188,7 +198,10 @@ impl Evaluator for Retrieval {
         )?;
         let text_image: Vec<usize> = kept[0].iter().map(|v| v[0] as usize).collect();
         if let Some(&bad) = text_image.iter().find(|&&i| i >= zimg.len()) {
-            return Err(format!("caption of example {bad} but only {} images", zimg.len()).into());
+            return Err(TrainError::EvalData {
+                key: self.key.clone(),
+                problem: format!("caption of example {bad} but only {} images", zimg.len()),
+            });
         }
         let sims = similarities(&zimg, &ztxt);
         let mut out = Vec::new();

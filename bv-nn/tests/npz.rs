@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bv_core::io::{write_npz, Compression, HostArray};
 use bv_core::random::Key;
 use bv_core::{jit, DType, Spec, Tensor};
-use bv_nn::checkpoint::{self, CheckpointError};
 use bv_nn::models::{build, ImageModel};
+use bv_nn::npz::{self, NpzError};
 use bv_nn::Params;
 use common::{check_all, entry, forward, golden, meta};
 use serde_json::json;
@@ -21,7 +21,7 @@ use serde_json::json;
 fn init(model: &Arc<dyn ImageModel>, input: &[usize]) -> Params<HostArray> {
     let (m, spec) = (model.clone(), Spec::new(input, DType::F32));
     let f = jit(move |key: Tensor| m.init(&key, &spec));
-    checkpoint::to_host(&f.call(&Key::from_seed(7).to_array().unwrap()).unwrap()).unwrap()
+    npz::to_host(&f.call(&Key::from_seed(7).to_array().unwrap()).unwrap()).unwrap()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -39,9 +39,9 @@ fn mu8() -> (Arc<dyn ImageModel>, PathBuf) {
 fn golden_checkpoint_reproduces_forward() {
     let (model, dir) = mu8();
     let init = init(&model, &[3, 32, 32, 3]);
-    let params = checkpoint::load(model.as_ref(), &init, dir.join("params_init.npz"), &[]).unwrap();
+    let params = npz::load(model.as_ref(), &init, dir.join("params_init.npz"), &[]).unwrap();
     let image = entry(&dir.join("inputs.npz"), "image");
-    let (logits, mut out) = forward(&model)(checkpoint::to_device(&params).unwrap(), &image);
+    let (logits, mut out) = forward(&model)(npz::to_device(&params).unwrap(), &image);
     out.insert("logits", logits);
     assert!(check_all(&dir.join("expected_forward.npz"), &out, 1e-5, 1e-4, 0.0) > 5);
 }
@@ -49,10 +49,10 @@ fn golden_checkpoint_reproduces_forward() {
 #[test]
 fn round_trip_and_prefixes() {
     let (_, dir) = mu8();
-    let params = checkpoint::read(dir.join("params_init.npz")).unwrap();
+    let params = npz::read(dir.join("params_init.npz")).unwrap();
     let path = tmp("round_trip.npz");
-    checkpoint::write(&path, &params).unwrap();
-    let back = checkpoint::read(&path).unwrap();
+    npz::write(&path, &params).unwrap();
+    let back = npz::read(&path).unwrap();
     assert_eq!(
         back.names().collect::<Vec<_>>(),
         params.names().collect::<Vec<_>>()
@@ -75,7 +75,7 @@ fn round_trip_and_prefixes() {
             Compression::Deflated,
         )
         .unwrap();
-        let names: Vec<String> = checkpoint::read(&path)
+        let names: Vec<String> = npz::read(&path)
             .unwrap()
             .names()
             .map(String::from)
@@ -90,13 +90,13 @@ fn load_edited(
     edit: impl FnOnce(&mut Vec<(String, HostArray)>),
     dont_load: &[String],
 ) -> (
-    Result<Params<HostArray>, CheckpointError>,
+    Result<Params<HostArray>, NpzError>,
     Params<HostArray>,
     PathBuf,
 ) {
     let (model, dir) = mu8();
     let init = init(&model, &[3, 32, 32, 3]);
-    let mut entries: Vec<(String, HostArray)> = checkpoint::read(dir.join("params_init.npz"))
+    let mut entries: Vec<(String, HostArray)> = npz::read(dir.join("params_init.npz"))
         .unwrap()
         .into_iter()
         .collect();
@@ -109,7 +109,7 @@ fn load_edited(
     )
     .unwrap();
     (
-        checkpoint::load(model.as_ref(), &init, &path, dont_load),
+        npz::load(model.as_ref(), &init, &path, dont_load),
         init,
         path,
     )
@@ -150,7 +150,7 @@ fn unexpected_key_and_wrong_shape_are_named() {
     let (r, _, path) = load_edited("shape.npz", reshape, &[]);
     let err = r.unwrap_err();
     assert!(
-        matches!(&err, CheckpointError::Shape { name, expected, found, file }
+        matches!(&err, NpzError::Shape { name, expected, found, file }
             if name == "head/kernel" && expected == &[32, 10] && found == &[32, 5] && file == &path),
         "{err}"
     );
@@ -163,15 +163,15 @@ fn truncated_file_is_an_error() {
     let bytes = std::fs::read(dir.join("params_init.npz")).unwrap();
     let path = tmp("truncated.npz");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = checkpoint::read(&path).unwrap_err();
-    assert!(matches!(err, CheckpointError::Io(_)), "{err}");
+    let err = npz::read(&path).unwrap_err();
+    assert!(matches!(err, NpzError::Io(_)), "{err}");
     assert!(err.to_string().contains("truncated.npz"), "{err}");
 }
 
 #[test]
 fn bf16_checkpoint_loads_as_f32() {
     let (_, dir) = mu8();
-    let params = checkpoint::read(dir.join("params_init.npz")).unwrap();
+    let params = npz::read(dir.join("params_init.npz")).unwrap();
     let probe = params.get("MAPHead_0/probe").unwrap();
     let bf16: Vec<u8> = probe
         .to_vec::<f32>()
@@ -214,16 +214,16 @@ fn posemb_resampled_to_new_grid() {
     let old: Vec<f32> = (0..16)
         .flat_map(|t| (0..d).map(move |k| f((t / 4) as f64, (t % 4) as f64, k) as f32))
         .collect();
-    let mut small = checkpoint::read(golden("vit", "mu8_map").join("params_init.npz")).unwrap();
+    let mut small = npz::read(golden("vit", "mu8_map").join("params_init.npz")).unwrap();
     small.insert(
         "pos_embedding",
         HostArray::from_slice(&old, &[1, 16, d]).unwrap(),
     );
     let path = tmp("posemb.npz");
-    checkpoint::write(&path, &small).unwrap();
+    npz::write(&path, &small).unwrap();
     let init = init(&model, &[1, 48, 48, 3]);
     let dont_load = ["MAPHead_0/.*".to_string()];
-    let p = checkpoint::load(model.as_ref(), &init, &path, &dont_load).unwrap();
+    let p = npz::load(model.as_ref(), &init, &path, &dont_load).unwrap();
     let pe = p.get("pos_embedding").unwrap();
     assert_eq!(pe.shape(), &[1, 36, d]);
     let got = pe.to_vec::<f32>().unwrap();
@@ -266,8 +266,8 @@ fn old_combined_cls_posemb_is_split() {
     );
     old.insert("cls", HostArray::from_slice(&cls, &[1, 1, d]).unwrap());
     let path = tmp("old_posemb.npz");
-    checkpoint::write(&path, &old).unwrap();
-    let p = checkpoint::load(model.as_ref(), &init, &path, &[]).unwrap();
+    npz::write(&path, &old).unwrap();
+    let p = npz::load(model.as_ref(), &init, &path, &[]).unwrap();
     assert_eq!(
         p.get("pos_embedding").unwrap().to_vec::<f32>().unwrap(),
         grid

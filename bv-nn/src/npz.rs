@@ -16,7 +16,7 @@ use crate::Params;
 
 /// Why a checkpoint could not be read, merged or written.
 #[derive(Debug)]
-pub enum CheckpointError {
+pub enum NpzError {
     /// Reading or writing the file failed (missing, truncated, not an npz).
     Io(IoError),
     /// A `dont_load` pattern is not a valid regex.
@@ -69,21 +69,21 @@ pub enum CheckpointError {
     },
 }
 
-impl fmt::Display for CheckpointError {
+impl fmt::Display for NpzError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CheckpointError::Io(e) => write!(f, "{e}"),
-            CheckpointError::Device { name, reason } => {
+            NpzError::Io(e) => write!(f, "{e}"),
+            NpzError::Device { name, reason } => {
                 write!(f, "parameter `{name}`: host/device copy failed: {reason}")
             }
-            CheckpointError::ModelInit { reason } => write!(f, "model_init: {reason}"),
-            CheckpointError::Convert { file, reason } => {
+            NpzError::ModelInit { reason } => write!(f, "model_init: {reason}"),
+            NpzError::Convert { file, reason } => {
                 write!(f, "{}: {reason}", file.display())
             }
-            CheckpointError::BadPattern { pattern, reason } => {
+            NpzError::BadPattern { pattern, reason } => {
                 write!(f, "dont_load pattern `{pattern}`: {reason}")
             }
-            CheckpointError::Mismatch {
+            NpzError::Mismatch {
                 file,
                 missing,
                 unexpected,
@@ -100,7 +100,7 @@ impl fmt::Display for CheckpointError {
                     "\nadd regexes for them to dont_load to keep their init values"
                 )
             }
-            CheckpointError::Shape {
+            NpzError::Shape {
                 file,
                 name,
                 expected,
@@ -114,17 +114,17 @@ impl fmt::Display for CheckpointError {
     }
 }
 
-impl std::error::Error for CheckpointError {}
+impl std::error::Error for NpzError {}
 
-impl From<IoError> for CheckpointError {
+impl From<IoError> for NpzError {
     fn from(e: IoError) -> Self {
-        CheckpointError::Io(e)
+        NpzError::Io(e)
     }
 }
 
 /// The parameters of an npz checkpoint (`utils.load_params`): bare names, or the entries
 /// under `params/` or `opt/target/` with that prefix removed when the file has them.
-pub fn read(path: impl AsRef<Path>) -> Result<Params<HostArray>, CheckpointError> {
+pub fn read(path: impl AsRef<Path>) -> Result<Params<HostArray>, NpzError> {
     let entries = read_npz(path.as_ref())?;
     let prefix = ["params/", "opt/target/"]
         .into_iter()
@@ -139,16 +139,16 @@ pub fn read(path: impl AsRef<Path>) -> Result<Params<HostArray>, CheckpointError
 }
 
 /// Writes `params` as an uncompressed npz with their names as keys (`np.savez`).
-pub fn write(path: impl AsRef<Path>, params: &Params<HostArray>) -> Result<(), CheckpointError> {
+pub fn write(path: impl AsRef<Path>, params: &Params<HostArray>) -> Result<(), NpzError> {
     Ok(write_npz(path, params.iter(), Compression::Stored)?)
 }
 
 /// Compiles `dont_load` patterns; each must match a whole name (`re.fullmatch`).
-fn patterns(dont_load: &[String]) -> Result<Vec<Regex>, CheckpointError> {
+fn patterns(dont_load: &[String]) -> Result<Vec<Regex>, NpzError> {
     dont_load
         .iter()
         .map(|p| {
-            Regex::new(&format!("^(?:{p})$")).map_err(|e| CheckpointError::BadPattern {
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| NpzError::BadPattern {
                 pattern: p.clone(),
                 reason: e.to_string(),
             })
@@ -166,7 +166,7 @@ pub fn merge(
     init: &Params<HostArray>,
     dont_load: &[String],
     file: &Path,
-) -> Result<Params<HostArray>, CheckpointError> {
+) -> Result<Params<HostArray>, NpzError> {
     let resample = |name: &str, v: &HostArray, shape: &[usize]| model.resample(name, v, shape);
     merge_with(&resample, loaded, init, dont_load, file)
 }
@@ -183,7 +183,7 @@ pub fn merge_with(
     init: &Params<HostArray>,
     dont_load: &[String],
     file: &Path,
-) -> Result<Params<HostArray>, CheckpointError> {
+) -> Result<Params<HostArray>, NpzError> {
     let skip = patterns(dont_load)?;
     let keep_init = |name: &str| skip.iter().any(|r| r.is_match(name));
     let model_names: HashSet<&str> = init.names().collect();
@@ -202,7 +202,7 @@ pub fn merge_with(
         .map(str::to_string)
         .collect();
     if !missing.is_empty() || !unexpected.is_empty() {
-        return Err(CheckpointError::Mismatch {
+        return Err(NpzError::Mismatch {
             file: file.to_path_buf(),
             missing,
             unexpected,
@@ -218,7 +218,7 @@ pub fn merge_with(
             }
             match resample(&name, &value, want.shape()) {
                 Some(v) => Ok((name, v)),
-                None => Err(CheckpointError::Shape {
+                None => Err(NpzError::Shape {
                     file: file.to_path_buf(),
                     expected: want.shape().to_vec(),
                     found: value.shape().to_vec(),
@@ -247,11 +247,11 @@ fn match_dtype(value: HostArray, dtype: DType) -> HostArray {
 }
 
 /// Parameters copied to the host (for [`load`] and [`write`]).
-pub fn to_host(params: &Params<Array>) -> Result<Params<HostArray>, CheckpointError> {
+pub fn to_host(params: &Params<Array>) -> Result<Params<HostArray>, NpzError> {
     params
         .iter()
         .map(|(name, a)| {
-            let bytes = a.to_bytes().map_err(|e| CheckpointError::Device {
+            let bytes = a.to_bytes().map_err(|e| NpzError::Device {
                 name: name.to_string(),
                 reason: e.to_string(),
             })?;
@@ -264,12 +264,12 @@ pub fn to_host(params: &Params<Array>) -> Result<Params<HostArray>, CheckpointEr
 }
 
 /// Parameters copied to the default device.
-pub fn to_device(params: &Params<HostArray>) -> Result<Params<Array>, CheckpointError> {
+pub fn to_device(params: &Params<HostArray>) -> Result<Params<Array>, NpzError> {
     params
         .iter()
         .map(|(name, a)| {
             let array = Array::from_bytes(a.bytes(), a.dtype(), a.shape()).map_err(|e| {
-                CheckpointError::Device {
+                NpzError::Device {
                     name: name.to_string(),
                     reason: e.to_string(),
                 }
@@ -287,11 +287,11 @@ pub fn load(
     init: &Params<HostArray>,
     file: impl AsRef<Path>,
     dont_load: &[String],
-) -> Result<Params<HostArray>, CheckpointError> {
+) -> Result<Params<HostArray>, NpzError> {
     let file = file.as_ref();
     let loaded = model
         .fix_checkpoint(read(file)?)
-        .map_err(|reason| CheckpointError::Convert {
+        .map_err(|reason| NpzError::Convert {
             file: file.to_path_buf(),
             reason,
         })?;

@@ -216,11 +216,11 @@ pub fn from_config(plans: &[EvalPlan], ctx: &Context) -> Result<Vec<Scheduled>, 
     for plan in plans {
         let cfg = &ctx.config.evals[&plan.name];
         let t = TYPES.iter().find(|t| t.name == cfg.kind).ok_or_else(|| {
-            format!(
-                "evals.{}.type: unknown evaluator type {:?}; use one of {:?}",
-                plan.name,
-                cfg.kind,
-                type_names()
+            TrainError::unknown(
+                format!("evals.{}.type", plan.name),
+                "evaluator type",
+                &cfg.kind,
+                &type_names(),
             )
         })?;
         out.push(Scheduled {
@@ -243,9 +243,9 @@ impl Context<'_> {
     ) -> Result<EvalConfig, TrainError> {
         let data = data.unwrap_or(&self.config.input.data);
         let pp = pp.unwrap_or(&self.config.input.pp);
-        let ds = crate::train::open_dataset(&data.name, self.data_dir.as_deref())
-            .map_err(|e| format!("evals.{name}: {e}"))?;
-        let pp = Pipeline::build(pp, OPS).map_err(|e| format!("evals.{name}: {e}"))?;
+        let at = |e| TrainError::at(format!("evals.{name}"), e);
+        let ds = crate::train::open_dataset(&data.name, self.data_dir.as_deref()).map_err(at)?;
+        let pp = Pipeline::build(pp, OPS).map_err(|e| at(e.into()))?;
         Ok(EvalConfig {
             dataset: ds,
             split: data.split.clone(),
@@ -270,11 +270,12 @@ impl Context<'_> {
             .or_else(|| self.config.loss.clone())
             .unwrap_or_else(|| "sigmoid_xent".into());
         if !crate::losses::NAMES.contains(&loss.as_str()) {
-            return Err(format!(
-                "evals.{name}.loss_name: unknown loss {loss:?}; use one of {:?}",
-                crate::losses::NAMES
-            )
-            .into());
+            return Err(TrainError::unknown(
+                format!("evals.{name}.loss_name"),
+                "loss",
+                &loss,
+                &crate::losses::NAMES,
+            ));
         }
         Ok(loss)
     }
@@ -292,12 +293,14 @@ pub fn check_pred(name: &str, cfg: &Eval, allowed: &[&str]) -> Result<String, Tr
     if allowed.contains(&pred.as_str()) {
         return Ok(pred);
     }
-    Err(format!(
-        "evals.{name}.pred: {} evaluators call {}, not {pred:?}",
-        cfg.kind,
-        allowed.join(" or ")
-    )
-    .into())
+    Err(TrainError::setting(
+        format!("evals.{name}.pred"),
+        format!(
+            "{} evaluators call {}, not {pred:?}",
+            cfg.kind,
+            allowed.join(" or ")
+        ),
+    ))
 }
 
 impl Context<'_> {
@@ -306,13 +309,15 @@ impl Context<'_> {
     pub fn single(&self, name: &str, cfg: &Eval) -> Result<Predict, TrainError> {
         match self.predict_fn(name, cfg)? {
             PredictFn::Single(p) => Ok(p),
-            PredictFn::Pair(..) => Err(format!(
-                "evals.{name}.pred: {:?} is a (student, teacher) pair; {} evaluators call one \
-                 model's predict function",
-                cfg.pred.as_deref().unwrap_or_default(),
-                cfg.kind
-            )
-            .into()),
+            PredictFn::Pair(..) => Err(TrainError::setting(
+                format!("evals.{name}.pred"),
+                format!(
+                    "{:?} is a (student, teacher) pair; {} evaluators call one model's predict \
+                     function",
+                    cfg.pred.as_deref().unwrap_or_default(),
+                    cfg.kind
+                ),
+            )),
         }
     }
 
@@ -331,13 +336,14 @@ impl Context<'_> {
             .find(|(n, _)| n == want)
             .map(|(_, f)| f.clone())
             .ok_or_else(|| {
-                format!(
-                    "evals.{name}.pred: {} evaluators call {}, not {want:?} (the trainer's \
-                     predict functions)",
-                    cfg.kind,
-                    names.join(" or ")
+                TrainError::setting(
+                    format!("evals.{name}.pred"),
+                    format!(
+                        "{} evaluators call {}, not {want:?} (the trainer's predict functions)",
+                        cfg.kind,
+                        names.join(" or ")
+                    ),
                 )
-                .into()
             })
     }
 }
@@ -414,7 +420,7 @@ impl Outputs {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            Some(msg) => Err(format!("{key}: {msg}").into()),
+            Some(msg) => Err(TrainError::setting(key, msg)),
             None => Ok(()),
         }
     }

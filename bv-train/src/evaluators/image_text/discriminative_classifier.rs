@@ -13,7 +13,7 @@ use super::{batches_of, embed_all, embedder, prompts, similarities, towers, Embe
 use crate::config::{Data, Eval};
 use crate::data::{Array, EvalConfig, Example, Value};
 use crate::error::TrainError;
-use crate::evals::{Context, DeviceParams, Evaluator};
+use crate::evaluators::{Context, DeviceParams, Evaluator};
 use crate::pp::{Pipeline, Rng, OPS};
 
 /// big_vision's default `dataset_names`.
@@ -44,6 +44,8 @@ struct Dataset {
 
 /// The zero-shot evaluator.
 pub struct DiscriminativeClassifier {
+    /// `evals.<name>`.
+    key: String,
     datasets: Vec<Dataset>,
     image: EmbedFn,
     text: EmbedFn,
@@ -81,7 +83,10 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     let kind = "proj.image_text.discriminative_classifier";
     let towers = towers(name, kind, ctx)?;
     if ctx.process.1 > 1 {
-        return Err(format!("evals.{name}: {kind} runs in single-process jobs for now").into());
+        return Err(TrainError::SingleProcessOnly {
+            key: format!("evals.{name}"),
+            kind,
+        });
     }
     let key = |k: &str| format!("evals.{name}.{k}");
     let names: Vec<String> = cfg
@@ -104,16 +109,16 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     for ds_name in &names {
         let over = overrides.remove(ds_name).unwrap_or_default();
         if let Some(k) = over.keys().find(|k| !OVERRIDES.contains(&k.as_str())) {
-            return Err(format!(
-                "{}: unknown override {k:?}; overrides take {}",
+            return Err(TrainError::unknown(
                 key(&format!("dataset_overrides.{ds_name}")),
-                OVERRIDES.join(", ")
-            )
-            .into());
+                "override",
+                k,
+                &OVERRIDES,
+            ));
         }
         let at = |k: &str| key(&format!("dataset_overrides.{ds_name}.{k}"));
         let s = |k: &str, top: Option<&str>, default: &str| {
-            setting(&over, k, top, default).map_err(|e| format!("{}: {e}", at(k)))
+            setting(&over, k, top, default).map_err(|e| TrainError::setting(at(k), e))
         };
         let tfds = s("dataset_name", None, ds_name)?;
         let data = Data {
@@ -152,7 +157,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
                 "expected a source name or a list of names, got {other}"
             )),
         }
-        .map_err(|e| format!("{}: {e}", key("class_names")))?;
+        .map_err(|e| TrainError::setting(key("class_names"), e))?;
         if canonicalize {
             classes = classes
                 .iter()
@@ -173,7 +178,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
             Some(Json::String(set)) => prompts::templates(set),
             Some(other) => Err(format!("expected a template set name, got {other}")),
         }
-        .map_err(|e| format!("{}: {e}", key("prompt_templates")))?;
+        .map_err(|e| TrainError::setting(key("prompt_templates"), e))?;
         let templates: Vec<String> = template_set
             .iter()
             .map(|t| {
@@ -186,7 +191,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
             .collect();
         let pp_txt = s("pp_txt", cfg.pp_txt.as_deref(), PP_TXT)?;
         let pp = Pipeline::build(&format!("{pp_txt}|keep(\"label\", \"labels\")"), OPS)
-            .map_err(|e| format!("{}: {e}", key("pp_txt")))?;
+            .map_err(|e| TrainError::at(key("pp_txt"), e))?;
         let mut texts = Vec::new();
         for (idx, class) in classes.iter().enumerate() {
             for alias in class.split(',') {
@@ -194,11 +199,10 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
                     let Some((before, after)) =
                         t.split_once("{}").filter(|(_, a)| !a.contains("{}"))
                     else {
-                        return Err(format!(
-                            "{}: template {t:?} must hold exactly one {{}}",
-                            key("prompt_templates")
-                        )
-                        .into());
+                        return Err(TrainError::setting(
+                            key("prompt_templates"),
+                            format!("template {t:?} must hold exactly one {{}}"),
+                        ));
                     };
                     let mut ex = Example::new();
                     let text = format!("{before}{alias}{after}").into_bytes();
@@ -206,7 +210,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
                     ex.insert("label".into(), Value::I64(Array::scalar(idx as i64)));
                     let mut rng = Rng::new(0, texts.len() as u64);
                     pp.apply(&mut ex, &mut rng)
-                        .map_err(|e| format!("{}: {e}", key("pp_txt")))?;
+                        .map_err(|e| TrainError::at(key("pp_txt"), e))?;
                     texts.push(ex);
                 }
             }
@@ -224,13 +228,13 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         } else {
             ""
         };
-        return Err(format!(
-            "{}: {extra:?} is not one of dataset_names {names:?}{default}",
-            key("dataset_overrides")
-        )
-        .into());
+        return Err(TrainError::setting(
+            key("dataset_overrides"),
+            format!("{extra:?} is not one of dataset_names {names:?}{default}"),
+        ));
     }
     Ok(Box::new(DiscriminativeClassifier {
+        key: format!("evals.{name}"),
         datasets,
         image: embedder(&towers, Tower::Image, &ctx.mesh, name),
         text: embedder(&towers, Tower::Text, &ctx.mesh, name),
@@ -308,8 +312,13 @@ impl Evaluator for DiscriminativeClassifier {
                 &["label"],
             )?;
             let text_labels: Vec<i64> = kept[0].iter().map(|l| l[0]).collect();
-            let classes = class_embeddings(&ztxt, &text_labels, ds.num_classes)?;
-            let batches = crate::evals::batches(&ds.images)?;
+            let classes = class_embeddings(&ztxt, &text_labels, ds.num_classes).map_err(|e| {
+                TrainError::EvalData {
+                    key: self.key.clone(),
+                    problem: format!("{}: {e}", ds.name),
+                }
+            })?;
+            let batches = crate::evaluators::batches(&ds.images)?;
             let (zimg, kept) = embed_all(
                 &self.image,
                 params,

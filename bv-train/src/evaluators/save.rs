@@ -45,7 +45,8 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         .outfile
         .clone()
         .unwrap_or_else(|| format!("{{workdir}}/{name}-{{step:09d}}.npz"));
-    outfile_path(&outfile, &ctx.workdir, 0).map_err(|e| format!("evals.{name}.outfile: {e}"))?;
+    outfile_path(&outfile, &ctx.workdir, 0)
+        .map_err(|e| TrainError::setting(format!("evals.{name}.outfile"), e))?;
     let outputs = Outputs::new(cfg.outputs.clone().unwrap_or_else(|| vec!["logits".into()]));
     let (model, picked) = (ctx.model.clone(), outputs.clone());
     let predict = jit(
@@ -119,21 +120,21 @@ impl Save {
             Some(keys) => {
                 for k in keys {
                     match batch.data.get(k) {
-                        Some(Value::Bytes(_)) => {
-                            return Err(format!(
-                                "evals.{}.inputs: {k:?} holds byte strings",
-                                self.name
-                            )
-                            .into())
+                        Some(v @ Value::Bytes(_)) => {
+                            let e = TrainError::FeatureType {
+                                key: k.clone(),
+                                holds: v.dtype(),
+                                want: "numbers (an npz cannot hold byte strings)",
+                            };
+                            return Err(TrainError::at(format!("evals.{}.inputs", self.name), e));
                         }
                         Some(_) => {}
                         None => {
-                            return Err(format!(
-                                "evals.{}.inputs: the pp pipeline yields no {k:?} (it yields {:?})",
-                                self.name,
-                                batch.data.keys().collect::<Vec<_>>()
-                            )
-                            .into())
+                            let e = TrainError::MissingFeature {
+                                key: k.clone(),
+                                have: batch.data.keys().cloned().collect(),
+                            };
+                            return Err(TrainError::at(format!("evals.{}.inputs", self.name), e));
                         }
                     }
                 }
@@ -192,7 +193,8 @@ impl Evaluator for Save {
         if !self.writes {
             return Ok(Vec::new());
         }
-        let path = outfile_path(&self.outfile, &self.workdir, step)?;
+        let path = outfile_path(&self.outfile, &self.workdir, step)
+            .map_err(|e| TrainError::setting(format!("evals.{}.outfile", self.name), e))?;
         let mut arrays = Vec::new();
         for (key, col) in columns {
             let mut shape = col.array.shape().to_vec();
@@ -203,7 +205,10 @@ impl Evaluator for Save {
             ));
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| TrainError::File {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         let tmp = path.with_extension("npz.tmp");
         write_npz(
@@ -211,7 +216,7 @@ impl Evaluator for Save {
             arrays.iter().map(|(k, a)| (k, a)),
             Compression::Deflated,
         )?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|source| TrainError::File { path, source })?;
         Ok(Vec::new())
     }
 }

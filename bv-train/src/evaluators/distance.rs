@@ -71,27 +71,32 @@ impl Distance {
             "hard" => &["ls"],
             "kl" => &["t"],
             "agree" => &["k"],
-            _ => {
-                return Err(
-                    format!("{what}: unknown distance {kind:?}; use one of {KINDS:?}").into(),
-                )
-            }
+            _ => return Err(TrainError::unknown(what, "distance", kind, &KINDS)),
         };
         if let Some(k) = kw
             .keys()
             .find(|k| !allowed.contains(&k.as_str()) && *k != "feat_axis")
         {
-            return Err(format!("{what}: distance {kind:?} takes {allowed:?}, not {k:?}").into());
+            return Err(TrainError::setting(
+                what,
+                format!("distance {kind:?} takes {allowed:?}, not {k:?}"),
+            ));
         }
         if kw.get("feat_axis").is_some_and(|v| v.as_i64() != Some(-1)) {
-            return Err(format!("{what}.feat_axis: only -1 (the last axis) is supported").into());
+            return Err(TrainError::setting(
+                format!("{what}.feat_axis"),
+                "only -1 (the last axis) is supported",
+            ));
         }
         let num = |key: &str, default: f64| -> Result<f64, TrainError> {
             match kw.get(key) {
                 None => Ok(default),
-                Some(v) => v
-                    .as_f64()
-                    .ok_or_else(|| format!("{what}.{key}: expected a number, got {v}").into()),
+                Some(v) => v.as_f64().ok_or_else(|| {
+                    TrainError::setting(
+                        format!("{what}.{key}"),
+                        format!("expected a number, got {v}"),
+                    )
+                }),
             }
         };
         Ok(match kind {
@@ -105,9 +110,10 @@ impl Distance {
             "kl" => {
                 let t = num("t", 1.0)?;
                 if t <= 0.0 {
-                    return Err(
-                        format!("{what}.t: the temperature must be positive, got {t}").into(),
-                    );
+                    return Err(TrainError::setting(
+                        format!("{what}.t"),
+                        format!("the temperature must be positive, got {t}"),
+                    ));
                 }
                 Distance::Kl { t }
             }
@@ -117,7 +123,10 @@ impl Distance {
             _ => {
                 let k = num("k", 1.0)?;
                 if k < 1.0 || k.fract() != 0.0 {
-                    return Err(format!("{what}.k: expected a positive integer, got {k}").into());
+                    return Err(TrainError::setting(
+                        format!("{what}.k"),
+                        format!("expected a positive integer, got {k}"),
+                    ));
                 }
                 Distance::Agree { k: k as usize }
             }
@@ -126,13 +135,18 @@ impl Distance {
 
     /// A map `{kind, ...kwargs}` as the evaluator's `distances` entries are written.
     pub fn from_entry(what: &str, entry: &Value) -> Result<Distance, TrainError> {
-        let map = entry
-            .as_object()
-            .ok_or_else(|| format!("{what}: expected a map like {{kind: \"kl\"}}, got {entry}"))?;
-        let kind = map
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{what}.kind: missing; use one of {KINDS:?}"))?;
+        let map = entry.as_object().ok_or_else(|| {
+            TrainError::setting(
+                what,
+                format!("expected a map like {{kind: \"kl\"}}, got {entry}"),
+            )
+        })?;
+        let kind = map.get("kind").and_then(Value::as_str).ok_or_else(|| {
+            TrainError::setting(
+                format!("{what}.kind"),
+                format!("missing; use one of {KINDS:?}"),
+            )
+        })?;
         let mut kw = map.clone();
         kw.remove("kind");
         Distance::new(what, kind, &kw)
@@ -211,6 +225,8 @@ pub fn entry_name(entry: &Value) -> String {
 /// which a scalar metrics file cannot hold). The teacher reads the batch feature named
 /// after it when the eval pipeline keeps one (its own resolution), else `image`.
 pub struct DistanceEval {
+    /// `evals.<name>`.
+    key: String,
     data: EvalConfig,
     mesh: Mesh,
     names: Vec<String>,
@@ -232,12 +248,14 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     let (student, teacher) = match ctx.predict_fn(name, cfg)? {
         PredictFn::Pair(s, t) => (s, t),
         PredictFn::Single(_) => {
-            return Err(format!(
-                "evals.{name}.pred: proj.distill.distance compares a (student, teacher) pair \
-                 such as \"student_<teacher>_fwd\"; {:?} is one model",
-                cfg.pred.as_deref().unwrap_or_default()
-            )
-            .into())
+            return Err(TrainError::setting(
+                format!("evals.{name}.pred"),
+                format!(
+                    "proj.distill.distance compares a (student, teacher) pair such as \
+                     \"student_<teacher>_fwd\"; {:?} is one model",
+                    cfg.pred.as_deref().unwrap_or_default()
+                ),
+            ))
         }
     };
     let entries = cfg
@@ -245,7 +263,10 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         .clone()
         .filter(|d| !d.is_empty())
         .ok_or_else(|| {
-            format!("evals.{name}.distances: give at least one, e.g. [{{kind: \"kl\"}}]")
+            TrainError::setting(
+                format!("evals.{name}.distances"),
+                "give at least one, e.g. [{kind: \"kl\"}]",
+            )
         })?;
     let dists = entries
         .iter()
@@ -283,6 +304,7 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         .trim_end_matches('/')
         .to_string();
     Ok(Box::new(DistanceEval {
+        key: format!("evals.{name}"),
         data,
         mesh: ctx.mesh.clone(),
         names: entries.iter().map(entry_name).collect(),
@@ -324,7 +346,10 @@ impl Evaluator for DistanceEval {
         let mut out = Vec::new();
         for (name, ds) in self.names.iter().zip(all) {
             if ds.is_empty() {
-                return Err(format!("{name}: the eval split has no examples").into());
+                return Err(TrainError::EmptySplit {
+                    key: self.key.clone(),
+                    split: self.data.split.clone(),
+                });
             }
             let n = ds.len() as f64;
             out.push((format!("{name}/avg"), ds.iter().sum::<f64>() / n));

@@ -17,6 +17,7 @@ use bv_nn::models::proj::image_text::two_towers::TwoTowers;
 
 use super::{Context, DeviceParams};
 use crate::data::batch::stack_examples;
+use crate::data::PipelineError;
 use crate::data::{Array, Batch, Example, Value};
 use crate::error::TrainError;
 use bv_core::tree::Params;
@@ -25,11 +26,13 @@ use bv_core::tree::Params;
 /// evaluator needs.
 pub fn towers(name: &str, kind: &str, ctx: &Context) -> Result<Arc<TwoTowers>, TrainError> {
     ctx.towers.clone().ok_or_else(|| {
-        format!(
-            "evals.{name}: {kind} evaluators need a two-tower model (trainer \
-             \"proj.image_text.siglip\", model_name \"proj.image_text.two_towers\")"
+        TrainError::setting(
+            format!("evals.{name}"),
+            format!(
+                "{kind} evaluators need a two-tower model (trainer \"proj.image_text.siglip\", \
+                 model_name \"proj.image_text.two_towers\")"
+            ),
         )
-        .into()
     })
 }
 
@@ -105,12 +108,21 @@ fn int_rows(batch: &Batch, key: &str) -> Result<Vec<Vec<i64>>, TrainError> {
     let v = batch
         .data
         .get(key)
-        .ok_or_else(|| format!("the pipeline yields no {key:?}"))?;
+        .ok_or_else(|| TrainError::MissingFeature {
+            key: key.to_string(),
+            have: batch.data.keys().cloned().collect(),
+        })?;
     let n = v.shape().first().copied().unwrap_or(1).max(1);
     let all: Vec<i64> = match v {
         Value::I64(a) => a.data.clone(),
         Value::U8(a) => a.data.iter().map(|&x| i64::from(x)).collect(),
-        other => return Err(format!("{key:?} holds {}, not integers", other.dtype()).into()),
+        other => {
+            return Err(TrainError::FeatureType {
+                key: key.to_string(),
+                holds: other.dtype(),
+                want: "integers",
+            })
+        }
     };
     let per = (all.len() / n).max(1);
     Ok(all.chunks(per).map(<[i64]>::to_vec).collect())
@@ -127,7 +139,7 @@ pub fn batches_of(examples: Vec<Example>, batch_size: usize) -> Result<Vec<Batch
             .map(|(k, v)| (k.clone(), v.zeros_like()))
             .collect();
         padded.resize(batch_size, zero);
-        let mut data = stack_examples(&padded).map_err(|e| format!("batching: {e}"))?;
+        let mut data = stack_examples(&padded).map_err(PipelineError::Batch)?;
         let mask = (0..batch_size).map(|i| u8::from(i < chunk.len())).collect();
         data.insert(
             "_mask".into(),

@@ -77,14 +77,14 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         .as_ref()
         .filter(|d| !d.is_empty())
         .ok_or_else(|| {
-            format!(
-                "{}: fewshot_lsr needs datasets {{name: (tfds_name, train_split, test_split)}}",
-                key("datasets")
+            TrainError::setting(
+                key("datasets"),
+                "fewshot_lsr needs datasets {name: (tfds_name, train_split, test_split)}",
             )
         })?;
     let pp = |k: &str, v: &Option<String>| {
         v.clone()
-            .ok_or_else(|| format!("{}: fewshot_lsr needs this pp string", key(k)))
+            .ok_or_else(|| TrainError::setting(key(k), "fewshot_lsr needs this pp string"))
     };
     let (pp_train, pp_eval) = (pp("pp_train", &cfg.pp_train)?, pp("pp_eval", &cfg.pp_eval)?);
     let shots: Vec<usize> = cfg
@@ -95,21 +95,33 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
         .map(|k| k as usize)
         .collect();
     if shots.is_empty() || shots.contains(&0) {
-        return Err(format!("{}: give shot counts of at least 1", key("shots")).into());
+        return Err(TrainError::setting(
+            key("shots"),
+            "give shot counts of at least 1",
+        ));
     }
     let positive = |k: &str, v: f64| {
         if v > 0.0 && v.is_finite() {
             Ok(v)
         } else {
-            Err(format!("{}: {v} is not a positive number", key(k)))
+            Err(TrainError::setting(
+                key(k),
+                format!("{v} is not a positive number"),
+            ))
         }
     };
     let l2 = match (cfg.l2_reg, &cfg.l2_regs) {
         (Some(_), Some(_)) => {
-            return Err(format!("{}: set l2_reg or l2_regs, not both", key("l2_regs")).into())
+            return Err(TrainError::setting(
+                key("l2_regs"),
+                "set l2_reg or l2_regs, not both",
+            ))
         }
         (_, Some(regs)) if regs.is_empty() => {
-            return Err(format!("{}: give at least one candidate", key("l2_regs")).into())
+            return Err(TrainError::setting(
+                key("l2_regs"),
+                "give at least one candidate",
+            ))
         }
         (_, Some(regs)) => L2::Select(
             regs.iter()
@@ -120,19 +132,20 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
     };
     let num_seeds = cfg.num_seeds.unwrap_or(3);
     if num_seeds == 0 {
-        return Err(format!("{}: must be at least 1", key("num_seeds")).into());
+        return Err(TrainError::setting(key("num_seeds"), "must be at least 1"));
     }
     let display_first = cfg.display_first.clone().unwrap_or_default();
     if let Some((d, _)) = display_first
         .iter()
         .find(|(d, _)| !datasets.contains_key(d))
     {
-        return Err(format!(
-            "{}: {d:?} is not one of the datasets {:?}",
+        return Err(TrainError::setting(
             key("display_first"),
-            datasets.keys().collect::<Vec<_>>()
-        )
-        .into());
+            format!(
+                "{d:?} is not one of the datasets {:?}",
+                datasets.keys().collect::<Vec<_>>()
+            ),
+        ));
     }
     let label_key = cfg.label_key.clone().unwrap_or_else(|| "label".into());
     let mut built = Vec::new();
@@ -154,9 +167,9 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
                 _ => None,
             })
             .ok_or_else(|| {
-                format!(
-                    "{}: {tfds} has no class-label feature {label_key:?} (set label_key)",
-                    key("datasets")
+                TrainError::setting(
+                    key("datasets"),
+                    format!("{tfds} has no class-label feature {label_key:?} (set label_key)"),
                 )
             })?;
         built.push(Dataset {
@@ -240,11 +253,9 @@ impl FewshotLsr {
                 let label = usize::try_from(labels[i])
                     .ok()
                     .filter(|&l| l < num_classes)
-                    .ok_or_else(|| {
-                        format!(
-                            "evals.{}: label {} is not a class of {num_classes}",
-                            self.name, labels[i]
-                        )
+                    .ok_or_else(|| TrainError::EvalData {
+                        key: format!("evals.{}", self.name),
+                        problem: format!("label {} is not a class of {num_classes}", labels[i]),
                     })?;
                 f.labels.push(label);
                 f.x.extend(
@@ -284,11 +295,10 @@ impl Evaluator for FewshotLsr {
             let test = self.features(params, &ds.test, ds.num_classes)?;
             for (f, data) in [(&train, &ds.train), (&test, &ds.test)] {
                 if f.labels.is_empty() {
-                    return Err(format!(
-                        "evals.{}.datasets.{}: split {:?} has no examples",
-                        self.name, ds.name, data.split
-                    )
-                    .into());
+                    return Err(TrainError::EmptySplit {
+                        key: format!("evals.{}.datasets.{}", self.name, ds.name),
+                        split: data.split.clone(),
+                    });
                 }
             }
             for seed in 0..self.num_seeds {
