@@ -4,11 +4,12 @@
 use std::fmt;
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, differentiable, fresh, zeros_like, Identity};
+use crate::autodiff::{backprop, differentiable};
 use crate::batching as b;
 use crate::emit::EmitCx;
-use crate::prim::{BatchResult, Primitive, VjpResult};
 use crate::trace::{self, bind, bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
+use crate::trace::{fresh, zeros_like, Identity};
+use crate::trace::{BatchResult, Primitive, VjpResult};
 use crate::tree::{self, Tree, TreeDef};
 
 /// Blocks derivatives: the value passes through, its cotangent and tangent are zero

@@ -1,6 +1,5 @@
 //! `pad` (edge and interior padding, negative edges crop) and `concatenate`.
 
-use crate::autodiff::fill;
 use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::{list, EmitCx};
@@ -8,6 +7,7 @@ use crate::prim::BatchResult;
 use crate::prim::{arity, Primitive};
 use crate::prim::{reduce, slice, ReduceKind, VjpResult};
 use crate::trace::error::ensure;
+use crate::trace::fill;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
 
 /// Pads with a scalar value: `lo[i]` before, `hi[i]` after (negative removes elements) and

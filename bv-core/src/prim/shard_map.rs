@@ -12,13 +12,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
+use crate::autodiff::{backprop, differentiable, forward};
 use crate::emit::{ty, EmitCx};
 use crate::prim::collective::psum;
 use crate::prim::sharding::MESH_NAME;
 use crate::prim::{BatchResult, Primitive, VjpResult};
 use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
 use crate::trace::{self, bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
+use crate::trace::{fresh, zeros_like};
 
 thread_local! {
     /// The meshes of the `jit`s being traced on this thread (`None`: not partitioned).

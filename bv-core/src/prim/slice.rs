@@ -1,6 +1,5 @@
 //! `slice` (static), `dynamic_slice` and `dynamic_update_slice` (start indices are tensors).
 
-use crate::autodiff::{fill, zeros_like};
 use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
 use crate::prim::VjpResult;
@@ -8,6 +7,7 @@ use crate::prim::{arity, Class, Primitive};
 use crate::prim::{gather, scatter, BatchResult, GatherDims, ScatterDims, ScatterKind};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
+use crate::trace::{fill, zeros_like};
 
 /// Elements `start[i] .. limit[i]` with step `strides[i]` of each dimension
 /// (`stablehlo.slice`).

@@ -10,6 +10,9 @@
 
 pub(crate) mod aval;
 pub(crate) mod error;
+mod identity;
+mod lowering;
+mod ops;
 mod primitive;
 
 use std::cell::RefCell;
@@ -18,9 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use aval::{Aval, Spec};
 pub use error::{CallSite, OpError, TraceError};
-pub(crate) use primitive::{BatchResult, Primitive, VjpResult};
+pub(crate) use identity::{fresh, Identity};
+pub(crate) use lowering::{EmitCx, Operand, Writer};
+pub(crate) use ops::{fill, zeros_like, CoreOps};
+pub(crate) use primitive::{BatchResult, Eval, Primitive, VjpResult};
 
-use crate::array::Array;
 use crate::dtype::DType;
 
 /// A value: inside a function being traced, a cheap handle (an id and its abstract value)
@@ -37,8 +42,9 @@ pub struct Tensor {
 
 /// What a concrete tensor holds.
 pub(crate) enum Concrete {
-    /// The computed value.
-    Value(Array),
+    /// The computed value: the device array [`Eval`]'s implementation stored (the core
+    /// holds it opaquely, so it does not depend on devices).
+    Value(Box<dyn std::any::Any>),
     /// Why it could not be computed (the first failing op, with the user's call site).
     Error(TraceError),
 }
@@ -100,7 +106,7 @@ impl Tensor {
     }
 
     /// True for a concrete tensor (one computed outside any trace, or made from an
-    /// [`Array`]), false for a value inside a trace.
+    /// array), false for a value inside a trace.
     pub fn is_concrete(&self) -> bool {
         self.value.is_some()
     }
@@ -319,7 +325,7 @@ pub fn is_tracing() -> bool {
 /// Applies a primitive to operands in their trace and returns its results. A rejected
 /// application records the error (the first one only) and returns poisoned results with a
 /// plausible aval, so tracing continues. With no trace active it runs at once on concrete
-/// operands ([`crate::eager`]); concrete operands inside a trace are closed over.
+/// operands ([`Eval`]); concrete operands inside a trace are closed over.
 #[track_caller]
 pub(crate) fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
     bind_rc(Rc::new(prim), inputs)
@@ -330,7 +336,7 @@ pub(crate) fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
 pub(crate) fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
     let site = CallSite::here();
     if !is_tracing() {
-        return crate::eager::apply(prim, inputs, site);
+        return prim.eval(inputs, site);
     }
     let in_avals: Vec<&Aval> = inputs.iter().map(|t| &*t.aval).collect();
     let inferred = prim.infer(&in_avals);

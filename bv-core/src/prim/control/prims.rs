@@ -3,9 +3,10 @@
 
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
+use super::{scan_flat, switch_flat, while_flat, Branch};
+use crate::autodiff::{backprop, differentiable, forward};
 use crate::batching as b;
-use crate::control::{scan_flat, switch_flat, while_flat, Branch};
+use crate::trace::{fresh, zeros_like};
 
 /// A batched branch, owned.
 type BranchFn<'a> = Box<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
