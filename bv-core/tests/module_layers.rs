@@ -208,7 +208,7 @@ fn is_ident(c: u8) -> bool {
 fn blank_comments_and_strings(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = b.to_vec();
-    let mut blank = |out: &mut Vec<u8>, from: usize, to: usize| {
+    let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
         for c in &mut out[from..to.min(b.len())] {
             if *c != b'\n' {
                 *c = b' ';

@@ -10,7 +10,7 @@
 //! // Cumulative sum of the rows of `xs` by a loop: carry the running sum, emit it per step.
 //! let f = jit(|xs: Tensor| {
 //!     let init = np::zeros(&[3], DType::F32);
-//!     scan(|c: Tensor, x: Tensor| { let s = &c + &x; (s.clone(), s) }, init, xs, None, false).1
+//!     scan(|c: Tensor, x: Tensor| { let s = &c + &x; (s.clone(), s) }, init, xs).1
 //! });
 //! assert!(f.lower(&Spec::new([5, 3], DType::F32))?.text.contains("stablehlo.while"));
 //! # Ok::<(), bv_core::JitError>(())
@@ -200,22 +200,39 @@ where
 }
 
 /// `jax.lax.scan`: applies `f(carry, x) -> (carry, y)` to the slices of `xs` along their
-/// leading axis (of size `length`, which may be given when `xs` has no leaves), in reverse
-/// order if `reverse`; returns the final carry and the `y`s stacked along a new leading axis.
-/// Differentiable in both modes; the backward pass recomputes the forward steps.
+/// leading axis in order; returns the final carry and the `y`s stacked along a new leading
+/// axis. Differentiable in both modes; the backward pass recomputes the forward steps.
+/// [`scan_with`] takes JAX's keywords (`length`, `reverse`).
 #[track_caller]
-pub fn scan<C, X, Y>(
-    f: impl Fn(C, X) -> (C, Y),
-    init: C,
-    xs: X,
-    length: Option<usize>,
-    reverse: bool,
-) -> (C, Y)
+pub fn scan<C, X, Y>(f: impl Fn(C, X) -> (C, Y), init: C, xs: X) -> (C, Y)
 where
     C: Tree<Leaf = Tensor>,
     X: Tree<Leaf = Tensor>,
     Y: Tree<Leaf = Tensor>,
 {
+    scan_with(f, init, xs, ScanOptions::default())
+}
+
+/// The keywords of `jax.lax.scan` that [`scan_with`] takes (`unroll` is not offered: the
+/// loop is one `stablehlo.while` step per slice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// The number of steps; needed only when `xs` has no leaves (else their leading size,
+    /// which it must equal).
+    pub length: Option<usize>,
+    /// Visit the slices from last to first (the `y`s still stack in `xs`'s order).
+    pub reverse: bool,
+}
+
+/// [`scan`] with [`ScanOptions`].
+#[track_caller]
+pub fn scan_with<C, X, Y>(f: impl Fn(C, X) -> (C, Y), init: C, xs: X, opts: ScanOptions) -> (C, Y)
+where
+    C: Tree<Leaf = Tensor>,
+    X: Tree<Leaf = Tensor>,
+    Y: Tree<Leaf = Tensor>,
+{
+    let ScanOptions { length, reverse } = opts;
     let site = CallSite::here();
     let (cdef, mut args) = leaves(&init);
     let (xdef, x0) = leaves(&xs);
@@ -286,7 +303,7 @@ fn unstacked<X: Tree<Leaf = Tensor>>(xs: X) -> X {
             Some((_, rest)) if x.shape()[0] > 0 => {
                 let mut lim = x.shape().to_vec();
                 lim[0] = 1;
-                let s = prim::slice(x, &vec![0; x.rank()], &lim, &vec![1; x.rank()]);
+                let s = prim::slice(x, &vec![0; x.rank()], &lim);
                 prim::reshape(&s, rest)
             }
             _ => x.clone(),

@@ -151,8 +151,8 @@ pub fn top_k(x: &Tensor, k: usize) -> (Tensor, Tensor) {
     limit[r - 1] = k;
     let start = vec![0; r];
     (
-        prim::slice(&sorted[0], &start, &limit, &[]),
-        prim::slice(&sorted[1], &start, &limit, &[]),
+        prim::slice(&sorted[0], &start, &limit),
+        prim::slice(&sorted[1], &start, &limit),
     )
 }
 

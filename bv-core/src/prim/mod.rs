@@ -56,7 +56,7 @@ pub use scatter::{scatter, ScatterDims, ScatterKind};
 pub use select::{clamp, select};
 pub use shard_map::shard_map;
 pub use sharding::sharding_constraint;
-pub use slice::{dynamic_slice, dynamic_update_slice, slice, slice_in_dim};
+pub use slice::{dynamic_slice, dynamic_update_slice, slice, slice_in_dim, slice_strided};
 pub use sort::sort;
 pub use transpose::{reverse, transpose};
 pub use unary::*;

@@ -203,7 +203,7 @@ impl Primitive for ReduceWindow {
                 if w.base_dilation.iter().all(|&b| b == 1) {
                     r
                 } else {
-                    crate::prim::slice(&r, &vec![0; n], r.shape(), &w.base_dilation)
+                    crate::prim::slice_strided(&r, &vec![0; n], r.shape(), &w.base_dilation)
                 }
             }
             ReduceKind::Max | ReduceKind::Min => {
