@@ -10,7 +10,7 @@ mod api;
 
 pub use api::{vmap, Axes, Axis};
 
-use crate::trace::{self, bind_rc, fresh, trace_body, Aval, BatchResult, CoreOps, Func};
+use crate::trace::{self, bind_rc, fresh, trace_call, Aval, BatchResult, CoreOps, Func};
 use crate::trace::{Primitive, Tensor, ValueDef};
 
 /// The batch size: the length of the batch dimension of the batched operands.
@@ -250,16 +250,12 @@ pub(crate) fn vmap_flat(
         .zip(dims)
         .map(|(x, &d)| unbatched(x, d))
         .collect();
-    let (outs, tr, caps) = trace_body(&avals, |p| fresh(&f(&p)));
-    let func = Func {
-        outputs: outs.iter().map(|t| t.value_id()).collect(),
-        graph: tr.graph,
-    };
+    let body = trace_call(&avals, |p| fresh(&f(p)));
     let mut args = ins.to_vec();
     let mut ds = dims.to_vec();
-    ds.extend(caps.iter().map(|_| None));
-    args.extend(caps);
-    batch_func(&func, &args, &ds)
+    ds.extend(body.captures.iter().map(|_| None));
+    args.extend(body.captures);
+    batch_func(&body.func, &args, &ds)
 }
 
 /// [`vmap_flat`] with every result batched in front (broadcast where it is not batched).
@@ -284,8 +280,8 @@ pub(crate) fn batch_body(
     dims: &[Option<usize>],
     n: usize,
 ) -> Result<Func, trace::OpError> {
-    let (outs, tr, caps) = trace_body(avals, |p| {
-        let (o, od) = batch_func(f, &p, dims);
+    let body = trace_call(avals, |p| {
+        let (o, od) = batch_func(f, p, dims);
         let o: Vec<Tensor> = o
             .iter()
             .zip(od)
@@ -293,13 +289,10 @@ pub(crate) fn batch_body(
             .collect();
         fresh(&o)
     });
-    if !caps.is_empty() {
+    if !body.captures.is_empty() {
         return Err(trace::OpError(
             "the batched body used an outer value (a bug in bv)".into(),
         ));
     }
-    Ok(Func {
-        outputs: outs.iter().map(|t| t.value_id()).collect(),
-        graph: tr.graph,
-    })
+    Ok(body.func)
 }

@@ -267,6 +267,35 @@ pub fn trace_body<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, T
     (out, tr, captures.into_iter().map(|(t, _)| t).collect())
 }
 
+/// The body of a call-like primitive (a loop, branch, remat, custom rule or `shard_map`),
+/// traced by [`trace_call`].
+pub(crate) struct CallBody {
+    /// The function; its parameters are the declared ones, then one per capture.
+    pub(crate) func: Func,
+    /// The outer tensors the body used, in the order of the parameters they became; the
+    /// primitive takes them as extra operands.
+    pub(crate) captures: Vec<Tensor>,
+    /// The first result the body did not compute (an input of an enclosing trace returned
+    /// as it is), if any; callers that need every result computed inside report it.
+    pub(crate) foreign: Option<usize>,
+}
+
+/// Traces `f` on fresh parameters of `avals` inside the current trace as the body of a
+/// call-like primitive: the one place that closes over outer values and builds the `Func`
+/// each such primitive holds.
+pub(crate) fn trace_call(avals: &[Aval], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> CallBody {
+    let (outs, tr, captures) = trace_body(avals, |p| f(&p));
+    let foreign = outs.iter().position(|t| tr.value_of(t, "").is_err());
+    CallBody {
+        func: Func {
+            outputs: outs.iter().map(|t| t.value_id()).collect(),
+            graph: tr.graph,
+        },
+        captures,
+        foreign,
+    }
+}
+
 fn trace_impl<R>(params: &[Aval], sub: bool, f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
     let id = NEXT_TRACE.fetch_add(1, Ordering::Relaxed);
     let mut graph = Graph {

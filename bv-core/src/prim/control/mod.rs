@@ -9,19 +9,15 @@ use std::rc::Rc;
 
 use crate::dtype::DType;
 use crate::prim::{self, CompareDir};
-use crate::trace::{self, bind_rc, fresh, trace_body, Aval, BatchResult, CallSite, Func};
+use crate::trace::{self, bind_rc, fresh, trace_call, Aval, BatchResult, CallSite, Func};
 use crate::trace::{Primitive, Tensor};
 use prims::{Body, Case, Scan, While};
 
 /// Traces `f` as a body on parameters of `avals`; outputs it returns unchanged from outside
 /// are captured too.
 fn body(avals: &[Aval], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> (Func, Vec<Tensor>) {
-    let (outs, tr, caps) = trace_body(avals, |p| fresh(&f(&p)));
-    let func = Func {
-        outputs: outs.iter().map(|t| t.value_id()).collect(),
-        graph: tr.graph,
-    };
-    (func, caps)
+    let b = trace_call(avals, |p| fresh(&f(p)));
+    (b.func, b.captures)
 }
 
 fn avals(xs: &[Tensor]) -> Vec<Aval> {
