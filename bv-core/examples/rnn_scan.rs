@@ -36,8 +36,6 @@ fn run(p: &Rnn<Tensor>, x: &Tensor) -> (Tensor, Tensor) {
         },
         h0,
         x.clone(),
-        None,
-        false,
     )
 }
 

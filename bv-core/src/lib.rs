@@ -24,6 +24,10 @@
 //! - devices: [`client`] (the default PJRT client), [`pjrt`], [`sharding`], [`distributed`],
 //!   [`compile_cache`], [`io`] (`.npy`/`.npz`);
 //! - internals a user rarely reads: [`trace`] (the tracer and its errors), [`eager`].
+//!
+//! The modules are layered without import cycles (core `trace`, then `emit`/`eager`, the
+//! transformations, `prim`, `numpy`, `control`); `docs/architecture.md` lists what each may
+//! use and `tests/module_layers.rs` checks it.
 
 pub mod array;
 pub mod autodiff;

@@ -19,7 +19,7 @@ pub use crate::autodiff::{
     value_and_grad_aux, vjp, RematPolicy,
 };
 pub use crate::batching::{vmap, Axis};
-pub use crate::control::{cond, fori_loop, scan, switch, while_loop};
+pub use crate::control::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 pub use crate::dtype::DType;
 pub use crate::impl_tree;
 pub use crate::jit::{jit, jit_static};

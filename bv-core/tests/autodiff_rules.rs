@@ -197,7 +197,7 @@ fn structural_rules_match_finite_differences() {
             prim::reverse(&x[0], &[1])
         }),
         case("slice", &[(&[7, 5], any, 1.0)], |x| {
-            prim::slice(&x[0], &[1, 0], &[7, 4], &[2, 3])
+            prim::slice_strided(&x[0], &[1, 0], &[7, 4], &[2, 3])
         }),
         case("pad", &[(&[3, 4], any, 1.0), (&[], any, 1.0)], |x| {
             prim::pad(&x[0], &x[1], &[(1, -1, 1), (0, 2, 0)])
@@ -390,7 +390,7 @@ fn contraction_and_window_rules_match_finite_differences() {
 #[test]
 fn control_flow_remat_and_custom_rules_match_finite_differences() {
     use bv_core::autodiff::{checkpoint, custom_vjp, RematPolicy};
-    use bv_core::control::{cond, fori_loop, scan, switch};
+    use bv_core::control::{cond, fori_loop, scan, scan_with, switch, ScanOptions};
     let any = -1.0;
     check(vec![
         case(
@@ -405,8 +405,6 @@ fn control_flow_remat_and_custom_rules_match_finite_differences() {
                     },
                     x[0].clone(),
                     x[1].clone(),
-                    None,
-                    false,
                 );
                 prim::concatenate(&[&c, &prim::reshape(&ys, &[18])], 0)
             },
@@ -415,12 +413,14 @@ fn control_flow_remat_and_custom_rules_match_finite_differences() {
             "scan_reverse",
             &[(&[2], any, 1.0), (&[4, 2], any, 1.0)],
             |x| {
-                scan(
+                scan_with(
                     |c: Tensor, xt: Tensor| (&c * &xt, np::sin(&c)),
                     x[0].clone(),
                     x[1].clone(),
-                    None,
-                    true,
+                    ScanOptions {
+                        reverse: true,
+                        ..Default::default()
+                    },
                 )
                 .1
             },

@@ -13,7 +13,7 @@ use bv_core::autodiff::{
     checkpoint, custom_jvp, custom_vjp, grad, optimization_barrier, stop_gradient, RematPolicy,
 };
 use bv_core::batching::{vmap, Axes, Axis};
-use bv_core::control::{cond, fori_loop, scan, switch, while_loop};
+use bv_core::control::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 use bv_core::numpy::{self as np};
 use bv_core::prim::{
     self, ArgKind, CompareDir, ConvDims, Convolution, DotDims, GatherDims, Precision, ReduceKind,
@@ -243,7 +243,7 @@ fn table() -> Vec<Case> {
             |x| vec![prim::transpose(&x[0], &[1, 0]), prim::reverse(&x[0], &[1])],
         ),
         case("slice", &["Slice"], vec![x34(Some(1))], |x| {
-            vec![prim::slice(&x[0], &[1, 0], &[3, 4], &[1, 2])]
+            vec![prim::slice_strided(&x[0], &[1, 0], &[3, 4], &[1, 2])]
         }),
         case(
             "pad with a shared value",
@@ -540,8 +540,6 @@ fn table() -> Vec<Case> {
                     },
                     x[1].clone(),
                     x[0].clone(),
-                    None,
-                    false,
                 );
                 vec![c, ys]
             },
@@ -551,12 +549,14 @@ fn table() -> Vec<Case> {
             &["Scan"],
             vec![f64_in(&[4, 2], Some(0)), f64_in(&[2], Some(0))],
             |x| {
-                let (c, ys) = scan(
+                let (c, ys) = scan_with(
                     |c: Tensor, x: Tensor| (&c * &prim::cos(&x), prim::sin(&(&c + &x))),
                     x[1].clone(),
                     x[0].clone(),
-                    None,
-                    true,
+                    ScanOptions {
+                        reverse: true,
+                        ..Default::default()
+                    },
                 );
                 vec![c, ys]
             },

@@ -202,8 +202,6 @@ fn control_flow_runs_eagerly() {
         },
         np::zeros(&[3], DType::F32),
         xs,
-        None,
-        false,
     );
     let mut run = [0.0; 3];
     let mut want_ys = Vec::new();
@@ -266,8 +264,6 @@ fn jit_closes_over_concrete_tensors() {
             |c: Tensor, xi: Tensor| (c.clone(), &xi * &w + &c),
             np::ones(&[], DType::F32),
             np::broadcast_to(&x, &[2, 3]),
-            None,
-            false,
         );
         (&x * &w, ys)
     });

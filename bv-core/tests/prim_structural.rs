@@ -29,7 +29,7 @@ fn shape_ops_match_ndarray() {
             prim::broadcast_in_dim(&y, &[2, 3], &[1]),
             prim::reshape(&x, &[6, 4]),
             prim::transpose(&x, &[2, 0, 1]),
-            prim::slice(&x, &[0, 1, 0], &[2, 3, 4], &[1, 1, 2]),
+            prim::slice_strided(&x, &[0, 1, 0], &[2, 3, 4], &[1, 1, 2]),
             prim::dynamic_slice(&x, &[&i, &k, &i], &[1, 2, 2]),
             prim::dynamic_update_slice(&x, &prim::full(&[1, 2, 2], 7.0, DType::F32), &[&i, &k, &i]),
             prim::concatenate(&[&x, &x], 1),

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use bv_core::autodiff::{checkpoint as remat, RematPolicy};
-use bv_core::control::scan;
+use bv_core::control::{scan_with, ScanOptions};
 use bv_core::trace::{fail, trace_body, Aval};
 use bv_core::tree::{self, Tree};
 use bv_core::{random, DType, Tensor};
@@ -356,12 +356,14 @@ impl<'a> Scope<'a> {
                 as Box<dyn Fn((C, Params<Tensor>, Vec<Tensor>)) -> (C, (Params<Tensor>, Y))>,
             _ => Box::new(body),
         };
-        let (carry, (created, ys)) = scan(
+        let (carry, (created, ys)) = scan_with(
             |c: C, (slices, keys): (Params<Tensor>, Vec<Tensor>)| step((c, slices, keys)),
             carry,
             xs,
-            Some(n),
-            false,
+            ScanOptions {
+                length: Some(n),
+                ..Default::default()
+            },
         );
         if let Store::Init(p) = &mut self.store {
             for (k, v) in created {

@@ -1123,10 +1123,10 @@ pub(crate) fn mix_with_neighbour(x: &Tensor, a: &Tensor, devices: usize) -> Tens
     let mut start = vec![0; blocks.len()];
     let mut limit: Vec<usize> = blocks.iter().map(|&d| d as usize).collect();
     start[1] = per_device - 1;
-    let last = prim::slice(&b, &start, &limit, &[]);
+    let last = prim::slice(&b, &start, &limit);
     start[1] = 0;
     limit[1] = per_device - 1;
-    let rest = prim::slice(&b, &start, &limit, &[]);
+    let rest = prim::slice(&b, &start, &limit);
     let rolled = prim::concatenate(&[&last, &rest], 1);
     let rolled = np::reshape(
         &rolled,

@@ -4,9 +4,10 @@
 
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, fill, forward, fresh, zeros_like};
+use crate::autodiff::{backprop, forward};
 use crate::eager;
 use crate::trace::{self, replay, CallSite, Concrete, Func, Tensor, TraceError};
+use crate::trace::{fill, fresh, zeros_like};
 use crate::tree::{self, Tree, TreeDef};
 
 fn rebuild<T: Tree<Leaf = Tensor>>(def: &TreeDef, leaves: Vec<Tensor>) -> T {

@@ -4,11 +4,12 @@
 use std::fmt;
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, differentiable, fresh, zeros_like, Identity};
+use crate::autodiff::{backprop, differentiable};
 use crate::batching as b;
 use crate::emit::EmitCx;
-use crate::prim::{BatchResult, Primitive, VjpResult};
-use crate::trace::{self, bind, bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
+use crate::trace::{self, bind, bind_rc, replay, trace_call, Aval, Func, OpError, Tensor};
+use crate::trace::{fresh, zeros_like, Identity};
+use crate::trace::{BatchResult, Primitive, VjpResult};
 use crate::tree::{self, Tree, TreeDef};
 
 /// Blocks derivatives: the value passes through, its cotangent and tangent are zero
@@ -165,20 +166,17 @@ where
     O: Tree<Leaf = Tensor>,
 {
     let avals: Vec<Aval> = xs.iter().map(|x| x.aval().clone()).collect();
-    let (out, tr, caps) = trace_body(&avals, |params| {
-        let input: I = tree::unflatten(def, params).ok()?;
-        Some(leaves(&f(input)))
+    let mut out_def = None;
+    let body = trace_call(&avals, |params| {
+        let Ok(input) = tree::unflatten::<I>(def, params.to_vec()) else {
+            return Vec::new();
+        };
+        let (d, outs) = leaves(&f(input));
+        out_def = Some(d);
+        outs
     });
-    let Some((out_def, outs)) = out else {
-        return (Func::default(), caps, None);
-    };
-    let ids: Vec<usize> = outs.iter().map(|t| t.value_id()).collect();
-    let foreign = outs.iter().any(|t| tr.value_of(t, "").is_err());
-    let func = Func {
-        graph: tr.graph,
-        outputs: ids,
-    };
-    (func, caps, (!foreign).then_some(out_def))
+    let out_def = out_def.filter(|_| body.foreign.is_none());
+    (body.func, body.captures, out_def)
 }
 
 /// `jax.checkpoint` (remat): `f`, whose intermediate values are recomputed in the backward

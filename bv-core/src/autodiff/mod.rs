@@ -19,90 +19,19 @@
 
 mod api;
 mod custom;
-mod util;
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
 pub use api::{grad, jvp, value_and_grad, value_and_grad_aux, vjp, Aux, Vjp};
 pub use custom::{
     checkpoint, custom_jvp, custom_vjp, optimization_barrier, stop_gradient, RematPolicy,
 };
-pub(crate) use util::{fill, sum_to, zeros_like};
 
-use crate::emit::EmitCx;
-use crate::prim::{BatchResult, Primitive, VjpResult};
-use crate::trace::{self, bind_rc, Aval, Func, Graph, OpError, Tensor, ValueDef};
+use crate::trace::{self, fresh, zeros_like, Aval, CoreOps, Primitive, Tensor, VjpResult};
 
 /// True for values that carry derivatives (floating-point ones).
 pub(crate) fn differentiable(a: &Aval) -> bool {
     a.dtype.is_float()
-}
-
-/// Passes its operands through unchanged; emits nothing. Gives the inputs of a function
-/// being differentiated fresh identities, so tensors the function closes over stay
-/// constants even when they are the same values.
-#[derive(Debug)]
-pub(crate) struct Identity {
-    func: Func,
-}
-
-impl Identity {
-    fn new(avals: &[Aval]) -> Identity {
-        let mut graph = Graph {
-            params: avals.to_vec(),
-            ..Graph::default()
-        };
-        for (i, a) in avals.iter().enumerate() {
-            graph.values.push(ValueDef::Param(i));
-            graph.avals.push(Rc::new(a.clone()));
-        }
-        Identity {
-            func: Func {
-                graph,
-                outputs: (0..avals.len()).collect(),
-            },
-        }
-    }
-}
-
-impl Primitive for Identity {
-    fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
-        Ok((fresh(ins), dims.to_vec()))
-    }
-
-    fn name(&self) -> &'static str {
-        "identity"
-    }
-    fn infer(&self, ins: &[&Aval]) -> Result<Vec<Aval>, OpError> {
-        Ok(ins.iter().map(|a| (*a).clone()).collect())
-    }
-    fn emit(&self, _: &EmitCx) -> String {
-        String::new()
-    }
-    fn num_outputs(&self) -> usize {
-        self.func.outputs.len()
-    }
-    fn vjp(&self, _: &[Tensor], _: &[Tensor], cts: &[Option<Tensor>]) -> VjpResult {
-        Ok(cts.to_vec())
-    }
-    fn jvp(&self, _: &[Tensor], _: &[Tensor], t: &[Option<Tensor>]) -> Option<VjpResult> {
-        Some(Ok(t.to_vec()))
-    }
-    fn inline(&self) -> Option<&Func> {
-        Some(&self.func)
-    }
-}
-
-/// New handles for `xs`, distinct from every existing value.
-#[track_caller]
-pub(crate) fn fresh(xs: &[Tensor]) -> Vec<Tensor> {
-    if xs.is_empty() {
-        return Vec::new();
-    }
-    let avals: Vec<Aval> = xs.iter().map(|x| x.aval().clone()).collect();
-    let refs: Vec<&Tensor> = xs.iter().collect();
-    bind_rc(Rc::new(Identity::new(&avals)), &refs)
 }
 
 /// Reverse pass: the cotangents of `seeds` given cotangents `cts` of `outs`, through the
@@ -199,7 +128,7 @@ fn check(p: &dyn Primitive, x: &Tensor, r: &Tensor, site: trace::CallSite) -> bo
 
 fn accumulate(ct: &mut HashMap<usize, Tensor>, x: &Tensor, c: Tensor) {
     let v = match ct.remove(&x.value_id()) {
-        Some(prev) => crate::prim::add(&prev, &c),
+        Some(prev) => prev.add_any(&c),
         None => c,
     };
     ct.insert(x.value_id(), v);

@@ -10,11 +10,8 @@ mod api;
 
 pub use api::{vmap, Axes, Axis};
 
-use std::rc::Rc;
-
-use crate::autodiff::fresh;
-use crate::prim::{self as p, BatchResult, Primitive};
-use crate::trace::{self, bind_rc, trace_body, Aval, Func, Tensor, ValueDef};
+use crate::trace::{self, bind_rc, fresh, trace_call, Aval, BatchResult, CoreOps, Func};
+use crate::trace::{Primitive, Tensor, ValueDef};
 
 /// The batch size: the length of the batch dimension of the batched operands.
 pub(crate) fn size(ins: &[Tensor], dims: &[Option<usize>]) -> usize {
@@ -31,7 +28,7 @@ pub(crate) fn moveaxis(x: &Tensor, from: usize, to: usize) -> Tensor {
     }
     let mut perm: Vec<usize> = (0..x.rank()).filter(|&i| i != from).collect();
     perm.insert(to, from);
-    p::transpose(x, &perm)
+    x.permute_dims(&perm)
 }
 
 /// `x` with its batch dimension at `to`: moved from `d`, or made by broadcasting to size
@@ -45,7 +42,7 @@ pub(crate) fn batch_at(x: &Tensor, d: Option<usize>, n: usize, to: usize) -> Ten
             let dims: Vec<usize> = (0..x.rank())
                 .map(|i| if i < to { i } else { i + 1 })
                 .collect();
-            p::broadcast_in_dim(x, &shape, &dims)
+            x.broadcast_dims(&shape, &dims)
         }
     }
 }
@@ -102,47 +99,6 @@ pub(crate) fn leading<P: Primitive>(
     dims: &[Option<usize>],
 ) -> BatchResult {
     bind_at(prim, &all_front(ins, dims), 0)
-}
-
-/// A rule for any primitive: applies it to one batch element at a time in a `scan` over the
-/// batch. Correct but sequential; used only where no vectorized rule is written: a batched
-/// initial value of a reduction, batched scalars of the window-gradient ops, and a batched
-/// kernel of a grouped convolution.
-pub(crate) fn by_loop(
-    prim: Rc<dyn Primitive>,
-    ins: &[Tensor],
-    dims: &[Option<usize>],
-) -> BatchResult {
-    let n = size(ins, dims);
-    let xs: Vec<Tensor> = ins
-        .iter()
-        .zip(dims)
-        .filter_map(|(x, d)| d.map(|d| moveaxis(x, d, 0)))
-        .collect();
-    let (_, ys) = crate::control::scan_flat(
-        &|_: &[Tensor], slices: &[Tensor]| {
-            let mut k = 0;
-            let args: Vec<Tensor> = ins
-                .iter()
-                .zip(dims)
-                .map(|(x, d)| match d {
-                    Some(_) => {
-                        k += 1;
-                        slices[k - 1].clone()
-                    }
-                    None => x.clone(),
-                })
-                .collect();
-            let refs: Vec<&Tensor> = args.iter().collect();
-            (Vec::new(), bind_rc(prim.clone(), &refs))
-        },
-        &[],
-        &xs,
-        n,
-        false,
-    );
-    let dims = vec![Some(0); ys.len()];
-    Ok((ys, dims))
 }
 
 /// Which results of `f` depend on the parameters marked `batched`: a superset of the
@@ -294,16 +250,12 @@ pub(crate) fn vmap_flat(
         .zip(dims)
         .map(|(x, &d)| unbatched(x, d))
         .collect();
-    let (outs, tr, caps) = trace_body(&avals, |p| fresh(&f(&p)));
-    let func = Func {
-        outputs: outs.iter().map(|t| t.value_id()).collect(),
-        graph: tr.graph,
-    };
+    let body = trace_call(&avals, |p| fresh(&f(p)));
     let mut args = ins.to_vec();
     let mut ds = dims.to_vec();
-    ds.extend(caps.iter().map(|_| None));
-    args.extend(caps);
-    batch_func(&func, &args, &ds)
+    ds.extend(body.captures.iter().map(|_| None));
+    args.extend(body.captures);
+    batch_func(&body.func, &args, &ds)
 }
 
 /// [`vmap_flat`] with every result batched in front (broadcast where it is not batched).
@@ -328,8 +280,8 @@ pub(crate) fn batch_body(
     dims: &[Option<usize>],
     n: usize,
 ) -> Result<Func, trace::OpError> {
-    let (outs, tr, caps) = trace_body(avals, |p| {
-        let (o, od) = batch_func(f, &p, dims);
+    let body = trace_call(avals, |p| {
+        let (o, od) = batch_func(f, p, dims);
         let o: Vec<Tensor> = o
             .iter()
             .zip(od)
@@ -337,13 +289,10 @@ pub(crate) fn batch_body(
             .collect();
         fresh(&o)
     });
-    if !caps.is_empty() {
+    if !body.captures.is_empty() {
         return Err(trace::OpError(
             "the batched body used an outer value (a bug in bv)".into(),
         ));
     }
-    Ok(Func {
-        outputs: outs.iter().map(|t| t.value_id()).collect(),
-        graph: tr.graph,
-    })
+    Ok(body.func)
 }

@@ -51,9 +51,9 @@ use crate::compile_cache::JitStats;
 use crate::dtype::Element;
 use crate::emit::{self, ModuleOptions};
 use crate::pjrt::{self, Client, CompileOptions, LoadedExecutable};
-use crate::prim::Primitive;
 use crate::trace::{
-    self, aval, CallSite, Concrete, Func, Graph, Node, Tensor, TraceError, ValueDef,
+    self, aval, CallSite, Concrete, Eval, Func, Graph, Node, Primitive, Tensor, TraceError,
+    ValueDef,
 };
 use crate::tree::{self, Tree};
 use crate::Aval;
@@ -104,9 +104,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Applies `prim` to concrete `inputs` now (from [`trace::bind_rc`] when no trace is
+/// Applies a primitive to concrete operands now (from [`trace::bind_rc`] when no trace is
 /// active). Failures give concrete tensors holding the error.
-pub(crate) fn apply(prim: Rc<dyn Primitive>, inputs: &[&Tensor], site: CallSite) -> Vec<Tensor> {
+impl Eval for dyn Primitive {
+    fn eval(self: Rc<Self>, inputs: &[&Tensor], site: CallSite) -> Vec<Tensor> {
+        apply(self, inputs, site)
+    }
+}
+
+/// What a concrete tensor holds: its array (the value [`apply`] stored) or its error; `None`
+/// for a traced tensor.
+pub(crate) fn held(t: &Tensor) -> Option<Result<&Array, &TraceError>> {
+    match t.concrete_value()? {
+        Concrete::Value(v) => v.downcast_ref::<Array>().map(Ok),
+        Concrete::Error(e) => Some(Err(e)),
+    }
+}
+
+fn apply(prim: Rc<dyn Primitive>, inputs: &[&Tensor], site: CallSite) -> Vec<Tensor> {
     let in_avals: Vec<&Aval> = inputs.iter().map(|t| t.aval()).collect();
     let inferred = prim.infer(&in_avals);
     let out_avals = match &inferred {
@@ -121,9 +136,9 @@ pub(crate) fn apply(prim: Rc<dyn Primitive>, inputs: &[&Tensor], site: CallSite)
     };
     let mut arrays = Vec::with_capacity(inputs.len());
     for t in inputs {
-        match t.concrete_value() {
-            Some(Concrete::Value(a)) => arrays.push(a.clone()),
-            Some(Concrete::Error(e)) => return errors(e.clone()),
+        match held(t) {
+            Some(Ok(a)) => arrays.push(a.clone()),
+            Some(Err(e)) => return errors(e.clone()),
             None => {
                 return errors(TraceError::Leak {
                     op: prim.name(),
@@ -152,7 +167,7 @@ pub(crate) fn apply(prim: Rc<dyn Primitive>, inputs: &[&Tensor], site: CallSite)
         Ok(values) => out_avals
             .iter()
             .zip(values)
-            .map(|(a, v)| Tensor::concrete(a.clone(), Concrete::Value(v)))
+            .map(|(a, v)| Tensor::concrete(a.clone(), Concrete::Value(Box::new(v))))
             .collect(),
         Err(message) => errors(TraceError::Runtime {
             op: prim.name(),
@@ -290,9 +305,9 @@ pub(crate) fn run<O: Tree<Leaf = Tensor>>(xs: Vec<Tensor>, f: impl FnOnce(Vec<Te
     let avals: Vec<Aval> = xs.iter().map(|t| t.aval().clone()).collect();
     let (out, tr) = trace::trace(&avals, f);
     let (out_def, leaves) = tree::flatten(&out);
-    let input_error = xs.iter().find_map(|t| match t.concrete_value() {
-        Some(Concrete::Value(_)) => None,
-        Some(Concrete::Error(e)) => Some(e.clone()),
+    let input_error = xs.iter().find_map(|t| match held(t) {
+        Some(Ok(_)) => None,
+        Some(Err(e)) => Some(e.clone()),
         None => Some(TraceError::Leak { op: "eager", site }),
     });
     let mut ids = Vec::new();
@@ -339,7 +354,7 @@ impl From<Array> for Tensor {
     /// A concrete tensor holding `a` (no copy). Used inside a trace, it is closed over.
     fn from(a: Array) -> Tensor {
         let aval = a.aval().clone();
-        Tensor::concrete(aval, Concrete::Value(a))
+        Tensor::concrete(aval, Concrete::Value(Box::new(a)))
     }
 }
 
@@ -350,19 +365,12 @@ impl From<&Array> for Tensor {
 }
 
 impl Tensor {
-    /// A concrete tensor holding a copy of row-major `data` of `shape` on the default
-    /// device (`jnp.array`); inside a trace, a constant of the program.
-    #[track_caller]
-    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Tensor {
-        crate::prim::constant(data, shape)
-    }
-
     /// The value of a concrete tensor as an [`Array`] (no copy); the error it holds, or
     /// [`EagerError::Traced`] for a value inside a trace.
     pub fn to_array(&self) -> Result<Array, EagerError> {
-        match self.concrete_value() {
-            Some(Concrete::Value(a)) => Ok(a.clone()),
-            Some(Concrete::Error(e)) => Err(e.clone().into()),
+        match held(self) {
+            Some(Ok(a)) => Ok(a.clone()),
+            Some(Err(e)) => Err(e.clone().into()),
             None => Err(EagerError::Traced(self.aval().clone())),
         }
     }
@@ -379,8 +387,8 @@ impl Tensor {
 
     /// The error a concrete tensor holds, if any.
     pub fn error(&self) -> Option<&TraceError> {
-        match self.concrete_value() {
-            Some(Concrete::Error(e)) => Some(e),
+        match held(self) {
+            Some(Err(e)) => Some(e),
             _ => None,
         }
     }

@@ -6,8 +6,9 @@
 
 use std::fmt;
 
+use super::held;
 use crate::dtype::DType;
-use crate::trace::{Concrete, Tensor};
+use crate::trace::Tensor;
 
 const LINE_WIDTH: usize = 75;
 const THRESHOLD: usize = 1000;
@@ -17,10 +18,10 @@ const PRECISION: usize = 8;
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.concrete_value() {
+        match held(self) {
             None => write!(f, "Traced<{}>", self.aval()),
-            Some(Concrete::Error(e)) => write!(f, "<error: {e}>"),
-            Some(Concrete::Value(a)) => match a.to_bytes() {
+            Some(Err(e)) => write!(f, "<error: {e}>"),
+            Some(Ok(a)) => match a.to_bytes() {
                 Ok(bytes) => f.write_str(&format_array(&bytes, a.dtype(), a.shape(), " ")),
                 Err(e) => write!(f, "<error: {e}>"),
             },
@@ -30,10 +31,10 @@ impl fmt::Display for Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.concrete_value() {
+        match held(self) {
             None => write!(f, "Tensor({})", self.aval()),
-            Some(Concrete::Error(e)) => write!(f, "Tensor({}, error: {e})", self.aval()),
-            Some(Concrete::Value(a)) => {
+            Some(Err(e)) => write!(f, "Tensor({}, error: {e})", self.aval()),
+            Some(Ok(a)) => {
                 let prefix = format!("Tensor({}, ", self.aval());
                 let indent = " ".repeat(prefix.len() + 1);
                 match a.to_bytes() {

@@ -4,33 +4,10 @@
 
 pub(crate) mod literal;
 
-use std::cell::Cell;
 use std::fmt::Write as _;
 
 use crate::trace::{Aval, Func, Graph, ValueDef};
-
-/// An operand as a primitive's emitter sees it: its SSA name and abstract value.
-#[derive(Clone, Copy, Debug)]
-pub struct Operand<'a> {
-    /// SSA name, e.g. `%3`, `%arg0` or `%5#1`.
-    pub name: &'a str,
-    /// Its abstract value.
-    pub aval: &'a Aval,
-}
-
-/// What a primitive's emitter gets: operands, result avals and a prefix for naming values
-/// inside its regions (unique per op).
-#[derive(Clone, Copy)]
-pub struct EmitCx<'a> {
-    /// Operands in order.
-    pub ins: &'a [Operand<'a>],
-    /// Result avals in order.
-    pub outs: &'a [Aval],
-    /// A letter-led prefix (`r7`) for SSA names inside regions.
-    pub scope: &'a str,
-    /// Emits the bodies of region-holding ops.
-    pub writer: &'a Writer,
-}
+pub(crate) use crate::trace::{EmitCx, Operand, Writer};
 
 impl EmitCx<'_> {
     /// Operand `i`'s SSA name.
@@ -141,18 +118,6 @@ pub enum EmitError {
     /// An output depends on a rejected op; the trace's own error says which.
     #[error("output {0} depends on a rejected op")]
     Poisoned(usize),
-}
-
-/// Emits the nodes of graphs into text with one SSA counter for the whole module, so names
-/// stay unique across nested regions. Call-like primitives ([`Primitive::inline`]) are
-/// expanded in place; region-holding ones get a writer in [`EmitCx::writer`] for their
-/// bodies.
-///
-/// [`Primitive::inline`]: crate::prim::Primitive::inline
-#[derive(Debug, Default)]
-pub struct Writer {
-    counter: Cell<usize>,
-    channels: Cell<i64>,
 }
 
 impl Writer {

@@ -97,16 +97,7 @@ pub fn take_along_axis(x: &Tensor, indices: &Tensor, axis: isize) -> Tensor {
     xshape[a] = x.shape()[a];
     let idx = wrap_negative(&broadcast_to(indices, &ishape), x.shape()[a]);
     let xb = broadcast_to(x, &xshape);
-    let others: Vec<usize> = (0..x.rank()).filter(|&d| d != a).collect();
-    let dims = GatherDims {
-        offset_dims: vec![],
-        collapsed_slice_dims: vec![a],
-        operand_batching_dims: others.clone(),
-        start_indices_batching_dims: others,
-        start_index_map: vec![a],
-        index_vector_dim: x.rank(),
-    };
-    prim::gather(&xb, &idx, dims, &vec![1; x.rank()])
+    prim::take_along(&xb, &idx, a)
 }
 
 /// One-hot encoding: a new trailing dimension of size `n`, 1 at each index, 0 elsewhere
@@ -160,8 +151,8 @@ pub fn top_k(x: &Tensor, k: usize) -> (Tensor, Tensor) {
     limit[r - 1] = k;
     let start = vec![0; r];
     (
-        prim::slice(&sorted[0], &start, &limit, &[]),
-        prim::slice(&sorted[1], &start, &limit, &[]),
+        prim::slice(&sorted[0], &start, &limit),
+        prim::slice(&sorted[1], &start, &limit),
     )
 }
 

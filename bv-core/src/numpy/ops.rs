@@ -4,10 +4,11 @@
 
 use std::ops;
 
-use crate::autodiff::{custom_jvp, zeros_like};
+use crate::autodiff::custom_jvp;
 use crate::dtype::DType;
 use crate::numpy::{astype, inexact, prepare, Operand};
 use crate::prim::{self, CompareDir, Scalar};
+use crate::trace::zeros_like;
 use crate::trace::Tensor;
 
 macro_rules! binary_fns {

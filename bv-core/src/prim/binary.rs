@@ -1,12 +1,12 @@
 //! Elementwise binary primitives, one table row each: name, accepted element types,
 //! StableHLO op. Operands must have equal shapes and element types.
 
-use crate::autodiff::fill;
 use crate::batching::{self as b};
 use crate::emit::EmitCx;
 use crate::prim::BatchResult;
 use crate::prim::{self as p, CompareDir, VjpResult};
 use crate::prim::{arity, same_shape_dtype, Class, Primitive};
+use crate::trace::fill;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
 /// An elementwise binary op.

@@ -88,6 +88,15 @@ pub struct Constant {
     pub bytes: Vec<u8>,
 }
 
+impl Tensor {
+    /// A concrete tensor holding a copy of row-major `data` of `shape` on the default
+    /// device (`jnp.array`); inside a trace, a constant of the program.
+    #[track_caller]
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Tensor {
+        constant(data, shape)
+    }
+}
+
 /// A tensor holding `data` (row-major) with the given shape.
 #[track_caller]
 pub fn constant<T: Element>(data: &[T], shape: &[usize]) -> Tensor {

@@ -1,13 +1,13 @@
 //! `convolution`: N-d convolution with any dimension layout, strides, padding, dilations and
 //! feature/batch grouping (`lax.conv_general_dilated`).
 
-use crate::autodiff::zeros_like;
 use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
 use crate::prim::BatchResult;
 use crate::prim::{arity, check_axes, Class, Precision, Primitive};
 use crate::prim::{reshape, reverse, transpose, VjpResult};
 use crate::trace::error::ensure;
+use crate::trace::zeros_like;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 use std::rc::Rc;
 
@@ -141,7 +141,7 @@ impl Primitive for Convolution {
                 },
                 cd.out_feature,
             ),
-            _ => return b::by_loop(Rc::new(self.clone()), ins, dims),
+            _ => return super::control::by_loop(Rc::new(self.clone()), ins, dims),
         };
         let y = bind1(conv, &[&lhs, &rhs]);
         let mut shape = y.shape().to_vec();

@@ -1,12 +1,12 @@
 //! `gather`: slices of an operand at run-time start indices (indexing, take, embeddings).
 
-use crate::autodiff::zeros_like;
 use crate::batching::{self as b};
 use crate::emit::{i64_array, list, EmitCx};
 use crate::prim::BatchResult;
 use crate::prim::{arity, check_axes, Class, Primitive};
 use crate::prim::{scatter, ScatterDims, ScatterKind, VjpResult};
 use crate::trace::error::ensure;
+use crate::trace::zeros_like;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
 /// StableHLO's gather dimension numbers.
@@ -235,4 +235,20 @@ impl Primitive for Gather {
             cx.fn_type()
         )
     }
+}
+
+/// `x` indexed along dimension `dim` by `idx` of `x`'s shape (indices in range):
+/// `out[.., i, ..] = x[.., idx[.., i, ..], ..]`, the gather behind `take_along_axis`.
+#[track_caller]
+pub(crate) fn take_along(x: &Tensor, idx: &Tensor, dim: usize) -> Tensor {
+    let others: Vec<usize> = (0..x.rank()).filter(|&d| d != dim).collect();
+    let dims = GatherDims {
+        offset_dims: vec![],
+        collapsed_slice_dims: vec![dim],
+        operand_batching_dims: others.clone(),
+        start_indices_batching_dims: others,
+        start_index_map: vec![dim],
+        index_vector_dim: x.rank(),
+    };
+    gather(x, idx, dims, &vec![1; x.rank()])
 }

@@ -13,6 +13,7 @@ pub(crate) mod broadcast;
 pub(crate) mod collective;
 pub(crate) mod compare;
 pub(crate) mod constant;
+pub(crate) mod control;
 pub(crate) mod conv;
 pub(crate) mod convert;
 pub(crate) mod cumulative;
@@ -34,7 +35,7 @@ pub(crate) mod window_grad;
 
 use crate::dtype::DType;
 use crate::trace::error::{bail, ensure};
-use crate::trace::{Aval, OpError};
+use crate::trace::{Aval, CoreOps, OpError, Tensor};
 
 pub use binary::*;
 pub use broadcast::broadcast_in_dim;
@@ -45,6 +46,7 @@ pub use conv::{conv_general_dilated, ConvDims, Convolution};
 pub use convert::{bitcast_convert, convert};
 pub use cumulative::{cummax, cummin, cumprod, cumsum};
 pub use dot::{dot_general, DotDims, Precision};
+pub(crate) use gather::take_along;
 pub use gather::{gather, GatherDims};
 pub use pad::{concatenate, pad};
 pub use reduce::{argreduce, reduce, ArgKind, ReduceKind};
@@ -54,13 +56,32 @@ pub use scatter::{scatter, ScatterDims, ScatterKind};
 pub use select::{clamp, select};
 pub use shard_map::shard_map;
 pub use sharding::sharding_constraint;
-pub use slice::{dynamic_slice, dynamic_update_slice, slice, slice_in_dim};
+pub use slice::{dynamic_slice, dynamic_update_slice, slice, slice_in_dim, slice_strided};
 pub use sort::sort;
 pub use transpose::{reverse, transpose};
 pub use unary::*;
 pub use window_grad::{select_and_gather_add, select_and_scatter_add};
 
 pub(crate) use crate::trace::{BatchResult, Primitive, VjpResult};
+
+impl CoreOps for Tensor {
+    #[track_caller]
+    fn full_like_aval(a: &Aval, v: f64) -> Tensor {
+        full(&a.shape, Scalar::Float(v), a.dtype)
+    }
+    #[track_caller]
+    fn add_any(&self, other: &Tensor) -> Tensor {
+        add(self, other)
+    }
+    #[track_caller]
+    fn permute_dims(&self, perm: &[usize]) -> Tensor {
+        transpose(self, perm)
+    }
+    #[track_caller]
+    fn broadcast_dims(&self, shape: &[usize], dims: &[usize]) -> Tensor {
+        broadcast_in_dim(self, shape, dims)
+    }
+}
 
 /// Which element types an op accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

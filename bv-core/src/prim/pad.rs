@@ -1,13 +1,13 @@
 //! `pad` (edge and interior padding, negative edges crop) and `concatenate`.
 
-use crate::autodiff::fill;
 use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::{list, EmitCx};
 use crate::prim::BatchResult;
 use crate::prim::{arity, Primitive};
-use crate::prim::{reduce, slice, ReduceKind, VjpResult};
+use crate::prim::{reduce, slice, slice_strided, ReduceKind, VjpResult};
 use crate::trace::error::ensure;
+use crate::trace::fill;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
 
 /// Pads with a scalar value: `lo[i]` before, `hi[i]` after (negative removes elements) and
@@ -73,7 +73,7 @@ impl Primitive for Pad {
         let zero = fill(&Aval::new([], x.dtype()), 0.0);
         let t = pad(g, &zero, &unpad);
         let strides: Vec<usize> = self.interior.iter().map(|&i| i as usize + 1).collect();
-        let t = slice(&t, &vec![0; r], t.shape(), &strides);
+        let t = slice_strided(&t, &vec![0; r], t.shape(), &strides);
         let all: Vec<usize> = (0..r).collect();
         let total = reduce(g, ReduceKind::Sum, &all);
         let kept = reduce(&t, ReduceKind::Sum, &all);
@@ -164,7 +164,7 @@ impl Primitive for Concatenate {
             start[self.dim] = at;
             at += x.shape()[self.dim];
             limit[self.dim] = at;
-            out.push(Some(slice(g, &start, &limit, &vec![1; x.rank()])));
+            out.push(Some(slice(g, &start, &limit)));
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! `reduce` over dimensions with a monoid (sum, prod, max, min, and, or), and the variadic
 //! `argreduce` (value and index together) behind argmax and argmin.
 
-use crate::autodiff::{backprop, fresh, zeros_like};
+use crate::autodiff::backprop;
 use crate::dtype::DType;
 use crate::emit::{i64_array, list, region, scalar_ty, EmitCx};
 use crate::prim::constant::Scalar;
@@ -10,6 +10,7 @@ use crate::prim::{self as p, broadcast_in_dim, CompareDir, VjpResult};
 use crate::prim::{arity, check_axes, compare_type, scalar_weak, Class, Primitive};
 use crate::trace::error::ensure;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
+use crate::trace::{fresh, zeros_like};
 use std::rc::Rc;
 
 /// The monoid a reduction applies.
@@ -119,7 +120,7 @@ pub fn reduce(x: &Tensor, kind: ReduceKind, axes: &[usize]) -> Tensor {
 impl Primitive for Reduce {
     fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
         if dims[1].is_some() {
-            return crate::batching::by_loop(Rc::new(self.clone()), ins, dims);
+            return super::control::by_loop(Rc::new(self.clone()), ins, dims);
         }
         let x = crate::batching::batch_at(&ins[0], dims[0], crate::batching::size(ins, dims), 0);
         let prim = Reduce {
@@ -276,7 +277,7 @@ pub fn argreduce(x: &Tensor, kind: ArgKind, axis: usize, index_dtype: DType) -> 
 impl Primitive for ArgReduce {
     fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
         if dims[2..].iter().any(Option::is_some) {
-            return crate::batching::by_loop(Rc::new(self.clone()), ins, dims);
+            return super::control::by_loop(Rc::new(self.clone()), ins, dims);
         }
         let mut args = crate::batching::all_front(&ins[..2], &dims[..2]);
         args.extend(ins[2..].iter().cloned());

@@ -1,12 +1,12 @@
 //! `reduce_window`: a monoid over sliding windows (max/avg pooling, cumulative sums).
 
-use crate::autodiff::fill;
 use crate::emit::{i64_array, EmitCx};
 use crate::prim::window_grad::select_and_scatter_add;
 use crate::prim::BatchResult;
 use crate::prim::VjpResult;
 use crate::prim::{arity, scalar_weak, Primitive, ReduceKind};
 use crate::trace::error::ensure;
+use crate::trace::fill;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 use std::rc::Rc;
 
@@ -157,7 +157,7 @@ pub fn reduce_window(x: &Tensor, kind: ReduceKind, window: &Window) -> Tensor {
 impl Primitive for ReduceWindow {
     fn batch(&self, ins: &[Tensor], dims: &[Option<usize>]) -> BatchResult {
         if dims[1].is_some() {
-            return crate::batching::by_loop(Rc::new(self.clone()), ins, dims);
+            return super::control::by_loop(Rc::new(self.clone()), ins, dims);
         }
         let x = crate::batching::batch_at(&ins[0], dims[0], crate::batching::size(ins, dims), 0);
         let prim = ReduceWindow {
@@ -203,7 +203,7 @@ impl Primitive for ReduceWindow {
                 if w.base_dilation.iter().all(|&b| b == 1) {
                     r
                 } else {
-                    crate::prim::slice(&r, &vec![0; n], r.shape(), &w.base_dilation)
+                    crate::prim::slice_strided(&r, &vec![0; n], r.shape(), &w.base_dilation)
                 }
             }
             ReduceKind::Max | ReduceKind::Min => {

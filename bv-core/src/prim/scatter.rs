@@ -1,6 +1,5 @@
 //! `scatter`: write or add update slices into an operand at run-time indices.
 
-use crate::autodiff::zeros_like;
 use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::{list, region, scalar_ty, EmitCx};
@@ -9,6 +8,7 @@ use crate::prim::BatchResult;
 use crate::prim::{self as p, gather, CompareDir, GatherDims, VjpResult};
 use crate::prim::{arity, check_axes, Class, Primitive};
 use crate::trace::error::ensure;
+use crate::trace::zeros_like;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
 /// StableHLO's scatter dimension numbers.

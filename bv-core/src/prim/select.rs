@@ -1,6 +1,5 @@
 //! `select` and `clamp`: elementwise choice and bounding.
 
-use crate::autodiff::{sum_to, zeros_like};
 use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
@@ -8,7 +7,7 @@ use crate::prim::BatchResult;
 use crate::prim::{and, broadcast_in_dim, compare, CompareDir, VjpResult};
 use crate::prim::{arity, Primitive};
 use crate::trace::error::ensure;
-use crate::trace::{bind1, Aval, OpError, Tensor};
+use crate::trace::{bind1, zeros_like, Aval, OpError, Tensor};
 
 /// An operand that may be a scalar, for a result of `shape` batched in front: an unbatched
 /// scalar as it is, a batched scalar broadcast along the result, anything else batched in
@@ -179,4 +178,15 @@ impl Primitive for Clamp {
             cx.fn_type()
         )
     }
+}
+
+/// Sums `x` down to `shape`, which is either `x`'s shape or a scalar (the transpose of the
+/// scalar-or-full broadcasting that `clamp` does).
+#[track_caller]
+fn sum_to(x: &Tensor, shape: &[usize]) -> Tensor {
+    if x.shape() == shape {
+        return x.clone();
+    }
+    let axes: Vec<usize> = (0..x.rank()).collect();
+    super::reduce(x, super::ReduceKind::Sum, &axes)
 }

@@ -12,13 +12,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
+use crate::autodiff::{backprop, differentiable, forward};
 use crate::emit::{ty, EmitCx};
 use crate::prim::collective::psum;
 use crate::prim::sharding::MESH_NAME;
 use crate::prim::{BatchResult, Primitive, VjpResult};
 use crate::sharding::{Mesh, NamedSharding, PartitionSpec};
-use crate::trace::{self, bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
+use crate::trace::{self, bind_rc, replay, trace_call, Aval, Func, OpError, Tensor};
+use crate::trace::{fresh, zeros_like};
 
 thread_local! {
     /// The meshes of the `jit`s being traced on this thread (`None`: not partitioned).
@@ -279,9 +280,9 @@ impl Primitive for ShardMap {
         let mut locals = params.clone();
         locals.extend(with_t.iter().map(|&(i, _)| params[i].clone()));
         let n_in = ins.len();
-        let (res, tr, caps) = {
+        let body = {
             let _manual = ManualScope::enter(&self.mesh);
-            trace_body(&locals, |p| {
+            trace_call(&locals, |p| {
                 let (xs, ts) = p.split_at(n_in);
                 let start = trace::node_count(p.first());
                 let seeds = fresh(xs);
@@ -297,7 +298,7 @@ impl Primitive for ShardMap {
                     .collect::<Vec<_>>()
             })
         };
-        if !caps.is_empty() {
+        if !body.captures.is_empty() {
             return Some(Err(OpError(
                 "the body's forward-mode derivative used an outer value".into(),
             )));
@@ -309,10 +310,7 @@ impl Primitive for ShardMap {
         let refs: Vec<&Tensor> = operands.iter().collect();
         let t = bind_rc(
             Rc::new(ShardMap {
-                body: Func {
-                    outputs: res.iter().map(|t| t.value_id()).collect(),
-                    graph: tr.graph,
-                },
+                body: body.func,
                 mesh: self.mesh.clone(),
                 in_specs,
                 out_specs: diff_outs
@@ -361,9 +359,9 @@ impl Primitive for ShardMap {
         locals.extend(with_ct.iter().map(|&(j, _)| body_outs[j].clone()));
         let n_in = ins.len();
         let mesh = self.mesh.clone();
-        let (res, tr, caps) = {
+        let body = {
             let _manual = ManualScope::enter(&self.mesh);
-            trace_body(&locals, |p| {
+            trace_call(&locals, |p| {
                 let (xs, cts) = p.split_at(n_in);
                 let start = trace::node_count(p.first());
                 let seeds = fresh(xs);
@@ -388,20 +386,16 @@ impl Primitive for ShardMap {
                     .collect::<Vec<_>>()
             })
         };
-        if !caps.is_empty() {
+        if !body.captures.is_empty() {
             return Err(OpError(
                 "the body's backward pass used an outer value".into(),
             ));
         }
-        let body = Func {
-            outputs: res.iter().map(|t| t.value_id()).collect(),
-            graph: tr.graph,
-        };
         let out_specs = wanted.iter().map(|&i| self.in_specs[i].clone()).collect();
         let refs: Vec<&Tensor> = operands.iter().collect();
         let g = bind_rc(
             Rc::new(ShardMap {
-                body,
+                body: body.func,
                 mesh: self.mesh.clone(),
                 in_specs: specs,
                 out_specs,
@@ -500,30 +494,21 @@ where
             }
         }
     }
-    let (outs, tr, caps) = {
+    let body = {
         let _manual = ManualScope::enter(mesh);
-        trace_body(&locals, |p| f(&p))
+        trace_call(&locals, f)
     };
-    let mut ids = Vec::with_capacity(outs.len());
-    for (j, t) in outs.iter().enumerate() {
-        match tr.value_of(t, &j.to_string()) {
-            Ok(v) => ids.push(v),
-            Err(_) => {
-                let bad = reject(format!("result {j} of the body was not computed inside it"));
-                return outs.iter().map(|_| bad.clone()).collect();
-            }
-        }
+    if let Some(j) = body.foreign {
+        let bad = reject(format!("result {j} of the body was not computed inside it"));
+        return vec![bad; body.func.outputs.len()];
     }
     let mut specs = in_specs.to_vec();
     specs.resize(args.len(), PartitionSpec::replicated());
-    specs.extend(caps.iter().map(|_| PartitionSpec::replicated()));
+    specs.extend(body.captures.iter().map(|_| PartitionSpec::replicated()));
     let mut operands: Vec<&Tensor> = args.iter().collect();
-    operands.extend(caps.iter());
+    operands.extend(body.captures.iter());
     let prim = ShardMap {
-        body: Func {
-            graph: tr.graph,
-            outputs: ids,
-        },
+        body: body.func,
         mesh: mesh.clone(),
         in_specs: specs,
         out_specs: out_specs.to_vec(),

@@ -1,6 +1,5 @@
 //! `slice` (static), `dynamic_slice` and `dynamic_update_slice` (start indices are tensors).
 
-use crate::autodiff::{fill, zeros_like};
 use crate::batching::{self as b};
 use crate::emit::{list, EmitCx};
 use crate::prim::VjpResult;
@@ -8,6 +7,7 @@ use crate::prim::{arity, Class, Primitive};
 use crate::prim::{gather, scatter, BatchResult, GatherDims, ScatterDims, ScatterKind};
 use crate::trace::error::ensure;
 use crate::trace::{bind1, Aval, OpError, Tensor};
+use crate::trace::{fill, zeros_like};
 
 /// Elements `start[i] .. limit[i]` with step `strides[i]` of each dimension
 /// (`stablehlo.slice`).
@@ -21,22 +21,22 @@ pub struct Slice {
     pub strides: Vec<usize>,
 }
 
-/// Elements `start[i] .. limit[i]` with step `strides[i]` of each dimension
-/// (`stablehlo.slice`).
-/// `start`: inclusive start per dimension; `limit`: exclusive limit per dimension; `strides`: step per dimension (at least 1).
-/// `strides` may be empty for all ones.
+/// Elements `start[i] .. limit[i]` of each dimension (`lax.slice`; `start` inclusive,
+/// `limit` exclusive). [`slice_strided`] takes steps too.
 #[track_caller]
-pub fn slice(x: &Tensor, start: &[usize], limit: &[usize], strides: &[usize]) -> Tensor {
-    let strides = if strides.is_empty() {
-        vec![1; start.len()]
-    } else {
-        strides.to_vec()
-    };
+pub fn slice(x: &Tensor, start: &[usize], limit: &[usize]) -> Tensor {
+    slice_strided(x, start, limit, &vec![1; start.len()])
+}
+
+/// Elements `start[i] .. limit[i]` with step `strides[i]` (at least 1) of each dimension
+/// (`lax.slice` with `strides`, `stablehlo.slice`).
+#[track_caller]
+pub fn slice_strided(x: &Tensor, start: &[usize], limit: &[usize], strides: &[usize]) -> Tensor {
     bind1(
         Slice {
             start: start.to_vec(),
             limit: limit.to_vec(),
-            strides,
+            strides: strides.to_vec(),
         },
         &[x],
     )
@@ -52,7 +52,7 @@ pub fn slice_in_dim(x: &Tensor, axis: usize, start: usize, limit: usize, stride:
     if axis < x.rank() {
         (lo[axis], hi[axis], strides[axis]) = (start, limit, stride);
     }
-    slice(x, &lo, &hi, &strides)
+    slice_strided(x, &lo, &hi, &strides)
 }
 
 impl Primitive for Slice {

@@ -61,10 +61,7 @@ impl Primitive for Sort {
         let inv = sort(&[&perm, &iota], self.dim, 1, false).swap_remove(1);
         Ok(cts
             .iter()
-            .map(|c| {
-                c.as_ref()
-                    .map(|g| crate::numpy::take_along_axis(g, &inv, self.dim as isize))
-            })
+            .map(|c| c.as_ref().map(|g| super::take_along(g, &inv, self.dim)))
             .collect())
     }
 

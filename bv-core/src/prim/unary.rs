@@ -1,13 +1,13 @@
 //! Elementwise unary primitives, one table row each: name, accepted element types,
 //! StableHLO op.
 
-use crate::autodiff::fill;
 use crate::batching::{self as b};
 use crate::dtype::DType;
 use crate::emit::EmitCx;
 use crate::prim::BatchResult;
 use crate::prim::{self as p, VjpResult};
 use crate::prim::{arity, same_shape_dtype, Class, Primitive};
+use crate::trace::fill;
 use crate::trace::{bind1, Aval, OpError, Tensor};
 
 /// An elementwise unary op.

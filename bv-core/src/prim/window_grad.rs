@@ -3,11 +3,11 @@
 //! from (`stablehlo.select_and_scatter`); `select_and_gather_add` reads a tangent at each
 //! window's extremum (a two-operand `stablehlo.reduce_window`).
 
-use crate::autodiff::fill;
 use crate::emit::{i64_array, scalar_ty, EmitCx};
 use crate::prim::BatchResult;
 use crate::prim::{compare_type, Primitive, ReduceKind, VjpResult, Window};
 use crate::trace::error::ensure;
+use crate::trace::fill;
 use crate::trace::{bind, bind1, Aval, OpError, Tensor};
 use std::rc::Rc;
 
@@ -30,7 +30,7 @@ fn window_batch<P: Primitive>(
     dims: &[Option<usize>],
 ) -> BatchResult {
     if dims[k..].iter().any(Option::is_some) {
-        return crate::batching::by_loop(orig, ins, dims);
+        return super::control::by_loop(orig, ins, dims);
     }
     let mut args = crate::batching::all_front(&ins[..k], &dims[..k]);
     args.extend(ins[k..].iter().cloned());

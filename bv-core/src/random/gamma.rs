@@ -114,7 +114,7 @@ pub fn loggamma(key: &Tensor, alpha: f64, shape: &[usize]) -> Tensor {
         return prim::full(shape, 0.0, DType::F32);
     }
     let keys = split(key, n);
-    let word = |j: usize| prim::reshape(&prim::slice(&keys, &[0, j], &[n, j + 1], &[]), &[n]);
+    let word = |j: usize| prim::reshape(&prim::slice(&keys, &[0, j], &[n, j + 1]), &[n]);
     let keys = Keys(word(0), word(1));
     prim::reshape(&gamma_one(&keys, alpha), shape)
 }
@@ -204,7 +204,7 @@ fn gamma_one(keys: &Keys, alpha: f64) -> Tensor {
 #[track_caller]
 pub fn beta(key: &Tensor, a: f64, b: f64, shape: &[usize]) -> Tensor {
     let keys = split(key, 2);
-    let row = |i: usize| prim::reshape(&prim::slice(&keys, &[i, 0], &[i + 1, 2], &[]), &[2]);
+    let row = |i: usize| prim::reshape(&prim::slice(&keys, &[i, 0], &[i + 1, 2]), &[2]);
     let la = loggamma(&row(0), a, shape);
     let lb = loggamma(&row(1), b, shape);
     let m = prim::max(&la, &lb);

@@ -79,7 +79,7 @@ pub(crate) fn key_words(op: &'static str, key: &Tensor) -> (Tensor, Tensor) {
         );
         return (bad.clone(), bad);
     }
-    let word = |i: usize| prim::reshape(&prim::slice(key, &[i], &[i + 1], &[]), &[]);
+    let word = |i: usize| prim::reshape(&prim::slice(key, &[i], &[i + 1]), &[]);
     (word(0), word(1))
 }
 
@@ -141,7 +141,7 @@ pub fn split(key: &Tensor, n: usize) -> Tensor {
 /// Row `i` of a `u32[n, 2]` key array as a `u32[2]` key.
 #[track_caller]
 pub fn key_at(keys: &Tensor, i: usize) -> Tensor {
-    prim::reshape(&prim::slice(keys, &[i, 0], &[i + 1, 2], &[]), &[2])
+    prim::reshape(&prim::slice(keys, &[i, 0], &[i + 1, 2]), &[2])
 }
 
 /// `split(key, 2)` as two keys (`a, b = jax.random.split(key)`).

@@ -10,6 +10,9 @@
 
 pub(crate) mod aval;
 pub(crate) mod error;
+mod identity;
+mod lowering;
+mod ops;
 mod primitive;
 
 use std::cell::RefCell;
@@ -18,9 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use aval::{Aval, Spec};
 pub use error::{CallSite, OpError, TraceError};
-pub(crate) use primitive::{BatchResult, Primitive, VjpResult};
+pub(crate) use identity::{fresh, Identity};
+pub(crate) use lowering::{EmitCx, Operand, Writer};
+pub(crate) use ops::{fill, zeros_like, CoreOps};
+pub(crate) use primitive::{BatchResult, Eval, Primitive, VjpResult};
 
-use crate::array::Array;
 use crate::dtype::DType;
 
 /// A value: inside a function being traced, a cheap handle (an id and its abstract value)
@@ -37,8 +42,9 @@ pub struct Tensor {
 
 /// What a concrete tensor holds.
 pub(crate) enum Concrete {
-    /// The computed value.
-    Value(Array),
+    /// The computed value: the device array [`Eval`]'s implementation stored (the core
+    /// holds it opaquely, so it does not depend on devices).
+    Value(Box<dyn std::any::Any>),
     /// Why it could not be computed (the first failing op, with the user's call site).
     Error(TraceError),
 }
@@ -100,7 +106,7 @@ impl Tensor {
     }
 
     /// True for a concrete tensor (one computed outside any trace, or made from an
-    /// [`Array`]), false for a value inside a trace.
+    /// array), false for a value inside a trace.
     pub fn is_concrete(&self) -> bool {
         self.value.is_some()
     }
@@ -261,6 +267,35 @@ pub fn trace_body<R>(params: &[Aval], f: impl FnOnce(Vec<Tensor>) -> R) -> (R, T
     (out, tr, captures.into_iter().map(|(t, _)| t).collect())
 }
 
+/// The body of a call-like primitive (a loop, branch, remat, custom rule or `shard_map`),
+/// traced by [`trace_call`].
+pub(crate) struct CallBody {
+    /// The function; its parameters are the declared ones, then one per capture.
+    pub(crate) func: Func,
+    /// The outer tensors the body used, in the order of the parameters they became; the
+    /// primitive takes them as extra operands.
+    pub(crate) captures: Vec<Tensor>,
+    /// The first result the body did not compute (an input of an enclosing trace returned
+    /// as it is), if any; callers that need every result computed inside report it.
+    pub(crate) foreign: Option<usize>,
+}
+
+/// Traces `f` on fresh parameters of `avals` inside the current trace as the body of a
+/// call-like primitive: the one place that closes over outer values and builds the `Func`
+/// each such primitive holds.
+pub(crate) fn trace_call(avals: &[Aval], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> CallBody {
+    let (outs, tr, captures) = trace_body(avals, |p| f(&p));
+    let foreign = outs.iter().position(|t| tr.value_of(t, "").is_err());
+    CallBody {
+        func: Func {
+            outputs: outs.iter().map(|t| t.value_id()).collect(),
+            graph: tr.graph,
+        },
+        captures,
+        foreign,
+    }
+}
+
 fn trace_impl<R>(params: &[Aval], sub: bool, f: impl FnOnce(Vec<Tensor>) -> R) -> (R, Trace) {
     let id = NEXT_TRACE.fetch_add(1, Ordering::Relaxed);
     let mut graph = Graph {
@@ -319,7 +354,7 @@ pub fn is_tracing() -> bool {
 /// Applies a primitive to operands in their trace and returns its results. A rejected
 /// application records the error (the first one only) and returns poisoned results with a
 /// plausible aval, so tracing continues. With no trace active it runs at once on concrete
-/// operands ([`crate::eager`]); concrete operands inside a trace are closed over.
+/// operands ([`Eval`]); concrete operands inside a trace are closed over.
 #[track_caller]
 pub(crate) fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
     bind_rc(Rc::new(prim), inputs)
@@ -330,7 +365,7 @@ pub(crate) fn bind(prim: impl Primitive, inputs: &[&Tensor]) -> Vec<Tensor> {
 pub(crate) fn bind_rc(prim: Rc<dyn Primitive>, inputs: &[&Tensor]) -> Vec<Tensor> {
     let site = CallSite::here();
     if !is_tracing() {
-        return crate::eager::apply(prim, inputs, site);
+        return prim.eval(inputs, site);
     }
     let in_avals: Vec<&Aval> = inputs.iter().map(|t| &*t.aval).collect();
     let inferred = prim.infer(&in_avals);

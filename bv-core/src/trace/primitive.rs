@@ -3,9 +3,9 @@
 //! its file under [`crate::prim`].
 
 use std::fmt;
+use std::rc::Rc;
 
-use super::{Aval, Func, OpError, Tensor};
-use crate::emit::EmitCx;
+use super::{Aval, CallSite, EmitCx, Func, OpError, Tensor};
 
 /// A primitive operation with its static parameters (the struct's fields).
 pub(crate) trait Primitive: fmt::Debug + 'static {
@@ -74,3 +74,12 @@ pub(crate) type VjpResult = Result<Vec<Option<Tensor>>, OpError>;
 /// The result of a batching rule: the results and the batch dimension of each (`None`:
 /// the same for every batch element), or why the rule does not apply.
 pub(crate) type BatchResult = Result<(Vec<Tensor>, Vec<Option<usize>>), OpError>;
+
+/// Running a primitive at once on concrete operands, outside any trace (JAX's eval trace).
+/// The tracer calls it; `eager` implements it for `dyn Primitive` (one compiled program per
+/// signature), so the core depends on no device. Failures give concrete tensors that hold
+/// the error.
+pub(crate) trait Eval {
+    /// The results of applying the primitive to concrete `inputs`, applied at `site`.
+    fn eval(self: Rc<Self>, inputs: &[&Tensor], site: CallSite) -> Vec<Tensor>;
+}

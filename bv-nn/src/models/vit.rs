@@ -535,7 +535,7 @@ fn layer(v: &Tensor, i: usize) -> Tensor {
     let mut limit = v.shape().to_vec();
     start[0] = i;
     limit[0] = i + 1;
-    prim::reshape(&prim::slice(v, &start, &limit, &[]), &v.shape()[1..])
+    prim::reshape(&prim::slice(v, &start, &limit), &v.shape()[1..])
 }
 
 /// big_vision's `MAPHead`: a learned probe attends over the tokens, then `x + MLP(LN(x))`;
@@ -564,7 +564,7 @@ impl Module for MapHead {
             ..MlpBlock::default()
         };
         let x = &x + &s.call(&mlp, (y, true));
-        prim::reshape(&prim::slice(&x, &[0, 0, 0], &[n, 1, d], &[]), &[n, d])
+        prim::reshape(&prim::slice(&x, &[0, 0, 0], &[n, 1, d]), &[n, d])
     }
 }
 
@@ -619,12 +619,11 @@ impl Module for Vit {
         }
         out.insert("encoded", x.clone());
         let l = x.shape()[1];
-        let first =
-            |t: &Tensor| prim::reshape(&prim::slice(t, &[0, 0, 0], &[n, 1, c], &[]), &[n, c]);
+        let first = |t: &Tensor| prim::reshape(&prim::slice(t, &[0, 0, 0], &[n, 1, c]), &[n, c]);
         let (x, encoded) = match self.pool {
             Pool::Gap => (np::mean(&x, 1, false), x),
             Pool::First => (first(&x), x),
-            Pool::Tok => (first(&x), prim::slice(&x, &[0, 1, 0], &[n, l, c], &[])),
+            Pool::Tok => (first(&x), prim::slice(&x, &[0, 1, 0], &[n, l, c])),
             Pool::Map => {
                 let head = MapHead {
                     mlp_dim: self.mlp_dim,

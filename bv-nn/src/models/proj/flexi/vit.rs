@@ -263,8 +263,8 @@ impl Module for FlexiVit {
                 (s.call(&head, x.clone()), x)
             }
             Pool::Tok => {
-                let first = prim::reshape(&prim::slice(&x, &[0, 0, 0], &[n, 1, c], &[]), &[n, c]);
-                (first, prim::slice(&x, &[0, 1, 0], &[n, l, c], &[]))
+                let first = prim::reshape(&prim::slice(&x, &[0, 0, 0], &[n, 1, c]), &[n, c]);
+                (first, prim::slice(&x, &[0, 1, 0], &[n, l, c]))
             }
             _ => (np::mean(&x, 1, false), x),
         };

@@ -168,8 +168,7 @@ impl Module for TextTransformer {
             out.insert(name, v);
         }
         out.insert("vocab_logits", attend(&table, &x));
-        let token =
-            |i: usize| prim::reshape(&prim::slice(&x, &[0, i, 0], &[n, i + 1, d], &[]), &[n, d]);
+        let token = |i: usize| prim::reshape(&prim::slice(&x, &[0, i, 0], &[n, i + 1, d]), &[n, d]);
         let mut x = match self.pool {
             TextPool::Last => token(l - 1),
             TextPool::First => token(0),

@@ -3,15 +3,16 @@
 
 use std::rc::Rc;
 
-use crate::autodiff::{backprop, differentiable, forward, fresh, zeros_like};
+use super::{scan_flat, switch_flat, while_flat, Branch};
+use crate::autodiff::{backprop, differentiable, forward};
 use crate::batching as b;
-use crate::control::{scan_flat, switch_flat, while_flat, Branch};
+use crate::trace::{fresh, zeros_like};
 
 /// A batched branch, owned.
 type BranchFn<'a> = Box<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
 use crate::emit::{ty, EmitCx};
 use crate::prim::{self as p, add, BatchResult, Primitive, VjpResult};
-use crate::trace::{bind_rc, replay, trace_body, Aval, Func, OpError, Tensor};
+use crate::trace::{bind_rc, replay, trace_call, Aval, Func, OpError, Tensor};
 
 /// A body with, for each of its parameters, the operand of the op it reads.
 #[derive(Clone, Debug)]
@@ -234,7 +235,7 @@ impl Primitive for Case {
         let avals: Vec<Aval> = all.iter().map(|t| t.aval().clone()).collect();
         let mut branches = Vec::new();
         for b in &self.branches {
-            let (res, tr, caps) = trace_body(&avals, |p| {
+            let body = trace_call(&avals, |p| {
                 let (ops, cts) = p.split_at(ops.len());
                 let start = crate::trace::node_count(p.first());
                 let seeds = fresh(&b.args(ops));
@@ -255,17 +256,13 @@ impl Primitive for Case {
                     .map(|&j| acc[j].clone().unwrap_or_else(|| zeros_like(&ops[j])))
                     .collect::<Vec<_>>()
             });
-            if !caps.is_empty() {
+            if !body.captures.is_empty() {
                 return Err(OpError(
                     "a branch's backward pass used an outer value".into(),
                 ));
             }
-            let func = Func {
-                outputs: res.iter().map(|t| t.value_id()).collect(),
-                graph: tr.graph,
-            };
             branches.push(Body {
-                func,
+                func: body.func,
                 map: (0..all.len()).collect(),
             });
         }
