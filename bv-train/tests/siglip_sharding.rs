@@ -105,7 +105,12 @@ fn train(strategy: Option<&'static str>) -> (Vec<BTreeMap<String, f32>>, Arrays)
         let (s, m) = step
             .call(&(
                 state,
-                (rng.clone(), Array::scalar(k).unwrap(), xa.clone(), ya.clone()),
+                (
+                    rng.clone(),
+                    Array::scalar(k).unwrap(),
+                    xa.clone(),
+                    ya.clone(),
+                ),
                 (Params::new(), Params::new()),
             ))
             .unwrap();

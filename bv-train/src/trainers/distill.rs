@@ -345,10 +345,8 @@ impl Trainer for Distill {
         let path =
             super::resolve_init(&name, init).map_err(|e| TrainError::at("student_init", e))?;
         let dont_load = dont_load_in("student_load", config.student_load.as_ref())?;
-        Ok(
-            bv_nn::npz::load(self.student.as_ref(), fresh, &path, &dont_load)
-                .map_err(|e| TrainError::at("student_init", e))?,
-        )
+        bv_nn::npz::load(self.student.as_ref(), fresh, &path, &dont_load)
+            .map_err(|e| TrainError::at("student_init", e))
     }
 
     fn batch_keys(&self) -> Vec<String> {
