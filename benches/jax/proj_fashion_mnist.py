@@ -10,9 +10,12 @@ dataset-fashion-mnist (no tf.data), so this times the model, loss and optimizer.
 
 MODE: student (the half-width ViT on labels), distill (the same student from TEACHER, the
 default job's parameters as bv-train export writes them), flexi (patch sizes 4, 7, 14), gsam
-(the default job's ViT with GSAM, 4 epochs). Needs JAX, Flax, Optax, TensorFlow (big_vision's
-FlexiViT and distance modules import it) and big_vision on PYTHONPATH. Prints one JSON object:
-wall_s (process start to final eval), test accuracy (per patch size for flexi), steps.
+(the default job's ViT with GSAM, 4 epochs). Environment: SEED (default 0) seeds the
+initialization, the shuffle and the step keys, as the configs' `seed`; EPOCHS replaces the
+mode's number of epochs, as `--set total_epochs=N`. Needs JAX, Flax, Optax, TensorFlow
+(big_vision's FlexiViT and distance modules import it) and big_vision on PYTHONPATH. Prints
+one JSON object: seed, wall_s (process start to final eval), test accuracy (per patch size
+for flexi), final loss.
 """
 import functools
 import gzip
@@ -49,6 +52,7 @@ STUDENT = {**DEFAULT, "width": 32, "mlp_dim": 64}
 OPT = dict(optax_name="scale_by_adam", optax={}, lr=0.003, wd=1e-4, grad_clip_norm=1.0,
            schedule=dict(decay_type="cosine", warmup_steps=100), loss="softmax_xent")
 SEQHW, SEQHW_P = (7, 4, 2), (0.6, 0.3, 0.1)
+SEED = int(os.environ.get("SEED", "0"))
 
 
 def idx(name, offset):
@@ -65,7 +69,7 @@ def data():
 
 
 def batches(xtr, ytr, epochs):
-  rng = np.random.default_rng(0)
+  rng = np.random.default_rng(SEED)
   order = np.concatenate([rng.permutation(len(xtr)) for _ in range(epochs + 1)])
   for s in range(len(xtr) * epochs // BATCH):
     i = order[s * BATCH:(s + 1) * BATCH]
@@ -84,7 +88,7 @@ def setup(model_kw, epochs, extra, model_mod=vit):
   model = model_mod.Model(**model_kw)
   config = ml_collections.ConfigDict({**OPT, **extra})
   steps = 60000 * epochs // BATCH
-  rng = jax.random.PRNGKey(0)
+  rng = jax.random.PRNGKey(SEED)
   rng, rng_init = jax.random.split(rng)
   params = jax.jit(lambda r: model.init(r, jnp.zeros((BATCH, 28, 28, 1)))["params"])(rng_init)
   tx, _ = bv_optax.make(config, params, sched_kw=dict(
@@ -187,17 +191,18 @@ def run_gsam(epochs=4):
 
 def main():
   mode = sys.argv[1]
+  epochs = {"epochs": int(os.environ["EPOCHS"])} if "EPOCHS" in os.environ else {}
   if mode == "student":
-    out = run_train_py(STUDENT, 7)
+    out = run_train_py(STUDENT, epochs.get("epochs", 7))
   elif mode == "distill":
-    out = run_distill(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
+    out = run_distill(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 0.0, **epochs)
   elif mode == "flexi":
-    out = run_flexi()
+    out = run_flexi(**epochs)
   elif mode == "gsam":
-    out = run_gsam()
+    out = run_gsam(**epochs)
   else:
     raise SystemExit(f"unknown mode {mode!r}: student, distill, flexi or gsam")
-  print(json.dumps({"mode": mode, "wall_s": time.time() - T0, **out}))
+  print(json.dumps({"mode": mode, "seed": SEED, "wall_s": time.time() - T0, **out}))
 
 
 if __name__ == "__main__":

@@ -263,6 +263,24 @@ fn three_steps_through_the_trainer_update() {
 }
 
 #[test]
+fn predict_fns_are_the_ones_distill_py_offers() {
+    let trainer = gs::build(&config(), &probe());
+    let names: Vec<String> = trainer.predict_fns().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "student_fwd",
+            "prof_fwd",
+            "t2_fwd",
+            "teacher_ensemble_fwd",
+            "student_prof_fwd",
+            "student_t2_fwd",
+            "student_teacher_ensemble_fwd"
+        ]
+    );
+}
+
+#[test]
 fn a_teacher_whose_parameters_do_not_fit_its_model_is_an_error() {
     let mut config = config();
     let t = config.teachers.as_mut().unwrap().get_mut("t2").unwrap();

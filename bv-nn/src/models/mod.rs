@@ -15,6 +15,7 @@
 
 pub mod bit;
 mod config;
+pub mod ensemble;
 pub mod mlp_mixer;
 pub mod proj;
 pub mod vit;

@@ -20,6 +20,7 @@ use bv_core::io::HostArray;
 use bv_core::numpy as np;
 use bv_core::random::{self, Key};
 use bv_core::{jit, DType, Spec, Tensor};
+use bv_nn::models::ensemble::Ensemble;
 use bv_nn::models::proj::flexi::vit::FlexiVit;
 use bv_nn::models::{self, ImageModel};
 use bv_nn::Stream;
@@ -389,7 +390,8 @@ impl Trainer for Distill {
         self.flexi.as_ref().map_or(0, |f| f.sampler.at(step))
     }
 
-    /// distill.py: `student_fwd`, `<t>_fwd`, `student_<t>_fwd`; the FlexiViT fork:
+    /// distill.py: `student_fwd`, `<t>_fwd`, `student_<t>_fwd`, with `teacher_ensemble` among
+    /// the teachers (the mean of their probabilities); the FlexiViT fork:
     /// `student_seqhw=<s>`, `<t>`, `student_seqhw=<s>_<t>`.
     fn predict_fns(&self) -> Vec<(String, PredictFn)> {
         let students: Vec<(String, Predict)> = match &self.flexi {
@@ -408,7 +410,7 @@ impl Trainer for Distill {
             None => vec![("student_fwd".into(), Predict::trained(self.student.clone()))],
         };
         let suffix = if self.flexi.is_some() { "" } else { "_fwd" };
-        let teachers: Vec<(String, Predict)> = self
+        let mut teachers: Vec<(String, Predict)> = self
             .teachers
             .iter()
             .map(|t| {
@@ -419,6 +421,18 @@ impl Trainer for Distill {
                 (t.name.clone(), p)
             })
             .collect();
+        if self.flexi.is_none() {
+            let members = self
+                .teachers
+                .iter()
+                .map(|t| (t.name.clone(), t.model.clone()))
+                .collect();
+            let ensemble = Predict {
+                model: Arc::new(Ensemble::new(members)),
+                fixed_prefix: Some(String::new()),
+            };
+            teachers.push(("teacher_ensemble".into(), ensemble));
+        }
         let mut out: Vec<(String, PredictFn)> = students
             .iter()
             .map(|(n, p)| (n.clone(), PredictFn::Single(p.clone())))
