@@ -3,18 +3,15 @@
 
 use bv_core::numpy as np;
 use bv_core::sharding::Mesh;
-use bv_core::{jit, DType, Jit, Tensor};
+use bv_core::{jit, DType, Tensor};
 
-use super::{Context, DeviceParams, Evaluator};
+use super::{Context, DeviceParams, Evaluator, SumsFn};
 use crate::config::Eval;
 use crate::data::EvalConfig;
 use crate::error::TrainError;
 use crate::losses;
 use crate::trainers::Predict;
 use bv_core::tree::Params;
-
-/// The jitted per-batch sums: `(params, image, labels, mask) -> (correct, loss, count)`.
-type SumsFn = Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;
 
 /// `prec@1` and `loss` over an eval split.
 pub struct Classification {
@@ -53,18 +50,9 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
 
 impl Evaluator for Classification {
     fn run(&mut self, params: &DeviceParams, _step: u64) -> Result<Vec<(String, f64)>, TrainError> {
-        let (mut correct, mut loss, mut count) = (0.0, 0.0, 0.0);
         let params = self.predict.params(params, &self.fixed);
-        for batch in super::batches(&self.data)? {
-            let batch = batch?;
-            let x = super::to_device(&batch, "image", &self.mesh)?;
-            let y = super::to_device(&batch, &self.label_key, &self.mesh)?;
-            let mask = super::to_device(&batch, "_mask", &self.mesh)?;
-            let (c, l, n) = self.sums.call(&(params.clone(), x, y, mask))?;
-            correct += f64::from(c.item::<f32>()?);
-            loss += f64::from(l.item::<f32>()?);
-            count += f64::from(n.item::<f32>()?);
-        }
+        let (correct, loss, count) =
+            super::sum_batches(&self.sums, &params, &self.data, &self.mesh, &self.label_key)?;
         Ok(vec![
             ("prec@1".into(), correct / count),
             ("loss".into(), loss / count),

@@ -370,6 +370,33 @@ pub fn batches(
     Ok(data::eval(cfg)?.map(|b| b.map_err(TrainError::from)))
 }
 
+/// A jitted per-batch sum over the unpadded examples: `(params, image, labels, mask) ->
+/// (hits, loss, count)`.
+pub type SumsFn = bv_core::Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;
+
+/// `sums` over every batch of `data` (its `image`, `label_key` and padding mask), added up in
+/// float64: `(hits, loss, count)`.
+pub fn sum_batches(
+    sums: &SumsFn,
+    params: &DeviceParams,
+    data: &EvalConfig,
+    mesh: &Mesh,
+    label_key: &str,
+) -> Result<(f64, f64, f64), TrainError> {
+    let (mut hits, mut loss, mut count) = (0.0, 0.0, 0.0);
+    for batch in batches(data)? {
+        let batch = batch?;
+        let x = to_device(&batch, "image", mesh)?;
+        let y = to_device(&batch, label_key, mesh)?;
+        let mask = to_device(&batch, "_mask", mesh)?;
+        let (h, l, n) = sums.call(&(params.clone(), x, y, mask))?;
+        hits += f64::from(h.item::<f32>()?);
+        loss += f64::from(l.item::<f32>()?);
+        count += f64::from(n.item::<f32>()?);
+    }
+    Ok((hits, loss, count))
+}
+
 /// Which model outputs a jitted eval function returns: `logits` or any name of the
 /// model's `out` (`pre_logits`, ...). Names are checked while tracing, where no error can
 /// be returned, so a missing one is noted here and reported after the call.

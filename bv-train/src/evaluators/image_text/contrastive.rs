@@ -8,17 +8,14 @@
 
 use bv_core::numpy as np;
 use bv_core::sharding::Mesh;
-use bv_core::{jit, DType, Jit, Tensor};
+use bv_core::{jit, DType, Tensor};
 
 use super::towers;
 use crate::config::Eval;
 use crate::data::EvalConfig;
 use crate::error::TrainError;
-use crate::evaluators::{Context, DeviceParams, Evaluator};
+use crate::evaluators::{Context, DeviceParams, Evaluator, SumsFn};
 use bv_core::tree::Params;
-
-/// `(params, image, labels, mask) -> (correct, loss, count)` sums, replicated.
-type SumsFn = Jit<(), (Params, Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)>;
 
 /// The contrastive evaluator.
 pub struct Contrastive {
@@ -105,17 +102,13 @@ pub fn build(name: &str, cfg: &Eval, ctx: &Context) -> Result<Box<dyn Evaluator>
 
 impl Evaluator for Contrastive {
     fn run(&mut self, params: &DeviceParams, _step: u64) -> Result<Vec<(String, f64)>, TrainError> {
-        let (mut c, mut l, mut n) = (0.0, 0.0, 0.0);
-        for batch in crate::evaluators::batches(&self.data)? {
-            let batch = batch?;
-            let x = crate::evaluators::to_device(&batch, "image", &self.mesh)?;
-            let y = crate::evaluators::to_device(&batch, &self.label_key, &self.mesh)?;
-            let mask = crate::evaluators::to_device(&batch, "_mask", &self.mesh)?;
-            let (bc, bl, bn) = self.sums.call(&(params.clone(), x, y, mask))?;
-            c += f64::from(bc.item::<f32>()?);
-            l += f64::from(bl.item::<f32>()?);
-            n += f64::from(bn.item::<f32>()?);
-        }
+        let (c, l, n) = crate::evaluators::sum_batches(
+            &self.sums,
+            params,
+            &self.data,
+            &self.mesh,
+            &self.label_key,
+        )?;
         Ok(vec![
             ("ncorrect_minibatch".into(), c / n),
             ("loss".into(), l / n),

@@ -151,17 +151,7 @@ fn order(scores: &[f64]) -> Vec<usize> {
 /// recall@k is the fraction of images with one of their texts among their `k` best.
 pub fn image_to_text(sims: &[Vec<f64>], text_image: &[usize]) -> Vec<(usize, f64)> {
     let ranked: Vec<Vec<usize>> = sims.iter().map(|row| order(row)).collect();
-    RECALL_THRESHOLDS
-        .iter()
-        .map(|&k| {
-            let wins = ranked
-                .iter()
-                .enumerate()
-                .filter(|(i, r)| r.iter().take(k).any(|&t| text_image[t] == *i))
-                .count();
-            (k, wins as f64 / sims.len().max(1) as f64)
-        })
-        .collect()
+    recalls(&ranked, |i, t| text_image[t] == i)
 }
 
 /// `text_to_image_retrieval_eval`: recall@k is the fraction of texts whose image is among
@@ -170,15 +160,21 @@ pub fn text_to_image(sims: &[Vec<f64>], text_image: &[usize]) -> Vec<(usize, f64
     let ranked: Vec<Vec<usize>> = (0..text_image.len())
         .map(|t| order(&sims.iter().map(|row| row[t]).collect::<Vec<_>>()))
         .collect();
+    recalls(&ranked, |t, i| i == text_image[t])
+}
+
+/// Recall@k for each of `RECALL_THRESHOLDS`: the fraction of queries `q` with a candidate `c`
+/// among the first `k` of `ranked[q]` such that `hit(q, c)`.
+fn recalls(ranked: &[Vec<usize>], hit: impl Fn(usize, usize) -> bool) -> Vec<(usize, f64)> {
     RECALL_THRESHOLDS
         .iter()
         .map(|&k| {
             let wins = ranked
                 .iter()
                 .enumerate()
-                .filter(|(t, r)| r.iter().take(k).any(|&i| i == text_image[*t]))
+                .filter(|(q, r)| r.iter().take(k).any(|&c| hit(*q, c)))
                 .count();
-            (k, wins as f64 / text_image.len().max(1) as f64)
+            (k, wins as f64 / ranked.len().max(1) as f64)
         })
         .collect()
 }
