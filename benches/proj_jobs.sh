@@ -34,6 +34,9 @@ if [ -n "${EPOCHS:-}" ]; then
 fi
 mkdir -p "$out" workdirs
 
+# runs_side SIDE: whether SIDES includes SIDE (bv or jax).
+runs_side() { [[ " $sides " == *" $1 "* ]]; }
+
 # The accuracy keys of the last line of a bv workdir's metrics, as "key=value" pairs.
 bv_accuracy() {
   "$python" - "$1/big_vision_metrics.txt" <<'PY'
@@ -51,7 +54,7 @@ run_bv() {
   local job=$1 round=$2 config=$3 run="$1.bv.seed$seed.$2"
   local wd="$out/$run"
   shift 3
-  [[ " $sides " == *" bv "* ]] || return 0
+  runs_side bv || return 0
   rm -rf "$wd"
   local start end
   start=$(date +%s.%N)
@@ -68,7 +71,7 @@ run_bv() {
 run_jax() {
   local job=$1 round=$2 run="$1.jax.seed$seed.$2"
   shift 2
-  [[ " $sides " == *" jax "* ]] || return 0
+  runs_side jax || return 0
   if ! "$python" "$@" > "$out/$run.log" 2>&1; then
     echo "$job jax seed $seed round $round FAILED: see $out/$run.log"
     return
@@ -83,7 +86,7 @@ for r in $(seq "$rounds"); do
     case $job in
       teacher)
         run_bv teacher "$r" configs/fashion_mnist_vit.ron "${recipe[@]}"
-        if [[ " $sides " == *" bv "* ]]; then
+        if runs_side bv; then
           "$bv" export "$out/teacher.bv.seed$seed.$r" --out "$teacher.tmp" >/dev/null && mv "$teacher.tmp" "$teacher"
         fi
         run_jax teacher "$r" benches/jax/fashion_mnist.py ;;
